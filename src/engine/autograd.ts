@@ -1,0 +1,90 @@
+// Tape autograd. Each op that sees a grad-requiring input records a node (its inputs and a
+// closure mapping the output gradient to input gradients); backward() walks the nodes in
+// reverse topological order. The backward pass itself records nothing.
+import type { Tensor } from './tensor.js';
+
+export interface GradNode {
+  op: string;
+  inputs: Tensor[];
+  backward: (gy: Tensor) => (Tensor | null)[];
+}
+
+let gradEnabled = true;
+
+export const isGradEnabled = (): boolean => gradEnabled;
+
+/** Runs fn without recording a graph (inference, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try { return fn(); } finally { gradEnabled = prev; }
+}
+
+/** Runs fn with recording on (the recompute inside a checkpoint's backward). */
+export function withGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try { return fn(); } finally { gradEnabled = prev; }
+}
+
+/** Attaches a node to `out` when any input needs a gradient. Returns `out`. */
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward']): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+// Set by ops/elementwise.ts so this file does not import the op layer (which imports it).
+let addFn: ((a: Tensor, b: Tensor) => Tensor) | undefined;
+let onesLike: ((t: Tensor) => Tensor) | undefined;
+export function installGradHelpers(add: (a: Tensor, b: Tensor) => Tensor, ones: (t: Tensor) => Tensor): void {
+  addFn = add;
+  onesLike = ones;
+}
+
+export function runBackward(root: Tensor, grad?: Tensor): void {
+  if (!root.requiresGrad) throw new Error('backward(): the tensor does not require grad (no trainable input reached it)');
+  if (!grad && root.size !== 1) throw new Error(`backward(): a gradient is needed for a non-scalar output of shape [${root.shape}]`);
+  const add = addFn!;
+  // Reverse topological order by iterative DFS.
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    if (i === 0) { if (seen.has(t)) { stack.pop(); continue; } seen.add(t); }
+    const inputs = t.node ? t.node.inputs : [];
+    if (i < inputs.length) {
+      top[1]++;
+      const c = inputs[i];
+      if (c.requiresGrad && !seen.has(c)) stack.push([c, 0]);
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, grad ?? onesLike!(root));
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      if (!t.node) {
+        t.grad = t.grad ? add(t.grad, g) : g;
+        continue;
+      }
+      const gs = t.node.backward(g);
+      t.node.inputs.forEach((inp, k) => {
+        const gi = gs[k];
+        if (!gi || !inp.requiresGrad) return;
+        const prev = grads.get(inp);
+        grads.set(inp, prev ? add(prev, gi) : gi);
+      });
+    }
+  });
+}

@@ -1,0 +1,34 @@
+// Gradient checkpointing: run a block without keeping its activations, then recompute them
+// during backward. Trades one extra forward of the block for its activation memory.
+import { isGradEnabled, noGrad, withGrad } from './autograd.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * y = fn(...inputs). Parameters used inside fn (leaf tensors with requiresGrad) still receive
+ * their gradients: the recomputation runs its own backward, which accumulates into them.
+ */
+export function checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
+  if (!isGradEnabled()) return fn(...inputs);
+  const out = noGrad(() => fn(...inputs));
+  const y = out.detach();
+  // Parameters inside fn are invisible here, so the node must exist even when no input needs a
+  // gradient: mark the output as requiring one and let the recompute decide.
+  y.requiresGrad = true;
+  y.node = {
+    op: 'checkpoint',
+    inputs,
+    backward: (gy) => {
+      const xs = inputs.map((t) => {
+        const d = t.detach();
+        d.requiresGrad = t.requiresGrad;
+        return d;
+      });
+      withGrad(() => {
+        const z = fn(...xs);
+        if (z.requiresGrad) z.backward(gy);
+      });
+      return xs.map((d) => (d.requiresGrad ? d.grad : null));
+    },
+  };
+  return y;
+}

@@ -1,0 +1,54 @@
+// The cpu backend: storage is a plain typed array; hot products run in the wasm pool.
+import type { Backend, Storage } from '../backend.js';
+import { type DType, type TypedArray, allocArray, castArray } from '../dtype.js';
+import { attention, attentionGrad } from './attention.js';
+import { conv2d, conv2dGradInput, conv2dGradWeight } from './conv.js';
+import { binary, sumTo, unary, unaryGrad } from './elementwise.js';
+import { type FloatArray, setGemmPool } from './gemm.js';
+import { concat, embedding, embeddingGrad, permute, slice, sliceGrad, upsampleNearest2x, upsampleNearest2xGrad } from './layout.js';
+import { matmul } from './matmul.js';
+import { norm, normGrad } from './norm.js';
+import { softmax, softmaxGrad } from './softmax.js';
+import { getPool } from './wasm-pool.js';
+
+const F = (s: Storage) => s as FloatArray;
+
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  fromArray: (data) => data,
+  zeros: (dtype: DType, n: number) => allocArray(dtype, n),
+  read: async (s) => s as TypedArray,
+  readSync: (s) => s as TypedArray,
+  cast: (s, to) => castArray(s as TypedArray, to),
+  unary: (op, x, dtype, n, p) => unary(op, F(x), dtype, n, p),
+  unaryGrad: (op, x, gy, dtype, n, p) => unaryGrad(op, F(x), F(gy), dtype, n, p),
+  binary: (op, a, as, b, bs, out, dtype) => binary(op, F(a), as, F(b), bs, out, dtype),
+  sumTo: (x, shape, to, dtype) => sumTo(F(x), shape, to, dtype),
+  permute: (x, shape, perm, dtype) => permute(x as TypedArray, shape, perm, dtype),
+  slice: (x, shape, starts, out, dtype) => slice(x as TypedArray, shape, starts, out, dtype),
+  sliceGrad: (gy, shape, starts, gs, dtype) => sliceGrad(F(gy), shape, starts, gs, dtype),
+  concat: (xs, shapes, axis, dtype) => concat(xs as TypedArray[], shapes, axis, dtype),
+  matmul: (a, b, spec, dtype) => matmul(F(a), F(b), spec, dtype),
+  conv2d: (x, w, bias, s, dtype) => conv2d(F(x), F(w), bias === null ? null : F(bias), s, dtype),
+  conv2dGradInput: (gy, w, s, dtype) => conv2dGradInput(F(gy), F(w), s, dtype),
+  conv2dGradWeight: (gy, x, s, dtype) => conv2dGradWeight(F(gy), F(x), s, dtype),
+  norm: (x, g, b, L, eps, dtype) => norm(F(x), g === null ? null : F(g), b === null ? null : F(b), L, eps, dtype),
+  normGrad: (gy, x, g, mean, rstd, L, dtype) => normGrad(F(gy), F(x), g === null ? null : F(g), F(mean), F(rstd), L, dtype),
+  softmax: (x, rows, cols, dtype) => softmax(F(x), rows, cols, dtype),
+  softmaxGrad: (y, gy, rows, cols, dtype) => softmaxGrad(F(y), F(gy), rows, cols, dtype),
+  attention: (q, k, v, a, dtype) => attention(F(q), F(k), F(v), a, dtype),
+  attentionGrad: (q, k, v, gy, a, dtype) => attentionGrad(F(q), F(k), F(v), F(gy), a, dtype),
+  upsampleNearest2x: (x, shape, dtype) => upsampleNearest2x(F(x), shape, dtype),
+  upsampleNearest2xGrad: (gy, shape, dtype) => upsampleNearest2xGrad(F(gy), shape, dtype),
+  embedding: (ids, table, count, dim, dtype) => embedding(ids as Int32Array, F(table), count, dim, dtype),
+  embeddingGrad: (ids, gy, count, vocab, dim, dtype) => embeddingGrad(ids as Int32Array, F(gy), count, vocab, dim, dtype),
+};
+
+/**
+ * Starts the WebAssembly SIMD kernels and worker threads. Until this resolves the cpu backend
+ * computes in plain JS (same results, slower); SDLORA_WASM=0 keeps it that way.
+ */
+export async function initCpuBackend(): Promise<void> {
+  if (process.env.SDLORA_WASM === '0') return;
+  setGemmPool(await getPool());
+}

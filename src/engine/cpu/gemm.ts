@@ -1,0 +1,125 @@
+// General matrix multiply C = A·B (or C += A·B) on strided views. f32 work of useful size goes to
+// the packed WebAssembly SIMD kernel on all threads; f64 (gradient checks) and tiny products use
+// the plain JS loop, which is also the reference the kernel is tested against.
+import { MR, NR } from './gemm-wat.js';
+import type { WasmPool } from './wasm-pool.js';
+
+export type FloatArray = Float32Array | Float64Array;
+
+/** A matrix inside a flat array: element (i, j) is data[offset + i*rs + j*cs]. */
+export interface MatView {
+  data: FloatArray;
+  offset: number;
+  rs: number;
+  cs: number;
+}
+
+export const mat = (data: FloatArray, offset: number, rs: number, cs: number): MatView => ({ data, offset, rs, cs });
+
+const KC_MAX = 256;
+/** Below this many multiply-adds the copy into wasm memory costs more than it saves. */
+const WASM_MIN_MACS = 16 * 16 * 16;
+
+let pool: WasmPool | undefined;
+/** Installs the wasm pool; until then (or without it) every product runs in JS. */
+export function setGemmPool(p: WasmPool | undefined): void {
+  pool = p;
+}
+
+/** C[cOff + i*N + j] (=|+=) sum_k A(i,k) B(k,j). */
+export function gemm(
+  M: number, N: number, K: number, A: MatView, B: MatView, C: FloatArray, cOff: number, accumulate: boolean,
+): void {
+  if (M === 0 || N === 0) return;
+  if (pool && C instanceof Float32Array && A.data instanceof Float32Array && B.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
+    gemmWasm(pool, M, N, K, A, B, C, cOff, accumulate);
+  } else {
+    gemmJs(M, N, K, A, B, C, cOff, accumulate);
+  }
+}
+
+export function gemmJs(
+  M: number, N: number, K: number, A: MatView, B: MatView, C: FloatArray, cOff: number, accumulate: boolean,
+): void {
+  const a = A.data, b = B.data;
+  const row = new Float64Array(N);
+  for (let i = 0; i < M; i++) {
+    row.fill(0);
+    const ai = A.offset + i * A.rs;
+    for (let k = 0; k < K; k++) {
+      const av = a[ai + k * A.cs];
+      if (av === 0) continue;
+      const bk = B.offset + k * B.rs;
+      for (let j = 0; j < N; j++) row[j] += av * b[bk + j * B.cs];
+    }
+    const ci = cOff + i * N;
+    if (accumulate) for (let j = 0; j < N; j++) C[ci + j] += row[j];
+    else for (let j = 0; j < N; j++) C[ci + j] = row[j];
+  }
+}
+
+function gemmWasm(
+  p: WasmPool, M: number, N: number, K: number, A: MatView, B: MatView, C: Float32Array, cOff: number, accumulate: boolean,
+): void {
+  const nkb = Math.max(1, Math.ceil(K / KC_MAX));
+  const kc = Math.ceil(K / nkb);
+  const npa = Math.ceil(M / MR);
+  const npb = Math.ceil(N / NR);
+  const tileBytes = p.threads * MR * NR * 4;
+  const apOff = tileBytes;
+  const apLen = nkb * npa * kc * MR;
+  const bpOff = apOff + apLen * 4;
+  const bpLen = nkb * npb * kc * NR;
+  const cOffB = bpOff + bpLen * 4;
+  const buf = p.reserve(cOffB + M * N * 4);
+  const mem = new Float32Array(buf);
+  packPanels(A, M, K, MR, nkb, kc, mem, apOff >> 2, false);
+  packPanels(B, N, K, NR, nkb, kc, mem, bpOff >> 2, true);
+  const cw = cOffB >> 2;
+  if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
+  else mem.fill(0, cw, cw + M * N);
+  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4]);
+  C.set(mem.subarray(cw, cw + M * N), cOff);
+}
+
+/**
+ * Packs a matrix into [kb][panel][kc][W] blocks (zero padded). For A the panel index runs over rows
+ * (i, k) = (panel row, k); for B (`kMajor`) over columns with element (k, j).
+ */
+function packPanels(
+  v: MatView, rows: number, K: number, W: number, nkb: number, kc: number, dst: Float32Array, off: number, kMajor: boolean,
+): void {
+  const src = v.data;
+  const np = Math.ceil(rows / W);
+  // Strides of the "panel row" index and of k inside the source.
+  const sr = kMajor ? v.cs : v.rs;
+  const sk = kMajor ? v.rs : v.cs;
+  let o = off;
+  for (let kb = 0; kb < nkb; kb++) {
+    const k0 = kb * kc;
+    const kn = Math.min(kc, K - k0);
+    for (let pi = 0; pi < np; pi++) {
+      const r0 = pi * W;
+      const rn = Math.min(W, rows - r0);
+      if (rn === W && sr === 1) {
+        // Common fast path: the W values of one k are contiguous in the source.
+        for (let k = 0; k < kn; k++) {
+          const s = v.offset + r0 + (k0 + k) * sk;
+          for (let r = 0; r < W; r++) dst[o + r] = src[s + r];
+          o += W;
+        }
+      } else {
+        for (let k = 0; k < kn; k++) {
+          const s = v.offset + r0 * sr + (k0 + k) * sk;
+          for (let r = 0; r < rn; r++) dst[o + r] = src[s + r * sr];
+          for (let r = rn; r < W; r++) dst[o + r] = 0;
+          o += W;
+        }
+      }
+      for (let k = kn; k < kc; k++) {
+        for (let r = 0; r < W; r++) dst[o + r] = 0;
+        o += W;
+      }
+    }
+  }
+}

@@ -1,0 +1,121 @@
+// The WebAssembly SIMD kernels and the worker threads that run them. All instances share one
+// WebAssembly.Memory backed by a SharedArrayBuffer, so a kernel call is: the host copies (packs)
+// operands into that memory, every thread runs its slice, the host copies the result out.
+import { Worker } from 'node:worker_threads';
+import os from 'node:os';
+import wabtInit from 'wabt';
+import { gemmWat } from './gemm-wat.js';
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // 4 GiB address space, reserved lazily by the engine
+// Control block layout (Int32 indices): [0] job sequence, [1] finished count, then per worker 16 args.
+const ARGS_PER_WORKER = 16;
+
+const workerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { module, memory, ctrl, index } = workerData;
+const instance = new WebAssembly.Instance(module, { env: { memory } });
+const c = new Int32Array(ctrl);
+let seq = 0;
+parentPort.postMessage('ready');
+for (;;) {
+  Atomics.wait(c, 0, seq);
+  seq = Atomics.load(c, 0);
+  if (seq < 0) break;
+  const base = 2 + index * ${ARGS_PER_WORKER};
+  const n = c[base];
+  const args = [];
+  for (let i = 0; i < n; i++) args.push(c[base + 1 + i]);
+  instance.exports.gemm(...args);
+  Atomics.add(c, 1, 1);
+  Atomics.notify(c, 1);
+}
+`;
+
+export class WasmPool {
+  readonly threads: number;
+  private memory: WebAssembly.Memory;
+  private exports: { gemm: (...a: number[]) => void };
+  private ctrl: Int32Array;
+  private workers: Worker[] = [];
+  private seq = 0;
+
+  private constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number) {
+    this.memory = memory;
+    this.threads = threads;
+    const inst = new WebAssembly.Instance(module, { env: { memory } });
+    this.exports = inst.exports as unknown as WasmPool['exports'];
+    this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (2 + threads * ARGS_PER_WORKER)));
+    for (let i = 0; i < threads - 1; i++) {
+      const w = new Worker(workerSource, {
+        eval: true,
+        workerData: { module, memory, ctrl: this.ctrl.buffer, index: i },
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  static async create(threads: number): Promise<WasmPool> {
+    const wabt = await wabtInit();
+    const parsed = wabt.parseWat('gemm.wat', gemmWat(), { simd: true, threads: true });
+    const { buffer } = parsed.toBinary({});
+    parsed.destroy();
+    const module = await WebAssembly.compile(new Uint8Array(buffer));
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    const pool = new WasmPool(module, memory, threads);
+    await Promise.all(pool.workers.map((w) => new Promise((res) => w.once('message', res))));
+    return pool;
+  }
+
+  /** Makes sure the shared memory holds at least `bytes` and returns a fresh view of it. */
+  reserve(bytes: number): ArrayBuffer {
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / PAGE));
+    return this.memory.buffer as unknown as ArrayBuffer;
+  }
+
+  /**
+   * Runs gemm over panel rows [0, panels) split across the threads; `argsFor(lo, hi, t)` gives the
+   * argument list of thread t. The calling thread takes the first slice and then waits for the rest.
+   */
+  runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[]): void {
+    const t = Math.max(1, Math.min(this.threads, panels));
+    const per = Math.ceil(panels / t);
+    const c = this.ctrl;
+    // Every worker wakes on a new sequence, so each gets arguments; an empty slice runs no loop.
+    for (let w = 1; w < this.threads; w++) {
+      const lo = Math.min(panels, w * per);
+      const hi = w < t ? Math.min(panels, lo + per) : lo;
+      const args = argsFor(lo, hi, w);
+      const base = 2 + (w - 1) * ARGS_PER_WORKER;
+      c[base] = args.length;
+      for (let i = 0; i < args.length; i++) c[base + 1 + i] = args[i];
+    }
+    const expected = this.workers.length;
+    if (expected > 0) {
+      Atomics.store(c, 1, 0);
+      this.seq = (this.seq + 1) & 0x3fffffff;
+      Atomics.store(c, 0, this.seq);
+      Atomics.notify(c, 0);
+    }
+    this.exports.gemm(...argsFor(0, Math.min(per, panels), 0));
+    for (;;) {
+      const done = Atomics.load(c, 1);
+      if (done >= expected) break;
+      Atomics.wait(c, 1, done);
+    }
+  }
+}
+
+export function defaultThreads(): number {
+  const env = Number(process.env.SDLORA_THREADS);
+  if (Number.isInteger(env) && env > 0) return env;
+  return Math.max(1, os.availableParallelism());
+}
+
+let poolPromise: Promise<WasmPool> | undefined;
+export function getPool(): Promise<WasmPool> {
+  poolPromise ??= WasmPool.create(defaultThreads());
+  return poolPromise;
+}

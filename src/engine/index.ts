@@ -1,0 +1,20 @@
+// Public surface of the engine.
+export * from './dtype.js';
+export * from './shape.js';
+export type * from './backend.js';
+export { Tensor, tensor, zeros, ones, full } from './tensor.js';
+export { noGrad, isGradEnabled } from './autograd.js';
+export { checkpoint } from './checkpoint.js';
+export { Rng, randn, rand } from './random.js';
+export { cpuBackend, initCpuBackend } from './cpu/cpu-backend.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/layout.js';
+export * from './ops/linalg.js';
+export * from './ops/conv.js';
+export * from './ops/norm.js';
+export * from './ops/softmax.js';
+export * from './ops/attention.js';
+export * from './ops/resample.js';
+export * from './ops/embedding.js';
+export * from './ops/loss.js';
