@@ -1,0 +1,108 @@
+// Forward results against independent naive references, and the wasm SIMD kernels against the
+// plain JS path (f32 vs f64 of the same data).
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as E from '../../src/engine/index.js';
+import { Rng, initCpuBackend, tensor } from '../../src/engine/index.js';
+import { gemm, gemmJs, mat } from '../../src/engine/cpu/gemm.js';
+import { maxAbsDiff, randT } from '../helpers/gradcheck.js';
+
+const rng = new Rng(11);
+
+function naiveConv(x: E.Tensor, w: E.Tensor, b: E.Tensor | null, stride: number, pad: number, groups: number): number[] {
+  const [n, cin, h, wd] = x.shape, [cout, cg, kh, kw] = w.shape;
+  const oh = Math.floor((h + 2 * pad - kh) / stride) + 1, ow = Math.floor((wd + 2 * pad - kw) / stride) + 1;
+  const X = x.dataSync(), W = w.dataSync(), B = b?.dataSync();
+  const out: number[] = [];
+  const cog = cout / groups;
+  for (let i = 0; i < n; i++) for (let o = 0; o < cout; o++) for (let y = 0; y < oh; y++) for (let z = 0; z < ow; z++) {
+    let s = B ? B[o] : 0;
+    const g = Math.floor(o / cog);
+    for (let c = 0; c < cg; c++) for (let p = 0; p < kh; p++) for (let q = 0; q < kw; q++) {
+      const iy = y * stride - pad + p, ix = z * stride - pad + q;
+      if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+      s += X[((i * cin + g * cg + c) * h + iy) * wd + ix] * W[((o * cg + c) * kh + p) * kw + q];
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+describe('forward kernels against naive references', () => {
+  before(() => initCpuBackend());
+
+  it('conv2d equals the direct definition (f32 through wasm, several geometries)', () => {
+    for (const [shape, wshape, stride, pad, groups] of [
+      [[2, 3, 9, 7], [5, 3, 3, 3], 1, 1, 1], [[1, 4, 8, 8], [6, 2, 3, 3], 2, 1, 2], [[1, 8, 6, 6], [16, 8, 1, 1], 1, 0, 1],
+      [[1, 32, 12, 12], [32, 32, 3, 3], 1, 1, 1],
+    ] as [number[], number[], number, number, number][]) {
+      const x = randT(shape, rng, 1, 'f32'), w = randT(wshape, rng, 0.2, 'f32'), b = randT([wshape[0]], rng, 1, 'f32');
+      const y = E.conv2d(x, w, b, { stride, padding: pad, groups });
+      assert.ok(maxAbsDiff(y.dataSync(), naiveConv(x, w, b, stride, pad, groups)) < 1e-4, `conv ${shape} ${wshape}`);
+    }
+  });
+
+  it('group norm equals the textbook formula', () => {
+    const x = randT([2, 6, 3, 3], rng), g = randT([6], rng), b = randT([6], rng);
+    const y = E.groupNorm(x, 3, g, b, 1e-5).dataSync();
+    const X = x.dataSync(), G = g.dataSync(), B = b.dataSync();
+    for (let n = 0; n < 2; n++) for (let grp = 0; grp < 3; grp++) {
+      const idx: number[] = [];
+      for (let c = grp * 2; c < grp * 2 + 2; c++) for (let s = 0; s < 9; s++) idx.push((n * 6 + c) * 9 + s);
+      const m = idx.reduce((a, i) => a + X[i], 0) / idx.length;
+      const v = idx.reduce((a, i) => a + (X[i] - m) ** 2, 0) / idx.length;
+      for (const i of idx) {
+        const c = Math.floor(i / 9) % 6;
+        assert.ok(Math.abs(y[i] - ((X[i] - m) / Math.sqrt(v + 1e-5) * G[c] + B[c])) < 1e-12);
+      }
+    }
+  });
+
+  it('fused attention equals softmax(q k^T * scale) v, with and without the causal mask', () => {
+    const q = randT([2, 7, 4], rng), k = randT([2, 7, 4], rng), v = randT([2, 7, 3], rng);
+    for (const causal of [false, true]) {
+      let s = E.mulScalar(E.matmul(q, E.transpose(k)), 0.5);
+      if (causal) {
+        const mask = new Float64Array(49).map((_, i) => (i % 7 > Math.floor(i / 7) ? -Infinity : 0));
+        s = E.add(s, tensor(mask, [7, 7], 'f64'));
+      }
+      const ref = E.matmul(E.softmax(s), v).dataSync();
+      assert.ok(maxAbsDiff(E.attention(q, k, v, { scale: 0.5, causal }).dataSync(), ref) < 1e-12);
+    }
+  });
+
+  it('attention over more queries than one block (f32, wasm) matches the f64 path', () => {
+    const q = randT([1, 600, 16], rng), k = randT([1, 300, 16], rng), v = randT([1, 300, 8], rng);
+    const ref = E.attention(q, k, v).dataSync();
+    const got = E.attention(q.to('f32'), k.to('f32'), v.to('f32')).dataSync();
+    assert.ok(maxAbsDiff(got, ref) < 1e-5);
+  });
+
+  it('wasm gemm matches the JS reference for odd sizes and every transpose', () => {
+    for (const [M, N, K] of [[1, 1, 1], [6, 8, 1], [7, 9, 300], [33, 65, 17], [130, 70, 513]]) {
+      for (const ta of [false, true]) for (const tb of [false, true]) {
+        const A = Float32Array.from({ length: M * K }, () => rng.normal());
+        const B = Float32Array.from({ length: K * N }, () => rng.normal());
+        const av = ta ? mat(A, 0, 1, M) : mat(A, 0, K, 1);
+        const bv = tb ? mat(B, 0, 1, K) : mat(B, 0, N, 1);
+        const c1 = Float32Array.from({ length: M * N }, () => 1), c2 = c1.slice();
+        gemm(M, N, K, av, bv, c1, 0, true);
+        gemmJs(M, N, K, av, bv, c2, 0, true);
+        assert.ok(maxAbsDiff(c1, c2) < 1e-4 * Math.sqrt(K), `gemm ${M}x${N}x${K} ta=${ta} tb=${tb}`);
+      }
+    }
+  });
+
+  it('upsample, embedding, permute and concat move the right values', () => {
+    const x = tensor([1, 2, 3, 4], [1, 1, 2, 2]);
+    assert.deepEqual([...E.upsampleNearest2x(x).dataSync()], [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]);
+    const t = tensor([0, 1, 10, 11, 20, 21], [3, 2]);
+    assert.deepEqual([...E.embedding(tensor([2, 0], [2], 'i32'), t).dataSync()], [20, 21, 0, 1]);
+    const p = E.permute(tensor([0, 1, 2, 3, 4, 5], [1, 2, 3]), [2, 0, 1]);
+    assert.deepEqual(p.shape, [3, 1, 2]);
+    assert.deepEqual([...p.dataSync()], [0, 3, 1, 4, 2, 5]);
+    const c = E.concat([tensor([1, 2], [2, 1]), tensor([3, 4, 5, 6], [2, 2])], 1);
+    assert.deepEqual([...c.dataSync()], [1, 3, 4, 2, 5, 6]);
+    assert.throws(() => E.embedding(tensor([3], [1], 'i32'), t), /out of range/);
+  });
+});
