@@ -3,6 +3,7 @@
 import type { AttentionSpec } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
 import { type FloatArray, gemm, mat } from './gemm.js';
+import { scratch } from './scratch.js';
 import { softmaxGradInto, softmaxRowsInPlace } from './softmax.js';
 
 const QUERY_BLOCK = 512;
@@ -17,7 +18,7 @@ function probs(q: FloatArray, k: FloatArray, a: AttentionSpec, b: number, q0: nu
 
 export function attention(q: FloatArray, k: FloatArray, v: FloatArray, a: AttentionSpec, dtype: FloatDType): FloatArray {
   const y = allocArray(dtype, a.batch * a.lq * a.dv) as FloatArray;
-  const p = allocArray(dtype, Math.min(QUERY_BLOCK, a.lq) * a.lk) as FloatArray;
+  const p = scratch('attn.p', dtype, Math.min(QUERY_BLOCK, a.lq) * a.lk);
   for (let b = 0; b < a.batch; b++) {
     for (let q0 = 0; q0 < a.lq; q0 += QUERY_BLOCK) {
       const qn = Math.min(QUERY_BLOCK, a.lq - q0);
@@ -33,8 +34,8 @@ export function attentionGrad(q: FloatArray, k: FloatArray, v: FloatArray, gy: F
   const dk = allocArray(dtype, k.length) as FloatArray;
   const dv = allocArray(dtype, v.length) as FloatArray;
   const blk = Math.min(QUERY_BLOCK, a.lq);
-  const p = allocArray(dtype, blk * a.lk) as FloatArray;
-  const dp = allocArray(dtype, blk * a.lk) as FloatArray;
+  const p = scratch('attn.p', dtype, blk * a.lk);
+  const dp = scratch('attn.dp', dtype, blk * a.lk);
   for (let b = 0; b < a.batch; b++) {
     const kOff = b * a.lk * a.d, vOff = b * a.lk * a.dv;
     for (let q0 = 0; q0 < a.lq; q0 += QUERY_BLOCK) {

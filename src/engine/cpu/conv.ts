@@ -3,6 +3,7 @@
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
 import { type FloatArray, gemm, mat } from './gemm.js';
+import { scratch } from './scratch.js';
 
 interface Geometry {
   n: number; cin: number; h: number; w: number; cout: number; cg: number; cog: number;
@@ -28,14 +29,18 @@ function im2col(x: FloatArray, xOff: number, G: Geometry, col: FloatArray): void
     const xc = xOff + c * h * w;
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
+        // Output columns whose input column lies inside the image: [ox0, ox1).
+        const ox0 = Math.min(ow, Math.max(0, Math.ceil((pw - j) / sw)));
+        const ox1 = Math.max(ox0, Math.min(ow, Math.floor((w - 1 + pw - j) / sw) + 1));
         for (let oy = 0; oy < oh; oy++) {
           const iy = oy * sh - ph + i;
           if (iy < 0 || iy >= h) { col.fill(0, o, o + ow); o += ow; continue; }
-          const row = xc + iy * w;
-          for (let ox = 0; ox < ow; ox++) {
-            const ix = ox * sw - pw + j;
-            col[o++] = ix >= 0 && ix < w ? x[row + ix] : 0;
-          }
+          const src = xc + iy * w - pw + j;
+          for (let ox = 0; ox < ox0; ox++) col[o + ox] = 0;
+          if (sw === 1) col.set(x.subarray(src + ox0, src + ox1), o + ox0);
+          else for (let ox = ox0; ox < ox1; ox++) col[o + ox] = x[src + ox * sw];
+          for (let ox = ox1; ox < ow; ox++) col[o + ox] = 0;
+          o += ow;
         }
       }
     }
@@ -66,7 +71,7 @@ function col2imAdd(col: FloatArray, G: Geometry, dx: FloatArray, dxOff: number):
 export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s: ConvShapes, dtype: FloatDType): FloatArray {
   const G = geometry(s);
   const y = allocArray(dtype, G.n * G.cout * G.ohw) as FloatArray;
-  const col = G.pointwise ? null : (allocArray(dtype, G.kk * G.ohw) as FloatArray);
+  const col = G.pointwise ? null : scratch('im2col', dtype, G.kk * G.ohw);
   for (let b = 0; b < G.n; b++) {
     for (let g = 0; g < G.g; g++) {
       const xOff = (b * G.cin + g * G.cg) * G.h * G.w;
@@ -88,7 +93,7 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
 export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
   const G = geometry(s);
   const dx = allocArray(dtype, G.n * G.cin * G.h * G.w) as FloatArray;
-  const col = G.pointwise ? null : (allocArray(dtype, G.kk * G.ohw) as FloatArray);
+  const col = G.pointwise ? null : scratch('im2col', dtype, G.kk * G.ohw);
   for (let b = 0; b < G.n; b++) {
     for (let g = 0; g < G.g; g++) {
       const xOff = (b * G.cin + g * G.cg) * G.h * G.w;
@@ -110,7 +115,7 @@ export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dt
 export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
   const G = geometry(s);
   const dw = allocArray(dtype, G.cout * G.kk) as FloatArray;
-  const col = G.pointwise ? null : (allocArray(dtype, G.kk * G.ohw) as FloatArray);
+  const col = G.pointwise ? null : scratch('im2col', dtype, G.kk * G.ohw);
   for (let b = 0; b < G.n; b++) {
     for (let g = 0; g < G.g; g++) {
       const xOff = (b * G.cin + g * G.cg) * G.h * G.w;

@@ -1,0 +1,29 @@
+// The `sdlora` command line.
+import { Command } from 'commander';
+import { inspect } from './inspect.js';
+import { smoke } from './smoke.js';
+
+const program = new Command();
+program
+  .name('sdlora')
+  .description('Train and use Stable Diffusion LoRA adapters in TypeScript (no Python, no CUDA).')
+  .version('0.1.0');
+
+program
+  .command('smoke')
+  .description('run a small forward/backward pass on the cpu engine and check one gradient')
+  .action(smoke);
+
+program
+  .command('inspect')
+  .description('list the tensors and metadata of a .safetensors file')
+  .argument('<file>', 'path to a .safetensors file')
+  .option('--limit <n>', 'tensors to list', (v) => Number(v), 50)
+  .action(inspect);
+
+try {
+  await program.parseAsync();
+} catch (e) {
+  console.error(`sdlora: ${(e as Error).message}`);
+  process.exitCode = 1;
+}
