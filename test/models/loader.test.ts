@@ -1,0 +1,73 @@
+// Loading whole models the way users have them: a diffusers folder and a single-file LDM
+// checkpoint, both assembled here from the tiny golden fixtures.
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import * as E from '../../src/engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
+import { loadDiffusersFolder, loadSingleFile, loadStateDict, readJson } from '../../src/models/loader.js';
+import { maxAbsDiff } from '../helpers/gradcheck.js';
+import { goldenDir } from '../helpers/golden.js';
+
+const g = goldenDir();
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'sdlora-load-'));
+const configs = {
+  unet: readJson(path.join(g, 'unet-tiny/config.json')),
+  vae: readJson(path.join(g, 'vae-tiny/config.json')),
+  textEncoder: readJson(path.join(g, 'clip-text-tiny/config.json')),
+};
+
+async function checkOutputs(m: Awaited<ReturnType<typeof loadSingleFile>>, tol: number): Promise<void> {
+  const u = (await loadSafetensors(path.join(g, 'unet-tiny/io.safetensors'))).tensors;
+  const v = (await loadSafetensors(path.join(g, 'vae-tiny/io.safetensors'))).tensors;
+  const c = (await loadSafetensors(path.join(g, 'clip-text-tiny/io.safetensors'))).tensors;
+  E.noGrad(() => {
+    assert.ok(maxAbsDiff(m.unet.forward(u.sample, u.timestep, u.encoder_hidden_states).dataSync(), u.out.dataSync()) < tol, 'unet');
+    assert.ok(maxAbsDiff(m.vae.decode(v.latent).dataSync(), v.decoded.dataSync()) < tol, 'vae');
+    assert.ok(maxAbsDiff(m.textEncoder.forward(c.input_ids).lastHiddenState.dataSync(), c.last_hidden_state.dataSync()) < tol, 'text encoder');
+  });
+}
+
+describe('model loaders', () => {
+  before(() => E.initCpuBackend());
+
+  it('loads a diffusers folder (unet/, vae/, text_encoder/)', async () => {
+    const dir = path.join(tmp, 'diffusers');
+    for (const [sub, src, cfg, name] of [
+      ['unet', 'unet-tiny/unet.safetensors', 'unet-tiny/config.json', 'diffusion_pytorch_model.safetensors'],
+      ['vae', 'vae-tiny/vae.safetensors', 'vae-tiny/config.json', 'diffusion_pytorch_model.safetensors'],
+      ['text_encoder', 'clip-text-tiny/text_encoder.safetensors', 'clip-text-tiny/config.json', 'model.safetensors'],
+    ]) {
+      await mkdir(path.join(dir, sub), { recursive: true });
+      await copyFile(path.join(g, src), path.join(dir, sub, name));
+      await copyFile(path.join(g, cfg), path.join(dir, sub, 'config.json'));
+    }
+    await checkOutputs(await loadDiffusersFolder(dir), 1e-4);
+  });
+
+  it('loads a single-file LDM checkpoint (f32, and f16 converted on load)', async () => {
+    const all: [string, E.Tensor][] = [];
+    for (const f of ['unet-tiny/unet_ldm.safetensors', 'vae-tiny/vae_ldm.safetensors', 'clip-text-tiny/text_encoder_ldm.safetensors']) {
+      all.push(...(await loadStateDict(path.join(g, f))).entries());
+    }
+    all.push(['cond_stage_model.transformer.text_model.embeddings.position_ids', E.tensor(Int32Array.from({ length: 77 }, (_, i) => i), [1, 77], 'i32')]);
+    const f32 = path.join(tmp, 'tiny.safetensors');
+    await saveSafetensors(f32, all);
+    await checkOutputs(await loadSingleFile(f32, configs), 1e-4);
+    const f16 = path.join(tmp, 'tiny-fp16.safetensors');
+    await saveSafetensors(f16, all, {}, 'F16');
+    await checkOutputs(await loadSingleFile(f16, configs), 0.05);
+  });
+
+  it('refuses pickle files and incomplete checkpoints with the file name', async () => {
+    const bin = path.join(tmp, 'model.ckpt');
+    await writeFile(bin, 'x');
+    await assert.rejects(loadSingleFile(bin), /model\.ckpt: pickle checkpoints/);
+    const part = path.join(tmp, 'unet-only.safetensors');
+    await copyFile(path.join(g, 'unet-tiny/unet_ldm.safetensors'), part);
+    await assert.rejects(loadSingleFile(part, configs), /unet-only\.safetensors: not a complete Stable Diffusion checkpoint \(no first_stage_model/);
+    await assert.rejects(loadDiffusersFolder(tmp), /not a diffusers model folder/);
+  });
+});
