@@ -4,6 +4,10 @@ import * as E from '../src/engine/index.js';
 import { Rng, initCpuBackend } from '../src/engine/index.js';
 import { getPool } from '../src/engine/cpu/wasm-pool.js';
 import { gemm, mat } from '../src/engine/cpu/gemm.js';
+import { SD15_UNET_CONFIG } from '../src/models/sd15-configs.js';
+import { parseUNetConfig } from '../src/models/unet-config.js';
+import { randomUNetWeights } from '../src/models/unet-params.js';
+import { UNet2DConditionModel } from '../src/models/unet.js';
 
 await initCpuBackend();
 const threads = (await getPool()).threads;
@@ -11,7 +15,7 @@ const rng = new Rng(0);
 const rand = (shape: number[]) => E.randn(shape, rng);
 
 function time(fn: () => void, runs = 5): number {
-  fn();
+  if (runs > 1) fn();
   const ts: number[] = [];
   for (let i = 0; i < runs; i++) { const t0 = performance.now(); fn(); ts.push(performance.now() - t0); }
   return ts.sort((a, b) => a - b)[Math.floor(runs / 2)];
@@ -55,6 +59,26 @@ for (const n of [512, 1024]) {
   const h = rand([2, 4096, 320]);
   bench('layer norm fwd', '2x4096x320', 0, () => E.layerNorm(h, g, b));
   bench('silu', '2x320x64x64', 0, () => E.silu(x));
+}
+
+{
+  // Tiny UNet (the golden fixtures' config): one training step, forward + backward.
+  const cfg = parseUNetConfig({ ...SD15_UNET_CONFIG, block_out_channels: [32, 64], down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+    up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'], cross_attention_dim: 32 });
+  const weights = randomUNetWeights(cfg, 1);
+  weights.requireGrad();
+  const unet = new UNet2DConditionModel(cfg, weights);
+  const x = rand([2, 4, 32, 32]), ctx = rand([2, 77, 32]), t = E.tensor([10, 500], [2]);
+  bench('tiny UNet fwd+bwd', '2x4x32x32 ctx 77x32', 0, () => E.mseLoss(unet.forward(x, t, ctx), x).backward(), 5);
+}
+
+if (process.argv.includes('--sd15')) {
+  // SD 1.5-shaped UNet with random weights: one forward at a 64x64 latent (512 px), batch 1.
+  const cfg = parseUNetConfig(SD15_UNET_CONFIG);
+  const unet = new UNet2DConditionModel(cfg, randomUNetWeights(cfg, 2));
+  const x = rand([1, 4, 64, 64]), ctx = rand([1, 77, 768]), t = E.tensor([500], [1]);
+  bench('SD1.5 UNet fwd (random weights)', '1x4x64x64 ctx 77x768', 0, () => E.noGrad(() => unet.forward(x, t, ctx)), 1);
+  console.error(`  peak RSS ${(process.resourceUsage().maxRSS / 1048576).toFixed(2)} GiB`);
 }
 
 console.log(`\nsdlora cpu backend, ${threads} thread(s), node ${process.version}\n`);

@@ -71,3 +71,14 @@ describe('model loaders', () => {
     await assert.rejects(loadDiffusersFolder(tmp), /not a diffusers model folder/);
   });
 });
+
+describe('UNet parameter list', () => {
+  it('derives exactly the golden checkpoint\'s keys and shapes from the config', async () => {
+    const { parseUNetConfig } = await import('../../src/models/unet-config.js');
+    const { unetParamShapes } = await import('../../src/models/unet-params.js');
+    const sd = await loadStateDict(path.join(g, 'unet-tiny/unet.safetensors'));
+    const shapes = unetParamShapes(parseUNetConfig(configs.unet));
+    assert.deepEqual([...shapes.keys()].sort(), [...sd.keys()].sort());
+    for (const [k, s] of shapes) assert.deepEqual(s, [...sd.get(k)!.shape], k);
+  });
+});

@@ -19,6 +19,8 @@ export const mat = (data: FloatArray, offset: number, rs: number, cs: number): M
 const KC_MAX = 256;
 /** Below this many multiply-adds the copy into wasm memory costs more than it saves. */
 const WASM_MIN_MACS = 16 * 16 * 16;
+/** Below this many multiply-adds one thread beats waking the others (about 50 us of work). */
+const THREADED_MIN_MACS = 1 << 20;
 
 let pool: WasmPool | undefined;
 /** Installs the wasm pool; until then (or without it) every product runs in JS. */
@@ -78,7 +80,7 @@ function gemmWasm(
   const cw = cOffB >> 2;
   if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
   else mem.fill(0, cw, cw + M * N);
-  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4]);
+  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4], M * N * K >= THREADED_MIN_MACS ? p.threads : 1);
   C.set(mem.subarray(cw, cw + M * N), cOff);
 }
 

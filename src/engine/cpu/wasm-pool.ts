@@ -79,8 +79,13 @@ export class WasmPool {
    * Runs gemm over panel rows [0, panels) split across the threads; `argsFor(lo, hi, t)` gives the
    * argument list of thread t. The calling thread takes the first slice and then waits for the rest.
    */
-  runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[]): void {
-    const t = Math.max(1, Math.min(this.threads, panels));
+  runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads = this.threads): void {
+    const t = Math.max(1, Math.min(this.threads, maxThreads, panels));
+    if (t === 1) {
+      // Waking a sleeping worker costs more than a small product; run it here.
+      this.exports.gemm(...argsFor(0, panels, 0));
+      return;
+    }
     const per = Math.ceil(panels / t);
     const c = this.ctrl;
     // Every worker wakes on a new sequence, so each gets arguments; an empty slice runs no loop.
@@ -93,12 +98,10 @@ export class WasmPool {
       for (let i = 0; i < args.length; i++) c[base + 1 + i] = args[i];
     }
     const expected = this.workers.length;
-    if (expected > 0) {
-      Atomics.store(c, 1, 0);
-      this.seq = (this.seq + 1) & 0x3fffffff;
-      Atomics.store(c, 0, this.seq);
-      Atomics.notify(c, 0);
-    }
+    Atomics.store(c, 1, 0);
+    this.seq = (this.seq + 1) & 0x3fffffff;
+    Atomics.store(c, 0, this.seq);
+    Atomics.notify(c, 0);
     this.exports.gemm(...argsFor(0, Math.min(per, panels), 0));
     for (;;) {
       const done = Atomics.load(c, 1);
