@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Tensor } from '../engine/tensor.js';
+import { parsePythonJson } from '../io/python-json.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { CLIPTextModel, parseCLIPTextConfig } from './clip-text.js';
 import { convertLdmKeys, unetPrefixMap, vaePrefixMap } from './ldm-keys.js';
@@ -30,7 +31,7 @@ export async function loadStateDict(file: string, keep?: (key: string) => boolea
 export function readJson(file: string): Record<string, unknown> {
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch { throw new Error(`${file}: cannot read config`); }
-  try { return JSON.parse(text); } catch (e) { throw new Error(`${file}: invalid JSON (${(e as Error).message})`); }
+  try { return parsePythonJson(text) as Record<string, unknown>; } catch (e) { throw new Error(`${file}: invalid JSON (${(e as Error).message})`); }
 }
 
 /** The weights file of one diffusers component folder. */

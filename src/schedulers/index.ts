@@ -1,0 +1,39 @@
+// Sampler names as A1111/sd-scripts users know them, mapped to the diffusers schedulers.
+import { type SchedulerConfig, SD15_SCHEDULER } from './config.js';
+import { DDIMScheduler } from './ddim.js';
+import { DDPMScheduler } from './ddpm.js';
+import { DPMSolverMultistepScheduler } from './dpm-solver.js';
+import { EulerScheduler } from './euler.js';
+import type { Sampler } from './sampler.js';
+
+export const SAMPLERS = ['ddim', 'ddpm', 'euler', 'euler_a', 'dpmpp_2m', 'dpmpp_2m_karras'] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+
+const ALIASES: Record<string, SamplerName> = {
+  'k_euler': 'euler', 'euler a': 'euler_a', 'k_euler_a': 'euler_a', 'euler_ancestral': 'euler_a',
+  'dpm++ 2m': 'dpmpp_2m', 'k_dpmpp_2m': 'dpmpp_2m', 'dpm++ 2m karras': 'dpmpp_2m_karras', 'dpmsolver++': 'dpmpp_2m',
+};
+
+export function samplerName(name: string): SamplerName {
+  const k = name.toLowerCase();
+  if ((SAMPLERS as readonly string[]).includes(k)) return k as SamplerName;
+  const a = ALIASES[k];
+  if (!a) throw new Error(`unknown sampler "${name}"; choose one of ${SAMPLERS.join(', ')}`);
+  return a;
+}
+
+export function createSampler(name: string, steps: number, config: SchedulerConfig = SD15_SCHEDULER): Sampler {
+  if (!Number.isInteger(steps) || steps < 1 || steps > config.num_train_timesteps) throw new Error(`steps must be an integer in [1, ${config.num_train_timesteps}], got ${steps}`);
+  switch (samplerName(name)) {
+    case 'ddim': return new DDIMScheduler(config, steps);
+    case 'ddpm': return new DDPMScheduler(config).setTimesteps(steps);
+    case 'euler': return new EulerScheduler({ ...config, use_karras_sigmas: false }, steps);
+    case 'euler_a': return new EulerScheduler(config, steps, true);
+    case 'dpmpp_2m': return new DPMSolverMultistepScheduler({ ...config, use_karras_sigmas: false }, steps);
+    case 'dpmpp_2m_karras': return new DPMSolverMultistepScheduler({ ...config, use_karras_sigmas: true }, steps);
+  }
+}
+
+export type { Sampler } from './sampler.js';
+export { DDPMScheduler } from './ddpm.js';
+export * from './config.js';
