@@ -4,11 +4,19 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Weights } from './weights.js';
 
+/** Adds the outputs of the layer's runtime adapters (LoRA) to its base output. */
+function adapted(w: Weights, p: string, x: Tensor, y: Tensor, opts?: E.Conv2dOptions): Tensor {
+  const list = w.adapters.get(p);
+  if (!list) return y;
+  for (const a of list) y = E.add(y, a.apply(x, opts));
+  return y;
+}
+
 export const conv = (w: Weights, p: string, x: Tensor, opts: E.Conv2dOptions = {}): Tensor =>
-  E.conv2d(x, w.get(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null, opts);
+  adapted(w, p, x, E.conv2d(x, w.get(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null, opts), opts);
 
 export const lin = (w: Weights, p: string, x: Tensor): Tensor =>
-  E.linear(x, w.get(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null);
+  adapted(w, p, x, E.linear(x, w.get(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null));
 
 export const gnorm = (w: Weights, p: string, x: Tensor, groups: number, eps: number): Tensor =>
   E.groupNorm(x, groups, w.get(`${p}.weight`), w.get(`${p}.bias`), eps);

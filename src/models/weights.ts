@@ -1,9 +1,12 @@
 // A model's parameters by their diffusers/transformers names. Lookups name the missing key and
 // the model, so a wrong or partial checkpoint fails with a clear message.
 import type { Tensor } from '../engine/tensor.js';
+import type { LayerAdapter } from '../lora/adapter.js';
 
 export class Weights {
   private used = new Set<string>();
+  /** Runtime adapters (LoRA) by layer path, added to that layer's output. */
+  readonly adapters = new Map<string, LayerAdapter[]>();
   constructor(readonly tensors: Map<string, Tensor>, readonly source: string) {}
 
   static from(record: Record<string, Tensor>, source: string): Weights {
@@ -18,6 +21,27 @@ export class Weights {
   }
 
   has(name: string): boolean { return this.tensors.has(name); }
+
+  addAdapter(layer: string, a: LayerAdapter): void {
+    if (!this.has(`${layer}.weight`)) throw new Error(`${this.source}: no layer "${layer}" to attach an adapter to`);
+    const list = this.adapters.get(layer) ?? [];
+    list.push(a);
+    this.adapters.set(layer, list);
+  }
+
+  removeAdapter(a: LayerAdapter): void {
+    for (const [k, list] of this.adapters) {
+      const rest = list.filter((x) => x !== a);
+      if (rest.length) this.adapters.set(k, rest); else this.adapters.delete(k);
+    }
+  }
+
+  /** A copy with some tensors replaced (merged weights), sharing the rest. */
+  withTensors(changes: Map<string, Tensor>, source = this.source): Weights {
+    const m = new Map(this.tensors);
+    for (const [k, t] of changes) m.set(k, t);
+    return new Weights(m, source);
+  }
 
   /** Marks every weight as trainable (for gradient tests and full fine-tuning). */
   requireGrad(): void { for (const t of this.tensors.values()) t.requireGrad(); }
