@@ -196,13 +196,10 @@ function encode(t: Tensor, dtype: SaveDType): Uint8Array {
   return out;
 }
 
-/**
- * Writes tensors in the given order (sd-scripts writes dict order) with string metadata,
- * atomically. `dtype` picks the float storage type; integer tensors are written as I32.
- */
-export async function saveSafetensors(
-  path: string, tensors: Record<string, Tensor> | [string, Tensor][], metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' | 'BF16' = 'F32',
-): Promise<void> {
+/** The header and data buffers of a safetensors file, tensors in the given order. */
+export function serializeSafetensors(
+  tensors: Record<string, Tensor> | [string, Tensor][], metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' | 'BF16' = 'F32',
+): { header: Buffer; data: Uint8Array[] } {
   const list = Array.isArray(tensors) ? tensors : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -220,9 +217,19 @@ export async function saveSafetensors(
   const hb = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(hb.length));
+  return { header: Buffer.concat([len, hb]), data: blobs };
+}
+
+/**
+ * Writes tensors in the given order with string metadata, atomically. `dtype` picks the float
+ * storage type; integer tensors are written as I32.
+ */
+export async function saveSafetensors(
+  path: string, tensors: Record<string, Tensor> | [string, Tensor][], metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' | 'BF16' = 'F32',
+): Promise<void> {
+  const { header, data } = serializeSafetensors(tensors, metadata, dtype);
   await writeFileAtomic(path, async (fh) => {
-    await fh.write(len);
-    await fh.write(hb);
-    for (const b of blobs) await fh.write(b);
+    await fh.write(header);
+    for (const b of data) await fh.write(b);
   });
 }

@@ -1,0 +1,114 @@
+// Text to image: prompt (with <lora:...> tags) and negative prompt through CLIP, classifier-free
+// guidance over the UNet with the chosen sampler, VAE decode, and A1111-style infotext.
+import path from 'node:path';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { type ApplyReport, applyLoRA, removeLoRA } from '../lora/apply.js';
+import type { LoRALibrary } from '../lora/library.js';
+import { loadLoRA } from '../lora/lora-file.js';
+import type { SDModel } from '../models/sd-model.js';
+import { createSampler } from '../schedulers/index.js';
+import { parsePrompt } from './prompt.js';
+
+export interface Txt2ImgOptions {
+  prompt: string;
+  negativePrompt?: string;
+  width?: number;
+  height?: number;
+  steps?: number;
+  cfgScale?: number;
+  seed?: number;
+  sampler?: string;
+  clipSkip?: number;
+  /** Called after each denoising step. */
+  onStep?: (step: number, total: number) => void;
+}
+
+export interface Txt2ImgResult {
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  /** A1111 "parameters" text. */
+  infotext: string;
+  seed: number;
+}
+
+const SAMPLER_LABELS: Record<string, string> = { euler: 'Euler', euler_a: 'Euler a', ddim: 'DDIM', ddpm: 'DDPM', dpmpp_2m: 'DPM++ 2M', dpmpp_2m_karras: 'DPM++ 2M Karras' };
+
+/** Encodes a prompt as 75-token chunks concatenated along the sequence (A1111 long prompts). */
+function encodePrompt(m: SDModel, text: string, chunks: number, clipSkip: number): Tensor {
+  const ids = m.tokenizer.encode(text);
+  const parts: Tensor[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const body = ids.slice(c * 75, (c + 1) * 75);
+    const row = [m.tokenizer.bosId, ...body, m.tokenizer.eosId];
+    while (row.length < 77) row.push(m.tokenizer.padId);
+    parts.push(m.textEncoder.encode(E.tensor(row, [1, 77], 'i32'), clipSkip));
+  }
+  return parts.length === 1 ? parts[0] : E.concat(parts, 1);
+}
+
+export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibrary): Promise<Txt2ImgResult> {
+  const width = o.width ?? 512, height = o.height ?? 512, steps = o.steps ?? 20, cfg = o.cfgScale ?? 7;
+  const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const factor = 2 ** (m.vae.config.block_out_channels.length - 1);
+  const multiple = factor * 2 ** (m.unet.config.block_out_channels.length - 1);
+  if (width % multiple || height % multiple || width <= 0 || height <= 0) throw new Error(`width and height must be positive multiples of ${multiple} for this model, got ${width}x${height}`);
+  const sampler = createSampler(o.sampler ?? 'euler_a', steps, m.scheduler);
+  const { text, loras } = parsePrompt(o.prompt);
+  const neg = parsePrompt(o.negativePrompt ?? '');
+  const reports: ApplyReport[] = [];
+  const hashes: string[] = [];
+  try {
+    for (const l of [...loras, ...neg.loras]) {
+      if (!library) throw new Error(`the prompt uses <lora:${l.name}> but no LoRA folder was given`);
+      const entry = library.resolve(l.name);
+      const file = await loadLoRA(entry.path);
+      const r = applyLoRA(file, { unet: m.unet.weights, textEncoder: m.textEncoder.weights }, { te: l.te, unet: l.unet });
+      if (r.unknown.length) console.error(`${path.basename(entry.path)}: ${r.unknown.length} LoRA modules match no layer of this model (first: ${r.unknown[0]})`);
+      reports.push(r);
+      if (entry.metadata.sshs_model_hash) hashes.push(`${l.name}: ${entry.metadata.sshs_model_hash.slice(0, 12)}`);
+    }
+    const rgb = E.noGrad(() => {
+      const chunks = Math.max(1, Math.ceil(m.tokenizer.encode(text).length / 75), Math.ceil(m.tokenizer.encode(neg.text).length / 75));
+      const context = E.concat([encodePrompt(m, neg.text, chunks, o.clipSkip ?? 1), encodePrompt(m, text, chunks, o.clipSkip ?? 1)], 0);
+      const rng = new E.Rng(seed);
+      const lat = [1, m.unet.config.in_channels, height / factor, width / factor];
+      let x = E.mulScalar(E.randn(lat, rng), sampler.initNoiseSigma);
+      for (let i = 0; i < steps; i++) {
+        const xin = sampler.scaleModelInput(x, i);
+        const out = m.unet.forward(E.concat([xin, xin], 0), E.tensor([sampler.timesteps[i], sampler.timesteps[i]], [2]), context);
+        const [uncond, cond] = E.chunk(out, 2, 0);
+        const guided = E.add(uncond, E.mulScalar(E.sub(cond, uncond), cfg));
+        x = sampler.step(guided, i, x, sampler.stochastic ? E.randn(lat, rng) : undefined);
+        o.onStep?.(i + 1, steps);
+      }
+      const img = m.vae.decode(E.mulScalar(x, 1 / m.vae.config.scaling_factor));
+      return toRgb(img);
+    });
+    const params = [
+      `Steps: ${steps}`, `Sampler: ${SAMPLER_LABELS[sampler.name] ?? sampler.name}`, `CFG scale: ${cfg}`, `Seed: ${seed}`,
+      `Size: ${width}x${height}`, `Model: ${path.basename(m.source).replace(/\.safetensors$/, '')}`,
+      ...(o.clipSkip && o.clipSkip > 1 ? [`Clip skip: ${o.clipSkip}`] : []),
+      ...(hashes.length ? [`Lora hashes: "${hashes.join(', ')}"`] : []),
+      'Version: sdlora 0.1.0',
+    ];
+    const infotext = `${o.prompt}\n${o.negativePrompt ? `Negative prompt: ${o.negativePrompt}\n` : ''}${params.join(', ')}`;
+    return { rgb, width, height, infotext, seed };
+  } finally {
+    reports.forEach(removeLoRA);
+  }
+}
+
+/** [1, 3, H, W] in [-1, 1] to interleaved RGB bytes. */
+export function toRgb(img: Tensor): Uint8Array {
+  const [, c, h, w] = img.shape;
+  if (c !== 3) throw new Error(`expected a 3-channel image, got [${img.shape}]`);
+  const d = img.dataSync();
+  const out = new Uint8Array(h * w * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < 3; k++) {
+    const v = (d[(k * h + y) * w + x] / 2 + 0.5) * 255;
+    out[(y * w + x) * 3 + k] = Math.max(0, Math.min(255, Math.round(v)));
+  }
+  return out;
+}
