@@ -1,7 +1,9 @@
 // The `sdlora` command line.
 import { Command } from 'commander';
 import { inspect } from './inspect.js';
+import { registerLoRACommands } from './lora-commands.js';
 import { smoke } from './smoke.js';
+import { registerTxt2ImgCommand } from './txt2img-command.js';
 
 const program = new Command();
 program
@@ -20,6 +22,9 @@ program
   .argument('<file>', 'path to a .safetensors file')
   .option('--limit <n>', 'tensors to list', (v) => Number(v), 50)
   .action(inspect);
+
+registerTxt2ImgCommand(program);
+registerLoRACommands(program);
 
 try {
   await program.parseAsync();

@@ -17,3 +17,8 @@ export async function writeFileAtomic(target: string, write: (fh: import('node:f
     throw e;
   }
 }
+
+/** Writes a whole buffer atomically. */
+export function writeBufferAtomic(target: string, data: Uint8Array): Promise<void> {
+  return writeFileAtomic(target, async (fh) => { await fh.write(data); });
+}

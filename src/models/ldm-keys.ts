@@ -6,7 +6,7 @@ import { reshape } from '../engine/ops/layout.js';
 import type { UNetConfig } from './unet-config.js';
 import type { VAEConfig } from './vae.js';
 
-type PrefixMap = [ldm: string, diffusers: string, kind: 'plain' | 'resnet' | 'vae-resnet' | 'vae-attn'][];
+export type PrefixMap = [ldm: string, diffusers: string, kind: 'plain' | 'resnet' | 'vae-resnet' | 'vae-attn'][];
 
 const RESNET: [string, string][] = [
   ['in_layers.0.', 'norm1.'], ['in_layers.2.', 'conv1.'], ['emb_layers.1.', 'time_emb_proj.'],
@@ -59,24 +59,36 @@ export function vaePrefixMap(c: VAEConfig): PrefixMap {
   return m;
 }
 
+/** The diffusers name of one LDM key under `map`, and whether it is a VAE attention conv weight. */
+export function ldmToDiffusers(key: string, map: PrefixMap): { name: string; squeeze: boolean } {
+  const sorted = sortedRules(map);
+  const rule = sorted.find(([ldm]) => key.startsWith(ldm));
+  if (!rule) return { name: key, squeeze: false };
+  const [ldm, diff, kind] = rule;
+  let rest = key.slice(ldm.length);
+  const renames = kind === 'resnet' ? RESNET : kind === 'vae-resnet' ? VAE_RESNET : kind === 'vae-attn' ? VAE_ATTN : [];
+  const r = renames.find(([a]) => rest.startsWith(a));
+  if (r) rest = r[1] + rest.slice(r[0].length);
+  return { name: diff + rest, squeeze: kind === 'vae-attn' && rest.endsWith('weight') };
+}
+
+const ruleCache = new WeakMap<PrefixMap, PrefixMap>();
+function sortedRules(map: PrefixMap): PrefixMap {
+  let s = ruleCache.get(map);
+  if (!s) { s = [...map].sort((a, b) => b[0].length - a[0].length); ruleCache.set(map, s); }
+  return s;
+}
+
 /**
  * Renames `tensors` (keys already stripped of the checkpoint prefix). Keys that match no rule
  * keep their name (names that LDM and diffusers share, like `quant_conv.weight`).
  */
 export function convertLdmKeys(tensors: Map<string, Tensor>, map: PrefixMap): Map<string, Tensor> {
-  const sorted = [...map].sort((a, b) => b[0].length - a[0].length);
   const out = new Map<string, Tensor>();
   for (const [key, t] of tensors) {
-    const rule = sorted.find(([ldm]) => key.startsWith(ldm));
-    if (!rule) { out.set(key, t); continue; }
-    const [ldm, diff, kind] = rule;
-    let rest = key.slice(ldm.length);
-    const renames = kind === 'resnet' ? RESNET : kind === 'vae-resnet' ? VAE_RESNET : kind === 'vae-attn' ? VAE_ATTN : [];
-    const r = renames.find(([a]) => rest.startsWith(a));
-    if (r) rest = r[1] + rest.slice(r[0].length);
+    const { name, squeeze } = ldmToDiffusers(key, map);
     // The LDM VAE attention uses 1x1 convs where diffusers uses Linear layers.
-    const value = kind === 'vae-attn' && rest.endsWith('weight') && t.rank === 4 ? reshape(t, t.shape.slice(0, 2)) : t;
-    out.set(diff + rest, value);
+    out.set(name, squeeze && t.rank === 4 ? reshape(t, t.shape.slice(0, 2)) : t);
   }
   return out;
 }

@@ -1,0 +1,133 @@
+// `sdlora lora ...`: list a LoRA folder, and the merge / resize / extract tools.
+import path from 'node:path';
+import type { Command } from 'commander';
+import * as E from '../engine/index.js';
+import { LoRALibrary } from '../lora/library.js';
+import { addnetHash, saveLoRA } from '../lora/lora-save.js';
+import { loadLoRA } from '../lora/lora-file.js';
+import { mergeIntoCheckpoint } from '../lora/merge-checkpoint.js';
+import { loraTargets } from '../lora/targets.js';
+import { type DynamicMethod, extractLoRA, resizeLoRA, svdMergeLoRAs } from '../lora/tools.js';
+import { loadSDModel } from '../models/sd-model.js';
+import { readJson } from '../models/loader.js';
+import { ProgressBar } from './progress.js';
+
+/** "file.safetensors:0.7" -> file and ratio (default 1). */
+function weighted(spec: string): { file: string; ratio: number } {
+  const m = /^(.*?)(?::(-?[\d.]+))?$/.exec(spec)!;
+  const ratio = m[2] === undefined ? 1 : Number(m[2]);
+  if (!Number.isFinite(ratio)) throw new Error(`bad ratio in "${spec}"`);
+  return { file: m[1], ratio };
+}
+
+function topTags(json: string | undefined, n = 5): string {
+  if (!json) return '';
+  try {
+    const freq = JSON.parse(json) as Record<string, Record<string, number>>;
+    const all = new Map<string, number>();
+    for (const d of Object.values(freq)) for (const [t, c] of Object.entries(d)) all.set(t, (all.get(t) ?? 0) + c);
+    return [...all].sort((a, b) => b[1] - a[1]).slice(0, n).map(([t, c]) => `${t}(${c})`).join(' ');
+  } catch { return '(unreadable ss_tag_frequency)'; }
+}
+
+const precisionOpt = (v: string) => {
+  const p = v.toUpperCase();
+  if (!['F32', 'F16', 'BF16', 'FLOAT', 'FP16'].includes(p)) throw new Error(`precision must be f32, f16 or bf16, got ${v}`);
+  return (p === 'FLOAT' ? 'F32' : p === 'FP16' ? 'F16' : p) as 'F32' | 'F16' | 'BF16';
+};
+
+function minimalMeta(dims: number[], alphas: number[], extra: Record<string, string> = {}): Record<string, string> {
+  const same = (a: number[]) => (a.every((x) => x === a[0]) ? String(a[0]) : 'Dynamic');
+  return { ss_network_module: 'networks.lora', ss_network_dim: same(dims), ss_network_alpha: same(alphas), 'modelspec.sai_model_spec': '1.0.1', 'modelspec.architecture': 'stable-diffusion-v1/lora', ...extra };
+}
+
+export function registerLoRACommands(program: Command): void {
+  const lora = program.command('lora').description('LoRA library and tools');
+
+  lora.command('list').description('list the LoRAs in a folder (subfolders included) with their training metadata')
+    .argument('<dir>', 'LoRA folder').option('--json', 'machine-readable output')
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const lib = await LoRALibrary.scan(dir);
+      const rows = [];
+      for (const e of lib.entries) {
+        const md = e.metadata;
+        rows.push({
+          name: e.relName, alias: e.alias, base: md.ss_sd_model_name ?? md.ss_base_model_version ?? '', dim: md.ss_network_dim ?? '', alpha: md.ss_network_alpha ?? '',
+          resolution: md.ss_resolution ?? md['modelspec.resolution'] ?? '', tags: topTags(md.ss_tag_frequency),
+          hash: (md.sshs_model_hash ?? (await addnetHash(e.path))).slice(0, 12), mb: (e.bytes / 1048576).toFixed(1),
+        });
+      }
+      if (o.json) { console.log(JSON.stringify({ root: dir, loras: rows, problems: lib.problems }, null, 2)); return; }
+      if (!rows.length) console.log(`no .safetensors LoRAs under ${dir}`);
+      for (const r of rows) {
+        console.log(`${r.name}${r.alias !== path.basename(r.name) ? ` (alias ${r.alias})` : ''}  [${r.hash}]  ${r.mb} MB`);
+        console.log(`    base: ${r.base || '?'}  dim: ${r.dim || '?'}  alpha: ${r.alpha || '?'}  resolution: ${r.resolution || '?'}`);
+        if (r.tags) console.log(`    tags: ${r.tags}`);
+      }
+      for (const p of lib.problems) console.error(`skipped: ${p}`);
+    });
+
+  lora.command('merge').description('merge LoRAs into a single-file checkpoint (merge_lora.py --sd_model)')
+    .requiredOption('--model <ckpt>', 'base .safetensors checkpoint (LDM layout)')
+    .requiredOption('--lora <file:ratio...>', 'LoRA files with ratios, e.g. a.safetensors:0.8')
+    .requiredOption('--out <file>', 'output checkpoint')
+    .option('--unet-config <json>', 'diffusers UNet config.json of the model (default SD 1.5)')
+    .option('--precision <p>', 'save precision f32|f16|bf16', precisionOpt, 'F32' as const)
+    .action(async (o: { model: string; lora: string[]; out: string; unetConfig?: string; precision: 'F32' | 'F16' | 'BF16' }) => {
+      const loras = await Promise.all(o.lora.map(async (s) => { const w = weighted(s); return { lora: await loadLoRA(w.file), ratio: w.ratio }; }));
+      const bar = new ProgressBar('merge', loras.length, 'lora');
+      const r = await mergeIntoCheckpoint(o.model, loras, o.out, { unetConfig: o.unetConfig ? readJson(o.unetConfig) : undefined, precision: o.precision, onProgress: (i) => bar.update(i) });
+      console.log(`${o.out}: ${r.changed} weights changed`);
+      if (r.unknown.length) console.log(`${r.unknown.length} LoRA modules matched no layer (first: ${r.unknown[0]})`);
+    });
+
+  lora.command('merge-loras').description('merge several LoRAs into one by SVD (svd_merge_lora.py)')
+    .requiredOption('--lora <file:ratio...>', 'LoRA files with ratios').requiredOption('--rank <n>', 'new rank', Number)
+    .option('--conv-rank <n>', 'new rank of 3x3 conv modules', Number).option('--no-clamp', 'skip the 0.99-quantile clamp (exact best rank-k approximation)')
+    .requiredOption('--out <file>', 'output LoRA').option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
+    .action(async (o: { lora: string[]; rank: number; convRank?: number; clamp: boolean; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
+      const inputs = await Promise.all(o.lora.map(async (s) => { const w = weighted(s); return { lora: await loadLoRA(w.file), ratio: w.ratio }; }));
+      const modules = svdMergeLoRAs(inputs, o.rank, { convRank: o.convRank, clampQuantile: o.clamp ? 0.99 : null });
+      const meta = minimalMeta(modules.map((m) => m.down.shape[0]), modules.map((m) => m.alpha), { 'modelspec.merged_from': o.lora.join(', ') });
+      await saveLoRA(o.out, modules, meta, o.precision);
+      console.log(`${o.out}: ${modules.length} modules at rank ${o.rank}`);
+    });
+
+  lora.command('resize').description('change the rank of a LoRA by SVD (resize_lora.py)')
+    .argument('<in>', 'input LoRA').requiredOption('--rank <n>', 'new (maximum) rank', Number).requiredOption('--out <file>', 'output LoRA')
+    .option('--conv-rank <n>', 'rank for 3x3 conv modules', Number)
+    .option('--dynamic-method <m>', 'sv_ratio | sv_fro | sv_cumulative').option('--dynamic-param <x>', 'parameter of the dynamic method', Number)
+    .option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
+    .action(async (input: string, o: { rank: number; out: string; convRank?: number; dynamicMethod?: string; dynamicParam?: number; precision: 'F32' | 'F16' | 'BF16' }) => {
+      if (o.dynamicMethod && !['sv_ratio', 'sv_fro', 'sv_cumulative'].includes(o.dynamicMethod)) throw new Error(`--dynamic-method must be sv_ratio, sv_fro or sv_cumulative, got ${o.dynamicMethod}`);
+      if (o.dynamicMethod && o.dynamicParam === undefined) throw new Error('--dynamic-method needs --dynamic-param');
+      const file = await loadLoRA(input);
+      const bar = new ProgressBar('resize', 1, 'file');
+      const { modules, ranks } = resizeLoRA(file, o.rank, { convRank: o.convRank, method: o.dynamicMethod as DynamicMethod | undefined, param: o.dynamicParam });
+      bar.update(1);
+      const rs = [...ranks.values()];
+      const meta = { ...file.metadata, ...minimalMeta(rs, modules.map((m) => m.alpha)) };
+      meta.ss_training_comment = `dimension is resized from ${file.metadata.ss_network_dim ?? '?'} to ${o.rank}; ${file.metadata.ss_training_comment ?? ''}`.trim();
+      delete meta.sshs_model_hash; delete meta.sshs_legacy_hash;
+      await saveLoRA(o.out, modules, meta, o.precision);
+      console.log(`${o.out}: ranks ${Math.min(...rs)}..${Math.max(...rs)} (mean ${(rs.reduce((a, b) => a + b, 0) / rs.length).toFixed(1)})`);
+    });
+
+  lora.command('extract').description('extract a LoRA from the difference of two models (extract_lora_from_models.py)')
+    .requiredOption('--base <model>', 'original model (folder or single file)').requiredOption('--tuned <model>', 'fine-tuned model')
+    .requiredOption('--dim <n>', 'rank', Number).option('--conv-dim <n>', 'rank of 3x3 convs (LoCon); off by default', Number)
+    .option('--min-diff <x>', 'text-encoder differences at most this are ignored', Number, 0.01)
+    .option('--config-dir <dir>', 'configs for single-file models').requiredOption('--out <file>', 'output LoRA')
+    .option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
+    .action(async (o: { base: string; tuned: string; dim: number; convDim?: number; minDiff: number; configDir?: string; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
+      const base = await loadSDModel(o.base, { configDir: o.configDir });
+      const tuned = await loadSDModel(o.tuned, { configDir: o.configDir });
+      const targets = loraTargets({ unet: base.unet.weights, textEncoder: base.textEncoder.weights }, { conv: !!o.convDim });
+      const layers = targets.map((t) => ({ name: t.name, path: t.path, te: t.te, base: t.te ? base.textEncoder.weights : base.unet.weights, tuned: t.te ? tuned.textEncoder.weights : tuned.unet.weights }));
+      const bar = new ProgressBar('extract', layers.length, 'module');
+      const modules = E.noGrad(() => extractLoRA(layers, o.dim, { convDim: o.convDim, minDiff: o.minDiff, onProgress: (i) => bar.update(i) }));
+      const meta = { ...minimalMeta([o.dim], [o.dim]), ss_network_alpha: String(o.dim.toFixed(1)), ...(o.convDim ? { ss_network_args: JSON.stringify({ conv_dim: String(o.convDim), conv_alpha: String(o.convDim) }) } : {}) };
+      await saveLoRA(o.out, modules, meta, o.precision);
+      console.log(`${o.out}: ${modules.length} modules (text encoder ${modules.some((m) => m.name.startsWith('lora_te_')) ? 'included' : 'unchanged, skipped'})`);
+    });
+}

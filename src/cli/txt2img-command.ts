@@ -1,0 +1,41 @@
+// `sdlora txt2img`: generate images with LoRAs from prompt tags.
+import { writeBufferAtomic } from '../io/atomic-write.js';
+import type { Command } from 'commander';
+import * as E from '../engine/index.js';
+import { encodePng } from '../io/png.js';
+import { txt2img } from '../infer/txt2img.js';
+import { LoRALibrary } from '../lora/library.js';
+import { loadSDModel } from '../models/sd-model.js';
+import { SAMPLERS } from '../schedulers/index.js';
+import { ProgressBar } from './progress.js';
+
+const int = (v: string) => { const n = Number(v); if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`); return n; };
+
+export function registerTxt2ImgCommand(program: Command): void {
+  program.command('txt2img').description('generate an image; <lora:name:weight> tags in the prompt load LoRAs from --lora-dir')
+    .requiredOption('--model <path>', 'diffusers folder or single-file .safetensors checkpoint')
+    .requiredOption('-p, --prompt <text>', 'prompt').option('-n, --negative <text>', 'negative prompt', '')
+    .option('--config-dir <dir>', 'configs (unet/, vae/, text_encoder/, tokenizer/) for a single-file model')
+    .option('--lora-dir <dir>', 'LoRA folder (subfolders included)')
+    .option('--width <n>', 'width', int, 512).option('--height <n>', 'height', int, 512)
+    .option('--steps <n>', 'sampling steps', int, 20).option('--cfg <x>', 'CFG scale', Number, 7)
+    .option('--seed <n>', 'seed (random when omitted)', int).option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'euler_a')
+    .option('--clip-skip <n>', 'CLIP skip', int, 1).option('--batch <n>', 'images, seeds seed..seed+n-1', int, 1)
+    .option('-o, --out <file>', 'output PNG (a -N suffix is added for batches)', 'txt2img.png')
+    .action(async (o: { model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string }) => {
+      await E.initCpuBackend();
+      const model = await loadSDModel(o.model, { configDir: o.configDir });
+      const library = o.loraDir ? await LoRALibrary.scan(o.loraDir) : undefined;
+      const seed0 = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+      for (let b = 0; b < o.batch; b++) {
+        const bar = new ProgressBar(`image ${b + 1}/${o.batch}`, o.steps, 'step');
+        const r = await txt2img(model, {
+          prompt: o.prompt, negativePrompt: o.negative, width: o.width, height: o.height, steps: o.steps, cfgScale: o.cfg,
+          seed: seed0 + b, sampler: o.sampler, clipSkip: o.clipSkip, onStep: (i) => bar.update(i),
+        }, library);
+        const file = o.batch > 1 ? o.out.replace(/(\.png)?$/i, `-${b + 1}.png`) : o.out;
+        await writeBufferAtomic(file, encodePng(r.rgb, r.width, r.height, { parameters: r.infotext }));
+        console.log(`${file} (seed ${r.seed})`);
+      }
+    });
+}
