@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { inspect } from './inspect.js';
 import { registerLoRACommands } from './lora-commands.js';
 import { smoke } from './smoke.js';
+import { registerTrainCommand } from './train-command.js';
 import { registerTxt2ImgCommand } from './txt2img-command.js';
 
 const program = new Command();
@@ -23,6 +24,7 @@ program
   .option('--limit <n>', 'tensors to list', (v) => Number(v), 50)
   .action(inspect);
 
+registerTrainCommand(program);
 registerTxt2ImgCommand(program);
 registerLoRACommands(program);
 

@@ -4,8 +4,8 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 
 export interface LayerAdapter {
-  /** The extra output for input x; `convOpts` are the base conv's stride/padding (conv layers only). */
-  apply(x: Tensor, convOpts?: E.Conv2dOptions): Tensor;
+  /** The extra output for input x (null: nothing this time); `convOpts` are the base conv's stride/padding. */
+  apply(x: Tensor, convOpts?: E.Conv2dOptions): Tensor | null;
 }
 
 export class LoRAAdapter implements LayerAdapter {

@@ -8,7 +8,10 @@ import type { Weights } from './weights.js';
 function adapted(w: Weights, p: string, x: Tensor, y: Tensor, opts?: E.Conv2dOptions): Tensor {
   const list = w.adapters.get(p);
   if (!list) return y;
-  for (const a of list) y = E.add(y, a.apply(x, opts));
+  for (const a of list) {
+    const d = a.apply(x, opts);
+    if (d) y = E.add(y, d);
+  }
   return y;
 }
 

@@ -17,7 +17,13 @@ export class Weights {
     const t = this.tensors.get(name);
     if (!t) throw new Error(`${this.source}: missing weight "${name}"`);
     this.used.add(name);
-    return t;
+    // Half-precision storage (mixed_precision) is widened for compute on each use.
+    return t.dtype === 'f16' ? t.to('f32') : t;
+  }
+
+  /** Stores every frozen float weight as f16 (halves memory; values are widened on use). */
+  toHalfStorage(): void {
+    for (const [k, t] of this.tensors) if (t.dtype === 'f32' && !t.requiresGrad) this.tensors.set(k, t.to('f16'));
   }
 
   has(name: string): boolean { return this.tensors.has(name); }

@@ -74,7 +74,7 @@ describe('LoRA tools', () => {
       const s = lowRankSvd(Float64Array.from(o.up.dataSync()), Float64Array.from(o.down.dataSync()), o.up.shape[0], 4, o.down.size / 4).s;
       const tail = Math.sqrt(s[2] ** 2 + s[3] ** 2) * scaleOf(o);
       const d1 = delta(m), d0 = delta(o);
-      const fro = Math.sqrt(d1.reduce((a, v, i) => a + (v - d0[i]) ** 2, 0));
+      const fro = Math.sqrt(Array.from(d1).reduce((a, v, i) => a + (v - d0[i]) ** 2, 0));
       assert.ok(Math.abs(fro - tail) < 1e-4 * Math.max(1, tail), `Eckart-Young: ${fro} vs ${tail}`);
     }
     assert.equal(chooseRank(Float64Array.from([10, 5, 1, 0.1]), 4, 'sv_ratio', 4), 3);

@@ -1,0 +1,41 @@
+// `sdlora train`: sd-scripts style options from a JSON/TOML config file and --flags of the same names.
+import type { Command } from 'commander';
+import { type TrainConfig, optionsMarkdown, parseCliOptions, readConfigFile, resolveConfig } from '../train/config.js';
+import { train } from '../train/trainer.js';
+import { ProgressBar } from './progress.js';
+
+/** Config file (--config / --config_file) then the other flags, later ones winning. */
+export function configFromArgs(argv: string[]): TrainConfig {
+  const rest: string[] = [];
+  const layers: { source: string; values: Record<string, unknown> }[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const m = /^--(config|config[_-]file)(=(.*))?$/.exec(a);
+    if (m) {
+      const file = m[3] ?? argv[++i];
+      if (!file) throw new Error('--config needs a file');
+      layers.push({ source: file, values: readConfigFile(file) });
+    } else rest.push(a);
+  }
+  layers.push({ source: 'command line', values: parseCliOptions(rest) });
+  return resolveConfig(layers);
+}
+
+export function registerTrainCommand(program: Command): void {
+  program.command('train')
+    .description('train a LoRA: --config file.json|.toml and/or sd-scripts options as flags (--learning_rate 1e-4 ...); "sdlora train --options" lists them')
+    .allowUnknownOption(true).helpOption(false).argument('[options...]')
+    .action(async (args: string[]) => {
+      if (args.includes('--options') || args.includes('--help') || args.includes('-h')) { console.log(optionsMarkdown()); return; }
+      const cfg = configFromArgs(args);
+      let bar: ProgressBar | undefined;
+      const r = await train(cfg, {
+        onStep: (s) => {
+          bar ??= new ProgressBar('train', s.maxSteps, 'step');
+          bar.update(s.step, `epoch ${s.epoch}/${s.epochs} loss ${s.loss.toFixed(4)} avg ${s.avgLoss.toFixed(4)} lr ${s.lr.toExponential(2)}`);
+        },
+      });
+      for (const f of r.saved) console.log(f);
+      if (!r.finalPath) console.log(`stopped at step ${r.steps}`);
+    });
+}

@@ -1,0 +1,334 @@
+// The LoRA training loop (sd-scripts train_network.py, §3.1): batches from the dataset, VAE
+// latents (cached or per step), text conditioning, DDPM noise, UNet prediction, weighted loss,
+// gradient accumulation and clipping, optimizer and lr schedule, samples, saves, exact resume.
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { cropOffsets } from '../data/buckets.js';
+import { processCaption } from '../data/captions.js';
+import { type DataSummary, type TrainImage, prepareData } from '../data/dataset.js';
+import { batchesPerEpoch, epochBatches, stepPlan } from '../data/batches.js';
+import { prepareImageRgb, rgbToTensorData } from '../data/images.js';
+import { datasetConfigSpecs, folderModeSpecs } from '../data/specs.js';
+import { writeBufferAtomic } from '../io/atomic-write.js';
+import { encodePng } from '../io/png.js';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { txt2img } from '../infer/txt2img.js';
+import { loadLoRA } from '../lora/lora-file.js';
+import { saveLoRA } from '../lora/lora-save.js';
+import { resolveModel } from '../models/hub.js';
+import { type SDModel, loadSDModel } from '../models/sd-model.js';
+import { DDPMScheduler } from '../schedulers/index.js';
+import { type TrainConfig, parseArgList } from './config.js';
+import { allSnr, applyNoiseOptions, debiasedWeight, elementLoss, huberC, minSnrWeight, scaleVPredLikeNoisePred } from './loss-weights.js';
+import { lossPlotSvg } from './loss-plot.js';
+import { lrFactor } from './lr-schedulers.js';
+import { type RunInfo, trainingMetadata } from './metadata.js';
+import { LoRANetwork } from './network.js';
+import { type ParamGroup, createOptimizer } from './optimizers.js';
+import { type TrainOptions, typed } from './options.js';
+import { readSamplePrompts } from './sample-prompts.js';
+import { type TrainState, loadState, saveState } from './state.js';
+import { encodeCaptions } from './text-conditioning.js';
+
+export interface StepInfo {
+  step: number;
+  maxSteps: number;
+  epoch: number;
+  epochs: number;
+  loss: number;
+  avgLoss: number;
+  lr: number;
+}
+
+export interface TrainHooks {
+  onStep?: (s: StepInfo) => void;
+  log?: (msg: string) => void;
+  /** Stop after this many optimizer steps in this run (tests of resume). */
+  stopAfterSteps?: number;
+}
+
+export interface TrainResult {
+  finalPath: string | null;
+  saved: string[];
+  steps: number;
+  losses: { step: number; loss: number }[];
+  samples: string[];
+  model: SDModel;
+  network: LoRANetwork;
+  data: DataSummary;
+}
+
+const precisionOf = (p?: string) => (p === 'fp16' ? 'F16' : p === 'bf16' ? 'BF16' : 'F32') as 'F32' | 'F16' | 'BF16';
+
+export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const c: TrainOptions = typed(cfg);
+  const log = hooks.log ?? ((m: string) => console.error(m));
+  if (c.device === 'webgpu') throw new Error('device "webgpu": the WebGPU backend is not available yet; use device "cpu"');
+  await E.initCpuBackend();
+  for (const k of (cfg.__ignored as string[] | undefined) ?? []) log(`note: "${k}" has no effect in sdlora (accepted for sd-scripts compatibility)`);
+
+  // Model
+  const modelPath = await resolveModel(c.pretrained_model_name_or_path, log);
+  const model = await loadSDModel(modelPath, { unet: { gradientCheckpointing: c.gradient_checkpointing } });
+  if (c.v_parameterization) model.scheduler = { ...model.scheduler, prediction_type: 'v_prediction' };
+  if (c.mixed_precision !== 'no') { model.unet.weights.toHalfStorage(); model.textEncoder.weights.toHalfStorage(); }
+
+  // Data
+  const { specs, warnings } = c.dataset_config ? { specs: datasetConfigSpecs(c.dataset_config, cfg), warnings: [] as string[] } : folderModeSpecs(cfg);
+  const data = await prepareData(specs, { skipBad: c.skip_bad });
+  for (const w of [...warnings, ...data.warnings]) log(`warning: ${w}`);
+  const nBatches = batchesPerEpoch(data.datasets);
+  const plan = stepPlan(nBatches, c.gradient_accumulation_steps, c.max_train_steps, c.max_train_epochs);
+  log(`${data.numTrainImages} training images (repeats included), ${data.numRegImages} regularization, ${nBatches} batches per epoch, ${plan.epochs} epochs, ${plan.maxTrainSteps} steps`);
+
+  // Network
+  const netArgs = parseArgList(c.network_args);
+  const num = (k: string) => (netArgs[k] === undefined ? undefined : Number(netArgs[k]));
+  const netOpts = {
+    dim: c.network_dim, alpha: c.network_alpha, convDim: num('conv_dim'), convAlpha: num('conv_alpha'),
+    dropout: c.network_dropout, rankDropout: num('rank_dropout'), moduleDropout: num('module_dropout'),
+    trainUnet: !c.network_train_text_encoder_only, trainTextEncoder: !c.network_train_unet_only,
+  };
+  let seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const rng = new E.Rng(seed);
+  const models = { unet: model.unet.weights, textEncoder: model.textEncoder.weights };
+  const network = c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
+  log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);
+
+  // Optimizer and schedule
+  const groups = new Map<string, ParamGroup>();
+  const teLr = c.text_encoder_lr ?? c.learning_rate, unetLr = c.unet_lr ?? c.learning_rate;
+  if (netOpts.trainTextEncoder && teLr) groups.set('te', { name: 'te', lr: teLr });
+  if (netOpts.trainUnet && unetLr) groups.set('unet', { name: 'unet', lr: unetLr });
+  if (!groups.size) throw new Error('no parameter group has a non-zero learning rate');
+  const optimizer = createOptimizer(c.optimizer_type, groups, parseArgList(c.optimizer_args));
+  const sched = { name: c.lr_scheduler, totalSteps: plan.maxTrainSteps, warmupSteps: c.lr_warmup_steps, numCycles: c.lr_scheduler_num_cycles, power: c.lr_scheduler_power };
+
+  // Resume
+  const name = c.output_name ?? 'last';
+  mkdirSync(c.output_dir, { recursive: true });
+  const logFile = path.join(c.output_dir, `${name}-loss.jsonl`);
+  let state: TrainState = { globalStep: 0, epoch: 1, batchInEpoch: 0, rng: [], seed, sessionId: Math.floor(Math.random() * 2 ** 32), startedAt: Date.now() / 1000, losses: [], optimizer: { step: 0, scalars: {} } };
+  if (c.resume) {
+    const r = await loadState(c.resume);
+    for (const m of network.modules) {
+      const d = r.params.get(`${m.name}.lora_down.weight`), u = r.params.get(`${m.name}.lora_up.weight`);
+      if (!d || !u) throw new Error(`${c.resume}: the saved state has no weights for module ${m.name} (different network settings?)`);
+      m.down = d.requireGrad(); m.up = u.requireGrad();
+    }
+    optimizer.loadState(r.optimizer);
+    state = r.state;
+    seed = state.seed;
+    rng.setState(state.rng);
+    log(`resumed at step ${state.globalStep}, epoch ${state.epoch}`);
+  } else if (existsSync(logFile)) {
+    rmSync(logFile);
+  }
+
+  // Latent cache
+  const scheduler = new DDPMScheduler(model.scheduler);
+  const snr = allSnr(scheduler.alphasCumprod);
+  const sf = model.vae.config.scaling_factor;
+  const latentCache = new Map<string, { plain: Tensor; flipped?: Tensor }>();
+  const encodeImage = async (img: TrainImage, flip: boolean, offset: [number, number], r: E.Rng): Promise<Tensor> => {
+    const [bw, bh] = img.placement.bucket;
+    const rgb = await prepareImageRgb(img.path, { resized: img.placement.resized, bucket: img.placement.bucket, offset, flip }, img.size);
+    return E.noGrad(() => {
+      const d = model.vae.encode(E.tensor(rgbToTensorData(rgb, bw, bh), [1, 3, bh, bw]));
+      return E.add(d.mean, E.mul(d.std, E.randn([...d.mean.shape], r)));
+    });
+  };
+  if (c.cache_latents) {
+    const all = data.datasets.flatMap((d) => d.images);
+    log(`caching latents of ${all.length} images${c.cache_latents_to_disk ? ' (disk)' : ''}`);
+    const cacheRng = new E.Rng(seed ^ 0x5bd1e995);
+    for (const img of all) {
+      const [bw, bh] = img.placement.bucket;
+      const diskPath = `${img.path.replace(/\.[^.]+$/, '')}_${String(img.size[0]).padStart(4, '0')}x${String(img.size[1]).padStart(4, '0')}_sd.safetensors`;
+      const factor = 2 ** (model.vae.config.block_out_channels.length - 1);
+      const wantShape = [1, model.vae.config.latent_channels, bh / factor, bw / factor];
+      if (c.cache_latents_to_disk && existsSync(diskPath)) {
+        const t = (await loadSafetensors(diskPath)).tensors;
+        if (t.latents && t.latents.shape.join() === wantShape.join() && (!img.subset.flipAug || t.latents_flipped)) {
+          latentCache.set(img.path, { plain: t.latents, flipped: t.latents_flipped });
+          continue;
+        }
+      }
+      const off = cropOffsets(img.placement.resized, img.placement.bucket, () => 0, false);
+      const entry = { plain: await encodeImage(img, false, off, cacheRng), flipped: img.subset.flipAug ? await encodeImage(img, true, off, cacheRng) : undefined };
+      latentCache.set(img.path, entry);
+      if (c.cache_latents_to_disk) await saveSafetensors(diskPath, { latents: entry.plain, ...(entry.flipped ? { latents_flipped: entry.flipped } : {}) });
+    }
+  }
+
+  // Samples
+  const prompts = c.sample_prompts ? readSamplePrompts(c.sample_prompts) : [];
+  const samples: string[] = [];
+  const sampleDir = path.join(c.output_dir, 'sample');
+  const sample = async (tag: string) => {
+    if (!prompts.length) return;
+    mkdirSync(sampleDir, { recursive: true });
+    network.setTraining(false);
+    for (const [i, p] of prompts.entries()) {
+      const seedP = p.seed ?? Math.floor(Math.random() * 2 ** 31);
+      const r = await txt2img(model, { prompt: p.prompt, negativePrompt: p.negativePrompt, width: p.width, height: p.height, steps: p.steps, cfgScale: p.cfgScale, seed: seedP, sampler: p.sampler ?? c.sample_sampler, clipSkip: c.clip_skip });
+      const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
+      const file = path.join(sampleDir, `${name}_${tag}_${String(i).padStart(2, '0')}_${stamp}_${seedP}.png`);
+      await writeBufferAtomic(file, encodePng(r.rgb, r.width, r.height, { parameters: r.infotext }));
+      samples.push(file);
+    }
+    network.setTraining(true);
+  };
+
+  // Saving
+  const run: RunInfo = { sessionId: state.sessionId, startedAt: state.startedAt, seed, numBatchesPerEpoch: nBatches, numEpochs: plan.epochs, maxTrainSteps: plan.maxTrainSteps, optimizer: optimizer.describe() };
+  const saved: string[] = [];
+  const save = async (file: string, at: { step: number; epoch: number }) => {
+    await saveLoRA(file, network.toWeights(), trainingMetadata(cfg, data, run, at), precisionOf(c.save_precision));
+    saved.push(file);
+    if (c.save_state) {
+      await saveState(path.join(c.output_dir, `${name}-state`), { ...state, rng: rng.getState() }, network.parameters().map((p) => [p.name, p.param()]), optimizer.stateDict());
+    }
+  };
+
+  // Loop
+  network.attach(models);
+  network.setTraining(true);
+  const params = network.parameters().filter((p) => groups.has(p.group));
+  if (state.globalStep === 0 && c.sample_at_first) await sample('e000000');
+  const accum = c.gradient_accumulation_steps;
+  const stopAt = hooks.stopAfterSteps !== undefined ? state.globalStep + hooks.stopAfterSteps : Infinity;
+  let micro = 0, accLoss = 0;
+  try {
+    outer: for (let epoch = state.epoch; epoch <= plan.epochs; epoch++) {
+      const batches = epochBatches(data.datasets, seed, epoch);
+      for (let bi = epoch === state.epoch ? state.batchInEpoch : 0; bi < batches.length; bi++) {
+        if (state.globalStep >= plan.maxTrainSteps || state.globalStep >= stopAt) break outer;
+        const batch = batches[bi];
+        const loss = await microStep(batch, epoch);
+        accLoss += loss;
+        micro++;
+        state.batchInEpoch = bi + 1;
+        state.epoch = epoch;
+        if (micro % accum !== 0 && bi !== batches.length - 1) continue;
+        // Optimizer step
+        const lrs = new Map<string, number>();
+        const factor = lrFactor(state.globalStep, { ...sched, baseLr: c.learning_rate });
+        for (const [k, g] of groups) lrs.set(k, g.lr * factor);
+        const grads = params.map((p) => (p.param().grad?.dataSync() as Float32Array | undefined) ?? new Float32Array(p.param().size));
+        if (c.max_grad_norm > 0) clipGradNorm(grads, c.max_grad_norm);
+        optimizer.update(params.map((p) => ({ name: p.name, group: p.group, data: p.param().dataSync() as Float32Array })), grads, lrs);
+        for (const p of network.parameters()) p.param().grad = null;
+        if (c.scale_weight_norms) maxNormRegularize(network, c.scale_weight_norms);
+        state.globalStep++;
+        const stepLoss = accLoss / (micro % accum || accum);
+        accLoss = 0; micro = 0;
+        state.losses.push({ step: state.globalStep, loss: stepLoss });
+        const recent = state.losses.slice(-Math.max(1, nBatches));
+        const avg = recent.reduce((a, b) => a + b.loss, 0) / recent.length;
+        const lr0 = [...lrs.values()][lrs.size - 1];
+        appendFileSync(logFile, `${JSON.stringify({ step: state.globalStep, epoch, loss: stepLoss, avr_loss: avg, lr: lr0, time: Date.now() / 1000 })}\n`);
+        hooks.onStep?.({ step: state.globalStep, maxSteps: plan.maxTrainSteps, epoch, epochs: plan.epochs, loss: stepLoss, avgLoss: avg, lr: lr0 });
+        if (c.sample_every_n_steps && !c.sample_every_n_epochs && state.globalStep % c.sample_every_n_steps === 0) await sample(String(state.globalStep).padStart(6, '0'));
+        if (c.save_every_n_steps && state.globalStep % c.save_every_n_steps === 0 && state.globalStep < plan.maxTrainSteps) {
+          await save(path.join(c.output_dir, `${name}-step${String(state.globalStep).padStart(8, '0')}.safetensors`), { step: state.globalStep, epoch });
+        }
+      }
+      // End of epoch
+      if (state.batchInEpoch >= batches.length) {
+        if (c.sample_every_n_epochs && epoch % c.sample_every_n_epochs === 0) await sample(`e${String(epoch).padStart(6, '0')}`);
+        if (c.save_every_n_epochs && epoch % c.save_every_n_epochs === 0 && epoch < plan.epochs) {
+          await save(path.join(c.output_dir, `${name}-${String(epoch).padStart(6, '0')}.safetensors`), { step: state.globalStep, epoch });
+          if (c.save_last_n_epochs) pruneEpochFiles(c.output_dir, name, epoch - c.save_last_n_epochs * c.save_every_n_epochs);
+        }
+        state.epoch = epoch + 1;
+        state.batchInEpoch = 0;
+      }
+    }
+  } finally {
+    network.setTraining(false);
+  }
+
+  let finalPath: string | null = null;
+  const finished = state.globalStep >= plan.maxTrainSteps;
+  if (finished) {
+    finalPath = path.join(c.output_dir, `${name}.safetensors`);
+    await save(finalPath, { step: state.globalStep, epoch: plan.epochs });
+  } else if (c.save_state) {
+    await saveState(path.join(c.output_dir, `${name}-state`), { ...state, rng: rng.getState() }, network.parameters().map((p) => [p.name, p.param()]), optimizer.stateDict());
+  }
+  writeFileSync(path.join(c.output_dir, `${name}-loss.svg`), lossPlotSvg(state.losses, `${name}: loss per step`));
+  return { finalPath, saved, steps: state.globalStep, losses: state.losses, samples, model, network, data };
+
+  /** Forward and backward of one micro-batch; returns its loss. */
+  async function microStep(batch: TrainImage[], epoch: number): Promise<number> {
+    const lat: Tensor[] = [];
+    for (const img of batch) {
+      const flip = img.subset.flipAug && rng.uniform() < 0.5;
+      const cached = latentCache.get(img.path);
+      if (cached) lat.push(flip && cached.flipped ? cached.flipped : cached.plain);
+      else lat.push(await encodeImage(img, flip, cropOffsets(img.placement.resized, img.placement.bucket, () => rng.uniform(), img.subset.randomCrop), rng));
+    }
+    const latents = E.mulScalar(E.concat(lat, 0), sf);
+    const captions = batch.map((img) => processCaption(img.caption, img.subset, epoch, rng));
+    const lossWeights = batch.map((img) => (img.subset.isReg ? c.prior_loss_weight : 1));
+    const B = batch.length;
+    const noise = applyNoiseOptions(E.randn([...latents.shape], rng), rng, { noiseOffset: c.noise_offset, multiresIterations: c.multires_noise_iterations, multiresDiscount: c.multires_noise_discount });
+    const ts = Array.from({ length: B }, () => c.min_timestep + Math.floor(rng.uniform() * (c.max_timestep - c.min_timestep)));
+    const noisy = E.noGrad(() => scheduler.addNoise(latents, noise, ts));
+    const trainTe = network.modules.some((m) => m.te) && groups.has('te');
+    const context = trainTe
+      ? encodeCaptions(model.textEncoder, model.tokenizer, captions, c.max_token_length, c.clip_skip)
+      : E.noGrad(() => encodeCaptions(model.textEncoder, model.tokenizer, captions, c.max_token_length, c.clip_skip));
+    const pred = model.unet.forward(noisy, E.tensor(ts, [B]), context);
+    const target = c.v_parameterization ? E.noGrad(() => scheduler.getVelocity(latents, noise, ts)) : noise;
+    const hc = c.loss_type === 'huber' || c.loss_type === 'smooth_l1'
+      ? E.tensor(ts.map((t) => huberC(t, scheduler.alphasCumprod[t], c.huber_schedule, c.huber_c, c.huber_scale)), [B, 1, 1, 1]) : undefined;
+    const perSample = E.mean(E.reshape(elementLoss(pred, target, c.loss_type, hc), [B, -1]), 1);
+    const w = ts.map((t, i) => {
+      let k = lossWeights[i];
+      if (c.min_snr_gamma) k *= minSnrWeight(snr[t], c.min_snr_gamma, c.v_parameterization);
+      if (c.scale_v_pred_loss_like_noise_pred) k *= scaleVPredLikeNoisePred(snr[t]);
+      if (c.debiased_estimation_loss) k *= debiasedWeight(snr[t], c.v_parameterization);
+      return k;
+    });
+    const loss = E.mulScalar(E.mean(E.mul(perSample, E.tensor(w, [B]))), 1 / accum);
+    loss.backward();
+    return loss.item() * accum;
+  }
+}
+
+function clipGradNorm(grads: Float32Array[], maxNorm: number): void {
+  let sq = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
+  const norm = Math.sqrt(sq);
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef < 1) for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= coef;
+}
+
+/** sd-scripts --scale_weight_norms: shrink modules whose delta norm exceeds maxNorm. */
+function maxNormRegularize(net: LoRANetwork, maxNorm: number): void {
+  E.noGrad(() => {
+    for (const m of net.modules) {
+      const up = E.reshape(m.up, [m.up.shape[0], m.rank]), down = E.reshape(m.down, [m.rank, -1]);
+      const d = E.mulScalar(E.matmul(up, down), m.scale).dataSync();
+      let sq = 0;
+      for (const v of d) sq += v * v;
+      const norm = Math.max(Math.sqrt(sq), maxNorm / 2);
+      const ratio = Math.min(norm, maxNorm) / norm;
+      if (ratio !== 1) {
+        const s = Math.sqrt(ratio);
+        for (const t of [m.up, m.down]) { const a = t.dataSync(); for (let i = 0; i < a.length; i++) a[i] *= s; }
+      }
+    }
+  });
+}
+
+function pruneEpochFiles(dir: string, name: string, belowEpoch: number): void {
+  for (const f of readdirSync(dir)) {
+    const m = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d{6})\\.safetensors$`).exec(f);
+    if (m && Number(m[1]) <= belowEpoch) rmSync(path.join(dir, f));
+  }
+}
