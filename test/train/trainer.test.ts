@@ -1,0 +1,124 @@
+// End-to-end LoRA training on the tiny golden model: files, metadata, reproducibility, exact
+// resume, LoCon, unet-only, samples; and the training network's gradients against sd-scripts.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import * as E from '../../src/engine/index.js';
+import { writeShapeDataset } from '../../src/data/procedural.js';
+import { decodePng } from '../../src/io/png.js';
+import { loadSafetensors } from '../../src/io/safetensors.js';
+import { loadLoRA } from '../../src/lora/lora-file.js';
+import { addnetHash } from '../../src/lora/lora-save.js';
+import { DDPMScheduler, SD15_SCHEDULER } from '../../src/schedulers/index.js';
+import { resolveConfig } from '../../src/train/config.js';
+import { LoRANetwork } from '../../src/train/network.js';
+import { train } from '../../src/train/trainer.js';
+import { maxAbsDiff } from '../helpers/gradcheck.js';
+import { goldenDir } from '../helpers/golden.js';
+import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
+import { tinyModelFolder } from '../helpers/tiny-model.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-train-'));
+let model: string;
+const dataDir = path.join(tmp, 'data', 'train');
+const quiet = () => {};
+const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
+  pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
+  max_train_steps: 4, learning_rate: 1e-3, network_dim: 4, network_alpha: 2, seed: 11, flip_aug: true, shuffle_caption: true, ...v,
+} }]);
+const tensorsOf = async (f: string) => (await loadSafetensors(f)).tensors;
+
+describe('training', () => {
+  before(async () => {
+    await E.initCpuBackend();
+    model = await tinyModelFolder();
+    writeShapeDataset(dataDir, { name: 'star', repeats: 2, count: 3, size: 32, shapes: ['star'], seed: 1 });
+  });
+
+  it('writes a kohya LoRA with ss_* metadata, hashes, a loss log, a plot and samples', async () => {
+    const out = path.join(tmp, 'run1');
+    const prompts = path.join(tmp, 'prompts.txt');
+    writeFileSync(prompts, '# samples\na red star on a white background --n blurry --w 32 --h 32 --d 5 --s 3 --l 5\n');
+    const r = await train(cfg({ output_dir: out, output_name: 'star', sample_prompts: prompts, sample_every_n_steps: 2, save_every_n_steps: 2 }), { log: quiet });
+    assert.equal(r.steps, 4);
+    assert.equal(r.finalPath, path.join(out, 'star.safetensors'));
+    assert.ok(existsSync(path.join(out, 'star-step00000002.safetensors')));
+    const f = await loadLoRA(r.finalPath!);
+    assert.equal(f.modules.size, 102);
+    assert.deepEqual(f.unsupportedKeys, []);
+    for (const m of f.modules.values()) { assert.equal(m.alpha, 2); assert.equal(m.down.shape[0], 4); }
+    const md = f.metadata;
+    assert.equal(md.ss_network_module, 'networks.lora');
+    assert.equal(md.ss_network_dim, '4');
+    assert.equal(md.ss_steps, '4');
+    assert.equal(md.ss_resolution, '(32, 32)');
+    assert.equal(md.ss_num_train_images, '6');
+    assert.equal(md.ss_optimizer, 'torch.optim.adamw.AdamW');
+    assert.equal(md.ss_base_model_version, 'sd_v1');
+    assert.ok(JSON.parse(md.ss_tag_frequency)['2_star']);
+    assert.deepEqual(JSON.parse(md.ss_dataset_dirs), { '2_star': { n_repeats: 2, img_count: 3 } });
+    assert.equal(md.sshs_model_hash, await addnetHash(r.finalPath!));
+    assert.ok(f.modules.size && [...f.modules.values()].some((m) => m.up.dataSync().some((v) => v !== 0)), 'lora_up moved from zero');
+    const log = readFileSync(path.join(out, 'star-loss.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(log.map((l) => l.step), [1, 2, 3, 4]);
+    assert.ok(log.every((l) => Number.isFinite(l.loss)));
+    assert.match(readFileSync(path.join(out, 'star-loss.svg'), 'utf8'), /^<svg/);
+    assert.equal(r.samples.length, 2);
+    assert.match(decodePng(readFileSync(r.samples[0])).text.parameters, /^a red star on a white background\nNegative prompt: blurry\nSteps: 3, Sampler: DDIM, CFG scale: 5, Seed: 5/);
+  });
+
+  it('is reproducible from the seed and resumes exactly from a saved state', async () => {
+    const a = await train(cfg({ output_dir: path.join(tmp, 'a'), optimizer_type: 'AdamW8bit', lr_scheduler: 'cosine', lr_warmup_steps: 1 }), { log: quiet });
+    const b = await train(cfg({ output_dir: path.join(tmp, 'b'), optimizer_type: 'AdamW8bit', lr_scheduler: 'cosine', lr_warmup_steps: 1 }), { log: quiet });
+    const ta = await tensorsOf(a.finalPath!), tb = await tensorsOf(b.finalPath!);
+    for (const k of Object.keys(ta)) assert.deepEqual(ta[k].dataSync(), tb[k].dataSync(), k);
+    const outC = path.join(tmp, 'c');
+    const first = await train(cfg({ output_dir: outC, save_state: true, optimizer_type: 'AdamW8bit', lr_scheduler: 'cosine', lr_warmup_steps: 1 }), { log: quiet, stopAfterSteps: 2 });
+    assert.equal(first.finalPath, null);
+    const resumed = await train(cfg({ output_dir: outC, save_state: true, optimizer_type: 'AdamW8bit', lr_scheduler: 'cosine', lr_warmup_steps: 1, resume: path.join(outC, 'last-state') }), { log: quiet });
+    assert.equal(resumed.steps, 4);
+    const tc = await tensorsOf(resumed.finalPath!);
+    for (const k of Object.keys(ta)) assert.deepEqual(tc[k].dataSync(), ta[k].dataSync(), `resumed ${k}`);
+    assert.deepEqual(resumed.losses.map((l) => l.loss), a.losses.map((l) => l.loss));
+  });
+
+  it('trains LoCon (conv_dim) and unet-only networks with the right modules', async () => {
+    const r = await train(cfg({ output_dir: path.join(tmp, 'locon'), max_train_steps: 1, network_args: ['conv_dim=2', 'conv_alpha=1'], network_train_unet_only: true, optimizer_type: 'Lion', learning_rate: 1e-4 }), { log: quiet });
+    const f = await loadLoRA(r.finalPath!);
+    const names = [...f.modules.keys()];
+    assert.ok(names.every((n) => n.startsWith('lora_unet_')), 'unet only');
+    const conv = f.modules.get('lora_unet_down_blocks_0_resnets_0_conv1')!;
+    assert.deepEqual(conv.down.shape, [2, 32, 3, 3]);
+    assert.deepEqual(conv.up.shape, [32, 2, 1, 1]);
+    assert.equal(conv.alpha, 1);
+    assert.deepEqual(f.modules.get('lora_unet_down_blocks_0_resnets_0_time_emb_proj')!.down.shape, [4, 128]);
+    assert.ok(f.modules.has('lora_unet_down_blocks_0_downsamplers_0_conv'));
+  });
+
+  it('the training network reproduces the sd-scripts LoRA training step (lora-backward)', async () => {
+    const io = (await loadSafetensors(path.join(goldenDir(), 'lora-backward/io.safetensors'))).tensors;
+    const unet = await goldenUNet(), te = await goldenTextEncoder();
+    const models = { unet: unet.weights, textEncoder: te.weights };
+    const net = LoRANetwork.fromFile(await loadLoRA(path.join(goldenDir(), 'lora/lora_a.safetensors')), models, { dim: 4, alpha: 2, trainUnet: true, trainTextEncoder: true }, new E.Rng(0));
+    net.attach(models);
+    net.setTraining(true);
+    const noisy = new DDPMScheduler(SD15_SCHEDULER).addNoise(io.latents, io.noise, [...io.timesteps.dataSync()]);
+    const loss = E.mseLoss(unet.forward(noisy, io.timesteps, te.forward(io.input_ids).lastHiddenState), io.noise);
+    assert.ok(Math.abs(loss.item() - io.loss.item()) <= 1e-5 * io.loss.item());
+    loss.backward();
+    for (const m of net.modules) {
+      for (const [part, t] of [['lora_down', m.down], ['lora_up', m.up]] as const) {
+        const want = io[`grad.${m.name}.${part}.weight`];
+        const tol = 1e-4 * Math.max(...[...want.dataSync()].map(Math.abs));
+        assert.ok(maxAbsDiff(t.grad!.dataSync(), want.dataSync()) <= tol, `${m.name}.${part}`);
+      }
+    }
+    net.detach();
+  });
+
+  it('stops with a clear message for a missing dataset folder', async () => {
+    await assert.rejects(train(cfg({ train_data_dir: path.join(tmp, 'nope'), output_dir: path.join(tmp, 'x') }), { log: quiet }), /nope: not a folder/);
+  });
+});
