@@ -22,45 +22,52 @@ function geometry(s: ConvShapes): Geometry {
   return { n, cin, h, w, cout, cg, cog: cout / g, kh, kw, oh, ow, sh, sw, ph, pw, g, kk: cg * kh * kw, ohw: oh * ow, pointwise };
 }
 
-function im2col(x: FloatArray, xOff: number, G: Geometry, col: FloatArray): void {
+/**
+ * Writes the im2col rows of one image into `col`, whose rows are `ld` long, starting at column
+ * `c0` (several images side by side form one wide GEMM operand).
+ */
+function im2col(x: FloatArray, xOff: number, G: Geometry, col: FloatArray, ld: number, c0: number): void {
   const { h, w, kh, kw, oh, ow, sh, sw, ph, pw, cg } = G;
-  let o = 0;
+  let row = 0;
   for (let c = 0; c < cg; c++) {
     const xc = xOff + c * h * w;
     for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
+      for (let j = 0; j < kw; j++, row++) {
         // Output columns whose input column lies inside the image: [ox0, ox1).
         const ox0 = Math.min(ow, Math.max(0, Math.ceil((pw - j) / sw)));
         const ox1 = Math.max(ox0, Math.min(ow, Math.floor((w - 1 + pw - j) / sw) + 1));
-        for (let oy = 0; oy < oh; oy++) {
+        let o = row * ld + c0;
+        for (let oy = 0; oy < oh; oy++, o += ow) {
           const iy = oy * sh - ph + i;
-          if (iy < 0 || iy >= h) { col.fill(0, o, o + ow); o += ow; continue; }
+          if (iy < 0 || iy >= h) { col.fill(0, o, o + ow); continue; }
           const src = xc + iy * w - pw + j;
           for (let ox = 0; ox < ox0; ox++) col[o + ox] = 0;
-          if (sw === 1) col.set(x.subarray(src + ox0, src + ox1), o + ox0);
+          // A plain loop: rows are short, and a subarray per row costs more than the copy.
+          if (sw === 1) for (let ox = ox0; ox < ox1; ox++) col[o + ox] = x[src + ox];
           else for (let ox = ox0; ox < ox1; ox++) col[o + ox] = x[src + ox * sw];
           for (let ox = ox1; ox < ow; ox++) col[o + ox] = 0;
-          o += ow;
         }
       }
     }
   }
 }
 
-function col2imAdd(col: FloatArray, G: Geometry, dx: FloatArray, dxOff: number): void {
+/** Adds the columns [c0, c0 + ohw) of `col` (rows `ld` long) back onto one image's gradient. */
+function col2imAdd(col: FloatArray, G: Geometry, dx: FloatArray, dxOff: number, ld: number, c0: number): void {
   const { h, w, kh, kw, oh, ow, sh, sw, ph, pw, cg } = G;
-  let o = 0;
+  let row = 0;
   for (let c = 0; c < cg; c++) {
     const xc = dxOff + c * h * w;
     for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        for (let oy = 0; oy < oh; oy++) {
+      for (let j = 0; j < kw; j++, row++) {
+        let o = row * ld + c0;
+        for (let oy = 0; oy < oh; oy++, o += ow) {
           const iy = oy * sh - ph + i;
-          if (iy < 0 || iy >= h) { o += ow; continue; }
-          const row = xc + iy * w;
-          for (let ox = 0; ox < ow; ox++, o++) {
+          if (iy < 0 || iy >= h) continue;
+          const r = xc + iy * w;
+          for (let ox = 0; ox < ow; ox++) {
             const ix = ox * sw - pw + j;
-            if (ix >= 0 && ix < w) dx[row + ix] += col[o];
+            if (ix >= 0 && ix < w) dx[r + ix] += col[o + ox];
           }
         }
       }
@@ -68,23 +75,51 @@ function col2imAdd(col: FloatArray, G: Geometry, dx: FloatArray, dxOff: number):
   }
 }
 
+/** Images per GEMM: as many as fit a column buffer of about 16M values. */
+const chunkOf = (G: Geometry) => Math.max(1, Math.min(G.n, Math.floor((1 << 24) / Math.max(1, G.kk * G.ohw))));
+
+/** [nb images, channels c0..c0+cn) of a [N, C, ohw] array <-> a [cn, nb*ohw] matrix. */
+function gatherChannels(src: FloatArray, b0: number, nb: number, C: number, c0: number, cn: number, ohw: number, dst: FloatArray): void {
+  for (let c = 0; c < cn; c++) for (let b = 0; b < nb; b++) {
+    const s = ((b0 + b) * C + c0 + c) * ohw;
+    dst.set(src.subarray(s, s + ohw), (c * nb + b) * ohw);
+  }
+}
+function scatterChannels(src: FloatArray, b0: number, nb: number, C: number, c0: number, cn: number, ohw: number, dst: FloatArray): void {
+  for (let c = 0; c < cn; c++) for (let b = 0; b < nb; b++) {
+    const d = ((b0 + b) * C + c0 + c) * ohw;
+    dst.set(src.subarray((c * nb + b) * ohw, (c * nb + b + 1) * ohw), d);
+  }
+}
+
 export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s: ConvShapes, dtype: FloatDType): FloatArray {
   const G = geometry(s);
   const y = allocArray(dtype, G.n * G.cout * G.ohw) as FloatArray;
-  const col = G.pointwise ? null : scratch('im2col', dtype, G.kk * G.ohw);
-  for (let b = 0; b < G.n; b++) {
+  const chunk = chunkOf(G);
+  for (let b0 = 0; b0 < G.n; b0 += chunk) {
+    const nb = Math.min(chunk, G.n - b0), ld = nb * G.ohw;
     for (let g = 0; g < G.g; g++) {
-      const xOff = (b * G.cin + g * G.cg) * G.h * G.w;
-      const yOff = (b * G.cout + g * G.cog) * G.ohw;
-      let B = mat(x, xOff, G.ohw, 1);
-      if (col) { im2col(x, xOff, G, col); B = mat(col, 0, G.ohw, 1); }
-      gemm(G.cog, G.ohw, G.kk, mat(w, g * G.cog * G.kk, G.kk, 1), B, y, yOff, false);
-    }
-    if (bias) {
-      for (let c = 0; c < G.cout; c++) {
-        const o = (b * G.cout + c) * G.ohw, bv = bias[c];
-        for (let i = 0; i < G.ohw; i++) y[o + i] += bv;
+      const A = mat(w, g * G.cog * G.kk, G.kk, 1);
+      if (nb === 1 && G.pointwise) {
+        gemm(G.cog, G.ohw, G.kk, A, mat(x, (b0 * G.cin + g * G.cg) * G.h * G.w, G.ohw, 1), y, (b0 * G.cout + g * G.cog) * G.ohw, false);
+        continue;
       }
+      const col = scratch('im2col', dtype, G.kk * ld);
+      for (let b = 0; b < nb; b++) {
+        const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
+        if (G.pointwise) for (let c = 0; c < G.cg; c++) col.set(x.subarray(xOff + c * G.ohw, xOff + (c + 1) * G.ohw), c * ld + b * G.ohw);
+        else im2col(x, xOff, G, col, ld, b * G.ohw);
+      }
+      if (nb === 1) { gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), y, (b0 * G.cout + g * G.cog) * G.ohw, false); continue; }
+      const out = scratch('conv.out', dtype, G.cog * ld);
+      gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), out, 0, false);
+      scatterChannels(out, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, y);
+    }
+  }
+  if (bias) {
+    for (let b = 0; b < G.n; b++) for (let c = 0; c < G.cout; c++) {
+      const o = (b * G.cout + c) * G.ohw, bv = bias[c];
+      for (let i = 0; i < G.ohw; i++) y[o + i] += bv;
     }
   }
   return y;
@@ -93,20 +128,23 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
 export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
   const G = geometry(s);
   const dx = allocArray(dtype, G.n * G.cin * G.h * G.w) as FloatArray;
-  const col = G.pointwise ? null : scratch('im2col', dtype, G.kk * G.ohw);
-  for (let b = 0; b < G.n; b++) {
+  const chunk = chunkOf(G);
+  for (let b0 = 0; b0 < G.n; b0 += chunk) {
+    const nb = Math.min(chunk, G.n - b0), ld = nb * G.ohw;
     for (let g = 0; g < G.g; g++) {
-      const xOff = (b * G.cin + g * G.cg) * G.h * G.w;
-      const yOff = (b * G.cout + g * G.cog) * G.ohw;
-      // W_g^T [kk, cog] @ gy [cog, ohw]
+      // W_g^T [kk, cog] @ gy [cog, nb*ohw]
       const A = mat(w, g * G.cog * G.kk, 1, G.kk);
-      const B = mat(gy, yOff, G.ohw, 1);
-      if (col) {
-        gemm(G.kk, G.ohw, G.cog, A, B, col, 0, false);
-        col2imAdd(col, G, dx, xOff);
-      } else {
-        gemm(G.kk, G.ohw, G.cog, A, B, dx, xOff, false);
+      let B = mat(gy, (b0 * G.cout + g * G.cog) * G.ohw, G.ohw, 1);
+      if (nb > 1) {
+        const gyc = scratch('conv.gy', dtype, G.cog * ld);
+        gatherChannels(gy, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, gyc);
+        B = mat(gyc, 0, ld, 1);
       }
+      if (G.pointwise && nb === 1) { gemm(G.kk, G.ohw, G.cog, A, B, dx, (b0 * G.cin + g * G.cg) * G.h * G.w, false); continue; }
+      const col = scratch('im2col', dtype, G.kk * ld);
+      gemm(G.kk, ld, G.cog, A, B, col, 0, false);
+      if (G.pointwise) scatterChannels(col, b0, nb, G.cin, g * G.cg, G.cg, G.ohw, dx);
+      else for (let b = 0; b < nb; b++) col2imAdd(col, G, dx, ((b0 + b) * G.cin + g * G.cg) * G.h * G.w, ld, b * G.ohw);
     }
   }
   return dx;
@@ -115,15 +153,28 @@ export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dt
 export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
   const G = geometry(s);
   const dw = allocArray(dtype, G.cout * G.kk) as FloatArray;
-  const col = G.pointwise ? null : scratch('im2col', dtype, G.kk * G.ohw);
-  for (let b = 0; b < G.n; b++) {
+  const chunk = chunkOf(G);
+  for (let b0 = 0; b0 < G.n; b0 += chunk) {
+    const nb = Math.min(chunk, G.n - b0), ld = nb * G.ohw;
     for (let g = 0; g < G.g; g++) {
-      const xOff = (b * G.cin + g * G.cg) * G.h * G.w;
-      const yOff = (b * G.cout + g * G.cog) * G.ohw;
-      let src = x, off = xOff;
-      if (col) { im2col(x, xOff, G, col); src = col; off = 0; }
-      // gy [cog, ohw] @ col^T [ohw, kk]
-      gemm(G.cog, G.kk, G.ohw, mat(gy, yOff, G.ohw, 1), mat(src, off, 1, G.ohw), dw, g * G.cog * G.kk, true);
+      let A = mat(gy, (b0 * G.cout + g * G.cog) * G.ohw, G.ohw, 1);
+      if (nb > 1) {
+        const gyc = scratch('conv.gy', dtype, G.cog * ld);
+        gatherChannels(gy, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, gyc);
+        A = mat(gyc, 0, ld, 1);
+      }
+      let Bsrc = x, off = (b0 * G.cin + g * G.cg) * G.h * G.w;
+      if (!(G.pointwise && nb === 1)) {
+        const col = scratch('im2col', dtype, G.kk * ld);
+        for (let b = 0; b < nb; b++) {
+          const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
+          if (G.pointwise) for (let c = 0; c < G.cg; c++) col.set(x.subarray(xOff + c * G.ohw, xOff + (c + 1) * G.ohw), c * ld + b * G.ohw);
+          else im2col(x, xOff, G, col, ld, b * G.ohw);
+        }
+        Bsrc = col; off = 0;
+      }
+      // gy [cog, nb*ohw] @ col^T [nb*ohw, kk]
+      gemm(G.cog, G.kk, ld, A, mat(Bsrc, off, 1, ld), dw, g * G.cog * G.kk, true);
     }
   }
   return dw;

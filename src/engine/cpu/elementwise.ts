@@ -7,18 +7,34 @@ import type { FloatArray } from './gemm.js';
 
 export function unary(op: UnaryOp, x: FloatArray, dtype: FloatDType, n: number, p: number): FloatArray {
   const out = allocArray(dtype, n) as FloatArray;
-  const f = forward[op];
-  if (op === 'scale') for (let i = 0; i < n; i++) out[i] = x[i] * p;
-  else if (op === 'shift') for (let i = 0; i < n; i++) out[i] = x[i] + p;
-  else for (let i = 0; i < n; i++) out[i] = f(x[i], p);
-  return out;
+  // The hot activations get their own loops; the table covers the rest.
+  switch (op) {
+    case 'scale': for (let i = 0; i < n; i++) out[i] = x[i] * p; return out;
+    case 'shift': for (let i = 0; i < n; i++) out[i] = x[i] + p; return out;
+    case 'silu': for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v / (1 + Math.exp(-v)); } return out;
+    case 'square': for (let i = 0; i < n; i++) out[i] = x[i] * x[i]; return out;
+    default: {
+      const f = forward[op];
+      for (let i = 0; i < n; i++) out[i] = f(x[i], p);
+      return out;
+    }
+  }
 }
 
 export function unaryGrad(op: UnaryOp, x: FloatArray, gy: FloatArray, dtype: FloatDType, n: number, p: number): FloatArray {
   const out = allocArray(dtype, n) as FloatArray;
-  const d = derivative[op];
-  for (let i = 0; i < n; i++) out[i] = gy[i] * d(x[i], p);
-  return out;
+  switch (op) {
+    case 'scale': for (let i = 0; i < n; i++) out[i] = gy[i] * p; return out;
+    case 'silu':
+      for (let i = 0; i < n; i++) { const v = x[i], s = 1 / (1 + Math.exp(-v)); out[i] = gy[i] * s * (1 + v * (1 - s)); }
+      return out;
+    case 'square': for (let i = 0; i < n; i++) out[i] = 2 * x[i] * gy[i]; return out;
+    default: {
+      const d = derivative[op];
+      for (let i = 0; i < n; i++) out[i] = gy[i] * d(x[i], p);
+      return out;
+    }
+  }
 }
 
 const binFns: Record<BinaryOp, (a: number, b: number) => number> = {
