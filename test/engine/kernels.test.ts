@@ -42,6 +42,22 @@ describe('forward kernels against naive references', () => {
     }
   });
 
+  it('conv2d gradients in f32 (wasm, batched im2col) match the f64 path', () => {
+    for (const [shape, wshape, stride, pad, groups] of [
+      [[3, 8, 9, 7], [6, 8, 3, 3], 1, 1, 1], [[2, 4, 8, 8], [6, 2, 3, 3], 2, 1, 2], [[3, 16, 6, 6], [8, 16, 1, 1], 1, 0, 1],
+    ] as [number[], number[], number, number, number][]) {
+      const x = randT(shape, rng), w = randT(wshape, rng, 0.2), gyShape = E.conv2d(x, w, null, { stride, padding: pad, groups }).shape;
+      const gy = randT([...gyShape], rng);
+      const s = { x: x.shape, w: w.shape, out: gyShape, stride: [stride, stride] as [number, number], padding: [pad, pad] as [number, number], groups };
+      const be = E.cpuBackend;
+      const f = (t: E.Tensor) => t.to('f32').storage;
+      const d64 = be.conv2dGradWeight(gy.storage, x.storage, s, 'f64') as Float64Array, d32 = be.conv2dGradWeight(f(gy), f(x), s, 'f32') as Float32Array;
+      const i64 = be.conv2dGradInput(gy.storage, w.storage, s, 'f64') as Float64Array, i32 = be.conv2dGradInput(f(gy), f(w), s, 'f32') as Float32Array;
+      assert.ok(maxAbsDiff(d32, d64) < 1e-4, `dW ${shape} ${wshape}`);
+      assert.ok(maxAbsDiff(i32, i64) < 1e-4, `dX ${shape} ${wshape}`);
+    }
+  });
+
   it('group norm equals the textbook formula', () => {
     const x = randT([2, 6, 3, 3], rng), g = randT([6], rng), b = randT([6], rng);
     const y = E.groupNorm(x, 3, g, b, 1e-5).dataSync();

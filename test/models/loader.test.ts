@@ -82,3 +82,19 @@ describe('UNet parameter list', () => {
     for (const [k, s] of shapes) assert.deepEqual(s, [...sd.get(k)!.shape], k);
   });
 });
+
+describe('VAE and CLIP parameter lists', () => {
+  it('derive exactly the golden checkpoints\' keys and shapes from the configs', async () => {
+    const { vaeParamShapes, clipParamShapes } = await import('../../src/models/model-params.js');
+    const { parseVAEConfig } = await import('../../src/models/vae.js');
+    const { parseCLIPTextConfig } = await import('../../src/models/clip-text.js');
+    for (const [shapes, file] of [
+      [vaeParamShapes(parseVAEConfig(configs.vae)), 'vae-tiny/vae.safetensors'],
+      [clipParamShapes(parseCLIPTextConfig(configs.textEncoder)), 'clip-text-tiny/text_encoder.safetensors'],
+    ] as const) {
+      const sd = await loadStateDict(path.join(g, file));
+      assert.deepEqual([...shapes.keys()].sort(), [...sd.keys()].sort(), file);
+      for (const [k, s] of shapes) assert.deepEqual(s, [...sd.get(k)!.shape], k);
+    }
+  });
+});

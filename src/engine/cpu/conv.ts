@@ -2,7 +2,7 @@
 // (so the column buffer is bounded by a single image). 1x1 stride-1 convolutions skip im2col.
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import { type FloatArray, gemm, mat } from './gemm.js';
+import { type FloatArray, gemm, gemmFillB, mat } from './gemm.js';
 import { scratch } from './scratch.js';
 
 interface Geometry {
@@ -46,6 +46,29 @@ function im2col(x: FloatArray, xOff: number, G: Geometry, col: FloatArray, ld: n
           if (sw === 1) for (let ox = ox0; ox < ox1; ox++) col[o + ox] = x[src + ox];
           else for (let ox = ox0; ox < ox1; ox++) col[o + ox] = x[src + ox * sw];
           for (let ox = ox1; ox < ow; ox++) col[o + ox] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** im2col transposed: row (c0 + output pixel) of `dst` (rows `kk` long, from `off`) holds that pixel's patch. */
+function im2colT(x: FloatArray, xOff: number, G: Geometry, dst: FloatArray, off: number, c0: number): void {
+  const { h, w, kh, kw, oh, ow, sh, sw, ph, pw, cg, kk } = G;
+  let row = 0;
+  for (let c = 0; c < cg; c++) {
+    const xc = xOff + c * h * w;
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++, row++) {
+        let o = off + c0 * kk + row;
+        for (let oy = 0; oy < oh; oy++) {
+          const iy = oy * sh - ph + i;
+          const inside = iy >= 0 && iy < h;
+          const src = xc + iy * w - pw + j;
+          for (let ox = 0; ox < ow; ox++, o += kk) {
+            const ix = ox * sw - pw + j;
+            dst[o] = inside && ix >= 0 && ix < w ? x[src + ox * sw] : 0;
+          }
         }
       }
     }
@@ -104,16 +127,23 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
         gemm(G.cog, G.ohw, G.kk, A, mat(x, (b0 * G.cin + g * G.cg) * G.h * G.w, G.ohw, 1), y, (b0 * G.cout + g * G.cog) * G.ohw, false);
         continue;
       }
-      const col = scratch('im2col', dtype, G.kk * ld);
-      for (let b = 0; b < nb; b++) {
-        const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
-        if (G.pointwise) for (let c = 0; c < G.cg; c++) col.set(x.subarray(xOff + c * G.ohw, xOff + (c + 1) * G.ohw), c * ld + b * G.ohw);
-        else im2col(x, xOff, G, col, ld, b * G.ohw);
+      // im2col rows of every image in the chunk, side by side, written straight into the GEMM's B.
+      const fill = (col: FloatArray, off: number) => {
+        for (let b = 0; b < nb; b++) {
+          const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
+          if (G.pointwise) for (let c = 0; c < G.cg; c++) col.set(x.subarray(xOff + c * G.ohw, xOff + (c + 1) * G.ohw), off + c * ld + b * G.ohw);
+          else im2col(x, xOff, G, col, ld, off + b * G.ohw);
+        }
+      };
+      const out = nb === 1 ? y : scratch('conv.out', dtype, G.cog * ld);
+      const outOff = nb === 1 ? (b0 * G.cout + g * G.cog) * G.ohw : 0;
+      if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill as (m: Float32Array, o: number) => void, out as Float32Array, outOff, false);
+      else {
+        const col = scratch('im2col', dtype, G.kk * ld);
+        fill(col, 0);
+        gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), out, outOff, false);
       }
-      if (nb === 1) { gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), y, (b0 * G.cout + g * G.cog) * G.ohw, false); continue; }
-      const out = scratch('conv.out', dtype, G.cog * ld);
-      gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), out, 0, false);
-      scatterChannels(out, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, y);
+      if (nb > 1) scatterChannels(out, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, y);
     }
   }
   if (bias) {
@@ -162,6 +192,13 @@ export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, d
         const gyc = scratch('conv.gy', dtype, G.cog * ld);
         gatherChannels(gy, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, gyc);
         A = mat(gyc, 0, ld, 1);
+      }
+      if (dtype === 'f32' && !G.pointwise) {
+        // gy [cog, nb*ohw] @ col^T, with col^T ([nb*ohw, kk], row-major) written straight into B.
+        gemmFillB(G.cog, G.kk, ld, A, (mem, off) => {
+          for (let b = 0; b < nb; b++) im2colT(x, ((b0 + b) * G.cin + g * G.cg) * G.h * G.w, G, mem, off, b * G.ohw);
+        }, dw as Float32Array, g * G.cog * G.kk, true);
+        continue;
       }
       let Bsrc = x, off = (b0 * G.cin + g * G.cg) * G.h * G.w;
       if (!(G.pointwise && nb === 1)) {

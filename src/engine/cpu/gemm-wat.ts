@@ -8,6 +8,20 @@ export const MR = 6;
 export const NR = 8;
 
 export function gemmWat(): string {
+  return `(module
+  (import "env" "memory" (memory 1 65536 shared))
+  ${gemmFunc(false)}
+  ${gemmFunc(true)})
+`;
+}
+
+/**
+ * C[M,N] += A[M,K] * B[K,N] for panel rows [ip0, ip1). A is packed by the host as
+ * [kb][panelA][kc][MR] (zero padded). With `directB` B is read in place, row-major with stride
+ * ldb (no packing: the host only copies it, or writes im2col rows straight into it); otherwise
+ * B is packed as [kb][panelB][kc][NR]. C is row-major with stride ldc.
+ */
+function gemmFunc(directB: boolean): string {
   const accs: string[] = [];
   for (let r = 0; r < MR; r++) for (let h = 0; h < NR / 4; h++) accs.push(`$c${r}_${h}`);
   const decl = accs.map((a) => `(local ${a} v128)`).join(' ');
@@ -22,7 +36,6 @@ export function gemmWat(): string {
       body.push(`(local.set ${a} (f32x4.add (local.get ${a}) (f32x4.mul (local.get $t) (local.get $b${h}))))`);
     }
   }
-  // Full tile: add the accumulators straight into C.
   const full: string[] = [];
   for (let r = 0; r < MR; r++) {
     full.push(`(local.set $p (i32.add (local.get $crow) (i32.mul (i32.const ${r}) (local.get $ldcb))))`);
@@ -32,17 +45,20 @@ export function gemmWat(): string {
       );
     }
   }
-  // Edge tile: spill to the thread's scratch tile, then add the valid part with scalar code.
   const spill: string[] = [];
   for (let r = 0; r < MR; r++)
     for (let h = 0; h < 2; h++) spill.push(`(v128.store offset=${(r * NR + h * 4) * 4} (local.get $tile) (local.get $c${r}_${h}))`);
-
-  return `(module
-  (import "env" "memory" (memory 1 65536 shared))
-  ;; C[M,N] += A[M,K] * B[K,N] for panel rows [ip0, ip1). A and B are packed by the host:
-  ;; A: [kb][panelA][kc][${MR}], B: [kb][panelB][kc][${NR}], zero padded. C is row-major with stride ldc.
-  (func (export "gemm") (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32)
+  const bStart = directB
+    ? `(i32.add (local.get $bp) (i32.shl (i32.add (i32.mul (i32.mul (local.get $kb) (local.get $kc)) (local.get $ldb)) (i32.mul (local.get $jp) (i32.const ${NR}))) (i32.const 2)))`
+    : `(i32.add (local.get $bp) (i32.shl (i32.mul (i32.add (i32.mul (local.get $kb) (local.get $npb)) (local.get $jp)) (i32.mul (local.get $kc) (i32.const ${NR}))) (i32.const 2)))`;
+  const bStep = directB ? '(i32.shl (local.get $ldb) (i32.const 2))' : `(i32.const ${NR * 4})`;
+  // Rows of this k block: kc, or what is left of K in the last block (direct B has no padding).
+  const kCount = directB
+    ? '(select (local.get $kc) (i32.sub (local.get $ktotal) (i32.mul (local.get $kb) (local.get $kc))) (i32.le_u (i32.mul (i32.add (local.get $kb) (i32.const 1)) (local.get $kc)) (local.get $ktotal)))'
+    : '(local.get $kc)';
+  return `(func (export "${directB ? 'gemm_nb' : 'gemm'}") (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32)
       (param $m i32) (param $n i32) (param $kc i32) (param $nkb i32) (param $ip0 i32) (param $ip1 i32) (param $tile i32)
+      (param $ldb i32) (param $ktotal i32)
     (local $npa i32) (local $npb i32) (local $kb i32) (local $jp i32) (local $ip i32) (local $k i32)
     (local $aptr i32) (local $bptr i32) (local $crow i32) (local $ldcb i32) (local $p i32)
     (local $rows i32) (local $cols i32) (local $r i32) (local $q i32)
@@ -61,14 +77,13 @@ export function gemmWat(): string {
           (br_if $ip_end (i32.ge_u (local.get $ip) (local.get $ip1)))
           (local.set $aptr (i32.add (local.get $ap)
             (i32.shl (i32.mul (i32.add (i32.mul (local.get $kb) (local.get $npa)) (local.get $ip)) (i32.mul (local.get $kc) (i32.const ${MR}))) (i32.const 2))))
-          (local.set $bptr (i32.add (local.get $bp)
-            (i32.shl (i32.mul (i32.add (i32.mul (local.get $kb) (local.get $npb)) (local.get $jp)) (i32.mul (local.get $kc) (i32.const ${NR}))) (i32.const 2))))
+          (local.set $bptr ${bStart})
           ${zero}
-          (local.set $k (local.get $kc))
+          (local.set $k ${kCount})
           (loop $k_loop
             ${body.join('\n            ')}
             (local.set $aptr (i32.add (local.get $aptr) (i32.const ${MR * 4})))
-            (local.set $bptr (i32.add (local.get $bptr) (i32.const ${NR * 4})))
+            (local.set $bptr (i32.add (local.get $bptr) ${bStep}))
             (local.set $k (i32.sub (local.get $k) (i32.const 1)))
             (br_if $k_loop (local.get $k)))
           (local.set $crow (i32.add (local.get $c)
@@ -99,6 +114,5 @@ export function gemmWat(): string {
         (local.set $jp (i32.add (local.get $jp) (i32.const 1)))
         (br $jp_loop)))
       (local.set $kb (i32.add (local.get $kb) (i32.const 1)))
-      (br $kb_loop)))))
-`;
+      (br $kb_loop))))`;
 }

@@ -34,10 +34,62 @@ export function gemm(
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && C instanceof Float32Array && A.data instanceof Float32Array && B.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    gemmWasm(pool, M, N, K, A, B, C, cOff, accumulate);
+    if (B.cs === 1) {
+      // Row-major B: copy its rows into wasm memory and let the kernel read them in place.
+      const src = B.data;
+      gemmWasmDirect(pool, M, N, K, A, (mem, off) => {
+        if (B.rs === N) mem.set(src.subarray(B.offset, B.offset + K * N), off);
+        else for (let k = 0; k < K; k++) mem.set(src.subarray(B.offset + k * B.rs, B.offset + k * B.rs + N), off + k * N);
+      }, C, cOff, accumulate);
+    } else {
+      gemmWasm(pool, M, N, K, A, B, C, cOff, accumulate);
+    }
   } else {
     gemmJs(M, N, K, A, B, C, cOff, accumulate);
   }
+}
+
+/**
+ * C (=|+=) A @ B where `fillB(mem, off)` writes B row-major ([K, N], row stride N) into `mem`
+ * starting at element `off` (im2col writes its columns there directly). Falls back to a JS buffer
+ * and gemmJs without the wasm pool.
+ */
+export function gemmFillB(
+  M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
+): void {
+  if (M === 0 || N === 0) return;
+  if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
+    gemmWasmDirect(pool, M, N, K, A, fillB, C, cOff, accumulate);
+    return;
+  }
+  const b = new Float32Array(K * N);
+  fillB(b, 0);
+  gemmJs(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate);
+}
+
+function gemmWasmDirect(
+  p: WasmPool, M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
+): void {
+  const nkb = Math.max(1, Math.ceil(K / KC_MAX));
+  const kc = Math.ceil(K / nkb);
+  const npa = Math.ceil(M / MR);
+  const tileBytes = p.threads * MR * NR * 4;
+  const apOff = tileBytes;
+  const apLen = nkb * npa * kc * MR;
+  const bpOff = apOff + apLen * 4;
+  // NR floats of slack: the last column panel may read past the end of B's last row.
+  const bpLen = K * N + NR;
+  const cOffB = bpOff + bpLen * 4;
+  const buf = p.reserve(cOffB + M * N * 4);
+  const mem = new Float32Array(buf);
+  packPanels(A, M, K, MR, nkb, kc, mem, apOff >> 2, false);
+  fillB(mem, bpOff >> 2);
+  mem.fill(0, (bpOff >> 2) + K * N, (bpOff >> 2) + bpLen);
+  const cw = cOffB >> 2;
+  if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
+  else mem.fill(0, cw, cw + M * N);
+  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4, N, K], M * N * K >= THREADED_MIN_MACS ? p.threads : 1, true);
+  C.set(mem.subarray(cw, cw + M * N), cOff);
 }
 
 export function gemmJs(
@@ -80,7 +132,7 @@ function gemmWasm(
   const cw = cOffB >> 2;
   if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
   else mem.fill(0, cw, cw + M * N);
-  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4], M * N * K >= THREADED_MIN_MACS ? p.threads : 1);
+  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4, 0, K], M * N * K >= THREADED_MIN_MACS ? p.threads : 1);
   C.set(mem.subarray(cw, cw + M * N), cOff);
 }
 

@@ -25,8 +25,8 @@ for (;;) {
   const base = 2 + index * ${ARGS_PER_WORKER};
   const n = c[base];
   const args = [];
-  for (let i = 0; i < n; i++) args.push(c[base + 1 + i]);
-  instance.exports.gemm(...args);
+  for (let i = 1; i < n; i++) args.push(c[base + 1 + i]);
+  (c[base + 1] === 1 ? instance.exports.gemm_nb : instance.exports.gemm)(...args);
   Atomics.add(c, 1, 1);
   Atomics.notify(c, 1);
 }
@@ -35,7 +35,7 @@ for (;;) {
 export class WasmPool {
   readonly threads: number;
   private memory: WebAssembly.Memory;
-  private exports: { gemm: (...a: number[]) => void };
+  private exports: { gemm: (...a: number[]) => void; gemm_nb: (...a: number[]) => void };
   private ctrl: Int32Array;
   private workers: Worker[] = [];
   private seq = 0;
@@ -79,11 +79,12 @@ export class WasmPool {
    * Runs gemm over panel rows [0, panels) split across the threads; `argsFor(lo, hi, t)` gives the
    * argument list of thread t. The calling thread takes the first slice and then waits for the rest.
    */
-  runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads = this.threads): void {
+  runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads = this.threads, directB = false): void {
     const t = Math.max(1, Math.min(this.threads, maxThreads, panels));
+    const fn = directB ? this.exports.gemm_nb : this.exports.gemm;
     if (t === 1) {
       // Waking a sleeping worker costs more than a small product; run it here.
-      this.exports.gemm(...argsFor(0, panels, 0));
+      fn(...argsFor(0, panels, 0));
       return;
     }
     const per = Math.ceil(panels / t);
@@ -92,7 +93,7 @@ export class WasmPool {
     for (let w = 1; w < this.threads; w++) {
       const lo = Math.min(panels, w * per);
       const hi = w < t ? Math.min(panels, lo + per) : lo;
-      const args = argsFor(lo, hi, w);
+      const args = [directB ? 1 : 0, ...argsFor(lo, hi, w)];
       const base = 2 + (w - 1) * ARGS_PER_WORKER;
       c[base] = args.length;
       for (let i = 0; i < args.length; i++) c[base + 1 + i] = args[i];
@@ -102,7 +103,7 @@ export class WasmPool {
     this.seq = (this.seq + 1) & 0x3fffffff;
     Atomics.store(c, 0, this.seq);
     Atomics.notify(c, 0);
-    this.exports.gemm(...argsFor(0, Math.min(per, panels), 0));
+    fn(...argsFor(0, Math.min(per, panels), 0));
     for (;;) {
       const done = Atomics.load(c, 1);
       if (done >= expected) break;
