@@ -173,13 +173,22 @@ async function trainUnet(steps: number): Promise<void> {
   const rng = new E.Rng(resume ? 201 : 200);
   const step = trainParams([teW, unetW], 5e-4);
   const sf = vaeCfg.scaling_factor as number;
+  // A fixed pool of encoded images (the VAE is frozen): encoding once is cheaper than per step.
+  const POOL = 2400, B = 8;
+  const pool: { latent: Tensor; caption: string }[] = [];
+  const poolRng = new E.Rng(300);
+  for (let i = 0; i < POOL; i += 48) {
+    const { pixels, captions } = randomBatch(48, poolRng);
+    const lat = E.noGrad(() => E.mulScalar(vae.encode(pixels).mean, sf));
+    captions.forEach((c, j) => pool.push({ latent: E.slice(lat, 0, j, j + 1), caption: c }));
+  }
+  console.log(`encoded ${pool.length} images`);
   const t0 = performance.now();
   let avg = 0;
   for (let i = 0; i < steps; i++) {
-    const B = 12;
-    const { pixels, captions } = randomBatch(B, rng);
-    const latents = E.noGrad(() => E.mulScalar(vae.encode(pixels).mean, sf));
-    const caps = captions.map((c) => (rng.uniform() < 0.1 ? '' : c));
+    const pick = Array.from({ length: B }, () => pool[Math.floor(rng.uniform() * pool.length)]);
+    const latents = E.concat(pick.map((p) => p.latent), 0);
+    const caps = pick.map((p) => (rng.uniform() < 0.1 ? '' : p.caption));
     const ids = E.tensor(caps.flatMap((c) => tok.encodePadded(c)), [B, 77], 'i32');
     const ctx = te.forward(ids).lastHiddenState;
     const noise = E.randn([...latents.shape], rng);

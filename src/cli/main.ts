@@ -1,6 +1,7 @@
 // The `sdlora` command line.
 import { Command } from 'commander';
 import { inspect } from './inspect.js';
+import { registerDataCommands } from './data-commands.js';
 import { registerLoRACommands } from './lora-commands.js';
 import { smoke } from './smoke.js';
 import { registerTrainCommand } from './train-command.js';
@@ -27,6 +28,7 @@ program
 registerTrainCommand(program);
 registerTxt2ImgCommand(program);
 registerLoRACommands(program);
+registerDataCommands(program);
 
 try {
   await program.parseAsync();

@@ -1,0 +1,65 @@
+// `sdlora dataset check` and `sdlora estimate`.
+import type { Command } from 'commander';
+import { checkDataset, formatCheckReport } from '../data/dataset-check.js';
+import { calibrateCpu } from '../estimate/calibrate.js';
+import { ASSUMPTIONS, estimate } from '../estimate/estimate.js';
+import { DEVICES, findDevice } from '../estimate/gpus.js';
+import { SD15_TEXT_CONFIG, SD15_UNET_CONFIG } from '../models/sd15-configs.js';
+import { parseUNetConfig } from '../models/unet-config.js';
+import { readJson } from '../models/loader.js';
+import { configFromArgs } from './train-command.js';
+
+export function registerDataCommands(program: Command): void {
+  const ds = program.command('dataset').description('dataset tools');
+  ds.command('check').description('check a kohya-layout dataset (counts, captions, duplicates, buckets, tags, backgrounds)')
+    .argument('<dir>', 'the train_data_dir (parent of <repeats>_<name> folders)')
+    .option('--resolution <n>', 'training resolution', Number, 512).option('--caption-extension <ext>', 'caption extension', '.txt')
+    .option('--batch-size <n>', 'batch size (for bucket fill)', Number, 1).option('--json', 'machine-readable report')
+    .action(async (dir: string, o: { resolution: number; captionExtension: string; batchSize: number; json?: boolean }) => {
+      const r = await checkDataset(dir, { resolution: o.resolution, captionExtension: o.captionExtension, batchSize: o.batchSize });
+      console.log(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2) : formatCheckReport(r));
+      if (r.concepts.some((c) => c.unreadable.length)) process.exitCode = 1;
+    });
+
+  program.command('estimate').description('estimate VRAM, RAM and time of a training config on GPUs, per resolution')
+    .option('--config <file>', 'training config (JSON/TOML); its resolution, batch, rank, precision and steps are used')
+    .option('--gpu <ids>', `comma-separated: ${DEVICES.map((d) => d.id).join(', ')}, or "all"`, 'rtx-5070-ti,rtx-5080,rtx-5090')
+    .option('--resolutions <list>', 'resolutions to tabulate (default: the config\'s)', '')
+    .option('--unet-config <json>', 'diffusers UNet config (default SD 1.5)')
+    .option('--naive-attention', 'count materialized attention scores (no flash attention)')
+    .option('--calibrate', 'measure the cpu backend on this machine first')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config?: string; gpu: string; resolutions: string; unetConfig?: string; naiveAttention?: boolean; calibrate?: boolean; json?: boolean }) => {
+      const cfg = o.config ? configFromArgs(['--config', o.config]) : configFromArgs(['--pretrained_model_name_or_path', 'sd15', '--train_data_dir', '.', '--mixed_precision', 'fp16', '--gradient_checkpointing', '--network_dim', '32']);
+      const unet = parseUNetConfig(o.unetConfig ? readJson(o.unetConfig) : SD15_UNET_CONFIG);
+      const devices = (o.gpu === 'all' ? DEVICES : o.gpu.split(',').map((g) => findDevice(g.trim()))).map((d) => ({ ...d }));
+      const cpu = devices.find((d) => d.id === 'cpu');
+      if (o.calibrate && cpu) {
+        const c = await calibrateCpu(cpu.tflops);
+        cpu.efficiency = c.efficiency;
+        console.error(`calibrated: a small UNet training step ran at ${c.gflops.toFixed(1)} GFLOP/s (${c.msPerStep.toFixed(0)} ms), ${(100 * c.efficiency).toFixed(0)}% of the GEMM peak`);
+      }
+      const [cw, ch] = cfg.resolution;
+      const resolutions: [number, number][] = o.resolutions ? o.resolutions.split(',').map((r) => [Number(r), Number(r)]) : [[cw, ch]];
+      const rows = [];
+      for (const d of devices) for (const res of resolutions) {
+        const e = estimate({
+          unet, textEncoderParams: 123e6, vaeParams: 83.65e6, textEncoderLayers: SD15_TEXT_CONFIG.num_hidden_layers, textHidden: SD15_TEXT_CONFIG.hidden_size,
+          resolution: res, batch: cfg.train_batch_size as number, rank: cfg.network_dim as number, mixedPrecision: cfg.mixed_precision !== 'no',
+          gradientCheckpointing: Boolean(cfg.gradient_checkpointing), cacheLatents: Boolean(cfg.cache_latents), trainTextEncoder: !cfg.network_train_unet_only,
+          optimizer: cfg.optimizer_type as string, steps: cfg.max_train_steps as number, naiveAttention: Boolean(o.naiveAttention) || d.id === 'cpu',
+        }, d);
+        rows.push({ device: d.name, resolution: `${res[0]}x${res[1]}`, ...e });
+      }
+      if (o.json) { console.log(JSON.stringify({ rows, assumptions: ASSUMPTIONS }, null, 2)); return; }
+      console.log(`batch ${cfg.train_batch_size}, rank ${cfg.network_dim}, ${cfg.mixed_precision === 'no' ? 'fp32' : cfg.mixed_precision}, gradient checkpointing ${cfg.gradient_checkpointing ? 'on' : 'off'}, ${cfg.optimizer_type}, ${cfg.max_train_steps} steps\n`);
+      console.log('| device | resolution | VRAM GB | fits | RAM GB | TFLOP/step | s/step | total |');
+      console.log('|---|---|---:|---|---:|---:|---:|---:|');
+      for (const r of rows) {
+        const total = r.totalHours >= 1 ? `${r.totalHours.toFixed(1)} h` : `${(r.totalHours * 60).toFixed(0)} min`;
+        console.log(`| ${r.device} | ${r.resolution} | ${r.vramGB.toFixed(1)} | ${r.fits ? 'yes' : 'NO'} | ${r.ramGB.toFixed(1)} | ${r.stepTflop.toFixed(2)} | ${r.secondsPerStep.toFixed(2)} | ${total} |`);
+      }
+      console.log('\nassumptions:');
+      for (const a of ASSUMPTIONS) console.log(`  - ${a}`);
+    });
+}
