@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { inspect } from './inspect.js';
 import { registerDataCommands } from './data-commands.js';
+import { runDemo } from './demo.js';
 import { registerLoRACommands } from './lora-commands.js';
 import { smoke } from './smoke.js';
 import { registerTrainCommand } from './train-command.js';
@@ -12,6 +13,15 @@ program
   .name('sdlora')
   .description('Train and use Stable Diffusion LoRA adapters in TypeScript (no Python, no CUDA).')
   .version('0.1.0');
+
+program
+  .command('demo')
+  .description('train a LoRA of a new shape on the bundled tiny model (CPU, a few minutes) and score before/after samples')
+  .option('--out <dir>', 'output folder', 'sdlora-demo')
+  .option('--steps <n>', 'training steps', (v) => Number(v), 240)
+  .option('--images <n>', 'sample images per grid', (v) => Number(v), 12)
+  .option('--seed <n>', 'seed', (v) => Number(v), 1)
+  .action(async (o: { out: string; steps: number; images: number; seed: number }) => { await runDemo(o); });
 
 program
   .command('smoke')

@@ -46,3 +46,28 @@ export function rgbToTensorData(rgb: Uint8Array, w: number, h: number): Float32A
   for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) out[c * w * h + i] = rgb[i * 3 + c] / 127.5 - 1;
   return out;
 }
+
+/**
+ * sd-scripts color_aug: with probability 0.33, either a hue shift of U(-8, 8) OpenCV hue units
+ * (of 180) or a gamma of U(0.95, 1.05) on the 0-255 values, in place.
+ */
+export function colorAugment(rgb: Uint8Array, random: () => number): void {
+  if (random() >= 0.33) return;
+  if (random() < 0.5) {
+    const g = 0.95 + 0.1 * random();
+    for (let i = 0; i < rgb.length; i++) rgb[i] = Math.min(255, Math.round(rgb[i] ** g));
+    return;
+  }
+  const shift = ((random() * 16 - 8) / 180) * 360;
+  for (let i = 0; i < rgb.length; i += 3) {
+    const r = rgb[i] / 255, g = rgb[i + 1] / 255, b = rgb[i + 2] / 255;
+    const mx = Math.max(r, g, b), mn = Math.min(r, g, b), d = mx - mn;
+    if (d === 0) continue;
+    let h = mx === r ? ((g - b) / d) % 6 : mx === g ? (b - r) / d + 2 : (r - g) / d + 4;
+    h = (h * 60 + shift + 360) % 360;
+    const s = d / mx, v = mx;
+    const c = v * s, x = c * (1 - Math.abs(((h / 60) % 2) - 1)), m = v - c;
+    const [rr, gg, bb] = h < 60 ? [c, x, 0] : h < 120 ? [x, c, 0] : h < 180 ? [0, c, x] : h < 240 ? [0, x, c] : h < 300 ? [x, 0, c] : [c, 0, x];
+    rgb[i] = Math.round((rr + m) * 255); rgb[i + 1] = Math.round((gg + m) * 255); rgb[i + 2] = Math.round((bb + m) * 255);
+  }
+}

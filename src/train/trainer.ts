@@ -9,7 +9,7 @@ import { cropOffsets } from '../data/buckets.js';
 import { processCaption } from '../data/captions.js';
 import { type DataSummary, type TrainImage, prepareData } from '../data/dataset.js';
 import { batchesPerEpoch, epochBatches, stepPlan } from '../data/batches.js';
-import { prepareImageRgb, rgbToTensorData } from '../data/images.js';
+import { colorAugment, prepareImageRgb, rgbToTensorData } from '../data/images.js';
 import { datasetConfigSpecs, folderModeSpecs } from '../data/specs.js';
 import { writeBufferAtomic } from '../io/atomic-write.js';
 import { encodePng } from '../io/png.js';
@@ -132,9 +132,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const snr = allSnr(scheduler.alphasCumprod);
   const sf = model.vae.config.scaling_factor;
   const latentCache = new Map<string, { plain: Tensor; flipped?: Tensor }>();
-  const encodeImage = async (img: TrainImage, flip: boolean, offset: [number, number], r: E.Rng): Promise<Tensor> => {
+  const encodeImage = async (img: TrainImage, flip: boolean, offset: [number, number], r: E.Rng, augment = false): Promise<Tensor> => {
     const [bw, bh] = img.placement.bucket;
     const rgb = await prepareImageRgb(img.path, { resized: img.placement.resized, bucket: img.placement.bucket, offset, flip }, img.size);
+    if (augment && img.subset.colorAug) colorAugment(rgb, () => r.uniform());
     return E.noGrad(() => {
       const d = model.vae.encode(E.tensor(rgbToTensorData(rgb, bw, bh), [1, 3, bh, bw]));
       return E.add(d.mean, E.mul(d.std, E.randn([...d.mean.shape], r)));
@@ -269,7 +270,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       const flip = img.subset.flipAug && rng.uniform() < 0.5;
       const cached = latentCache.get(img.path);
       if (cached) lat.push(flip && cached.flipped ? cached.flipped : cached.plain);
-      else lat.push(await encodeImage(img, flip, cropOffsets(img.placement.resized, img.placement.bucket, () => rng.uniform(), img.subset.randomCrop), rng));
+      else lat.push(await encodeImage(img, flip, cropOffsets(img.placement.resized, img.placement.bucket, () => rng.uniform(), img.subset.randomCrop), rng, true));
     }
     const latents = E.mulScalar(E.concat(lat, 0), sf);
     const captions = batch.map((img) => processCaption(img.caption, img.subset, epoch, rng));

@@ -110,3 +110,20 @@ describe('datasets', () => {
     assert.equal(e1.flat().length, 15);
   });
 });
+
+describe('color augmentation', () => {
+  it('changes colours a little, sometimes, and never the geometry', async () => {
+    const { colorAugment } = await import('../../src/data/images.js');
+    const rng = new Rng(3);
+    const base = Uint8Array.from({ length: 300 }, (_, i) => (i * 37) % 256);
+    let changed = 0;
+    for (let t = 0; t < 60; t++) {
+      const img = Uint8Array.from(base);
+      colorAugment(img, () => rng.uniform());
+      const d = img.reduce((m, v, i) => Math.max(m, Math.abs(v - base[i])), 0);
+      if (d > 0) changed++;
+      assert.ok(d < 80, `a weak change, got ${d}`);
+    }
+    assert.ok(changed > 5 && changed < 40, `about a third of the draws change the image (${changed}/60)`);
+  });
+});
