@@ -49,7 +49,13 @@ export function binary(op: BinaryOp, a: FloatArray, aShape: Shape, b: FloatArray
   const y = allocArray(dtype, n) as FloatArray;
   const f = binFns[op];
   if (sameShape(aShape, bShape)) {
-    for (let i = 0; i < n; i++) y[i] = f(a[i], b[i]);
+    // One loop per op: a shared closure call per element costs more than the arithmetic.
+    switch (op) {
+      case 'add': for (let i = 0; i < n; i++) y[i] = a[i] + b[i]; break;
+      case 'sub': for (let i = 0; i < n; i++) y[i] = a[i] - b[i]; break;
+      case 'mul': for (let i = 0; i < n; i++) y[i] = a[i] * b[i]; break;
+      case 'div': for (let i = 0; i < n; i++) y[i] = a[i] / b[i]; break;
+    }
     return y;
   }
   if (b.length === 1 && a.length === n) {
@@ -66,7 +72,11 @@ export function binary(op: BinaryOp, a: FloatArray, aShape: Shape, b: FloatArray
   const idx = new Array<number>(rank).fill(0);
   let ia = 0, ib = 0;
   for (let o = 0; o < n; o += last) {
-    for (let j = 0; j < last; j++) y[o + j] = f(a[ia + j * la], b[ib + j * lb]);
+    if (op === 'add' && la === 1 && lb === 0) { const bv = b[ib]; for (let j = 0; j < last; j++) y[o + j] = a[ia + j] + bv; }
+    else if (op === 'mul' && la === 1 && lb === 0) { const bv = b[ib]; for (let j = 0; j < last; j++) y[o + j] = a[ia + j] * bv; }
+    else if (op === 'add' && la === 1 && lb === 1) { for (let j = 0; j < last; j++) y[o + j] = a[ia + j] + b[ib + j]; }
+    else if (op === 'mul' && la === 1 && lb === 1) { for (let j = 0; j < last; j++) y[o + j] = a[ia + j] * b[ib + j]; }
+    else for (let j = 0; j < last; j++) y[o + j] = f(a[ia + j * la], b[ib + j * lb]);
     for (let d = rank - 2; d >= 0; d--) {
       idx[d]++; ia += sa[d]; ib += sb[d];
       if (idx[d] < out[d]) break;
