@@ -14,7 +14,7 @@ import { rgbToTensorData } from '../src/data/images.js';
 import { loadSafetensors, saveSafetensors } from '../src/io/safetensors.js';
 import { encodePng } from '../src/io/png.js';
 import { CLIPTextModel, parseCLIPTextConfig } from '../src/models/clip-text.js';
-import { CLIPTokenizer } from '../src/models/clip-tokenizer.js';
+import { CLIPTokenizer, bytesToUnicode } from '../src/models/clip-tokenizer.js';
 import { clipParamShapes, randomWeights, vaeParamShapes } from '../src/models/model-params.js';
 import { parseUNetConfig } from '../src/models/unet-config.js';
 import { randomUNetWeights } from '../src/models/unet-params.js';
@@ -40,20 +40,9 @@ export const UNET_CONFIG = {
   downsample_padding: 1, sample_size: SIZE / 2, act_fn: 'silu',
 };
 
-function bytesOrdered(): string[] {
-  const bs: number[] = [];
-  for (let i = 33; i <= 126; i++) bs.push(i);
-  for (let i = 161; i <= 172; i++) bs.push(i);
-  for (let i = 174; i <= 255; i++) bs.push(i);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) { bs.push(b); cs.push(256 + n++); }
-  return cs.map((c) => String.fromCodePoint(c));
-}
-
 /** Byte-level base vocabulary plus left-to-right merges that spell each caption word. */
 function buildTokenizer(): { vocab: Record<string, number>; merges: string[] } {
-  const base = bytesOrdered();
+  const base = bytesToUnicode().ordered;
   const tokens = [...base, ...base.map((b) => `${b}</w>`)];
   const merges: string[] = [];
   const seen = new Set(tokens);

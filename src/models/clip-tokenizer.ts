@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
  * GPT-2's reversible byte -> printable unicode map, indexed by byte. `ordered` lists the characters
  * in the reference's dict order (printable bytes first), which is the order of the base vocabulary.
  */
-function bytesToUnicode(): { map: string[]; ordered: string[] } {
+export function bytesToUnicode(): { map: string[]; ordered: string[] } {
   const bs: number[] = [];
   for (let i = 33; i <= 126; i++) bs.push(i);
   for (let i = 161; i <= 172; i++) bs.push(i);

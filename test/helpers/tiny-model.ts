@@ -4,17 +4,11 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
+import { bytesToUnicode } from '../../src/models/clip-tokenizer.js';
 import { goldenDir } from './golden.js';
 
 export function byteVocab(): Record<string, number> {
-  const bs: number[] = [];
-  for (let i = 33; i <= 126; i++) bs.push(i);
-  for (let i = 161; i <= 172; i++) bs.push(i);
-  for (let i = 174; i <= 255; i++) bs.push(i);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) { bs.push(b); cs.push(256 + n++); }
-  const chars = cs.map((c) => String.fromCodePoint(c));
+  const chars = bytesToUnicode().ordered;
   const vocab = [...chars, ...chars.map((c) => `${c}</w>`), '<|startoftext|>', '<|endoftext|>'];
   return Object.fromEntries(vocab.map((v, i) => [v, i]));
 }

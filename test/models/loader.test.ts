@@ -1,7 +1,7 @@
 // Loading whole models the way users have them: a diffusers folder and a single-file LDM
 // checkpoint, both assembled here from the tiny golden fixtures.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import { loadDiffusersFolder, loadSingleFile, loadStateDict, readJson } from '../../src/models/loader.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenDir } from '../helpers/golden.js';
+import { tinyModelFolder } from '../helpers/tiny-model.js';
 
 const g = goldenDir();
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'sdlora-load-'));
@@ -34,17 +35,7 @@ describe('model loaders', () => {
   before(() => E.initCpuBackend());
 
   it('loads a diffusers folder (unet/, vae/, text_encoder/)', async () => {
-    const dir = path.join(tmp, 'diffusers');
-    for (const [sub, src, cfg, name] of [
-      ['unet', 'unet-tiny/unet.safetensors', 'unet-tiny/config.json', 'diffusion_pytorch_model.safetensors'],
-      ['vae', 'vae-tiny/vae.safetensors', 'vae-tiny/config.json', 'diffusion_pytorch_model.safetensors'],
-      ['text_encoder', 'clip-text-tiny/text_encoder.safetensors', 'clip-text-tiny/config.json', 'model.safetensors'],
-    ]) {
-      await mkdir(path.join(dir, sub), { recursive: true });
-      await copyFile(path.join(g, src), path.join(dir, sub, name));
-      await copyFile(path.join(g, cfg), path.join(dir, sub, 'config.json'));
-    }
-    await checkOutputs(await loadDiffusersFolder(dir), 1e-4);
+    await checkOutputs(await loadDiffusersFolder(await tinyModelFolder()), 1e-4);
   });
 
   it('loads a single-file LDM checkpoint (f32, and f16 converted on load)', async () => {

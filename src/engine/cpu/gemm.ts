@@ -67,31 +67,6 @@ export function gemmFillB(
   gemmJs(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate);
 }
 
-function gemmWasmDirect(
-  p: WasmPool, M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
-): void {
-  const nkb = Math.max(1, Math.ceil(K / KC_MAX));
-  const kc = Math.ceil(K / nkb);
-  const npa = Math.ceil(M / MR);
-  const tileBytes = p.threads * MR * NR * 4;
-  const apOff = tileBytes;
-  const apLen = nkb * npa * kc * MR;
-  const bpOff = apOff + apLen * 4;
-  // NR floats of slack: the last column panel may read past the end of B's last row.
-  const bpLen = K * N + NR;
-  const cOffB = bpOff + bpLen * 4;
-  const buf = p.reserve(cOffB + M * N * 4);
-  const mem = new Float32Array(buf);
-  packPanels(A, M, K, MR, nkb, kc, mem, apOff >> 2, false);
-  fillB(mem, bpOff >> 2);
-  mem.fill(0, (bpOff >> 2) + K * N, (bpOff >> 2) + bpLen);
-  const cw = cOffB >> 2;
-  if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
-  else mem.fill(0, cw, cw + M * N);
-  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4, N, K], M * N * K >= THREADED_MIN_MACS ? p.threads : 1, true);
-  C.set(mem.subarray(cw, cw + M * N), cOff);
-}
-
 export function gemmJs(
   M: number, N: number, K: number, A: MatView, B: MatView, C: FloatArray, cOff: number, accumulate: boolean,
 ): void {
@@ -112,27 +87,50 @@ export function gemmJs(
   }
 }
 
+/** K blocking shared by both B layouts: nkb blocks of kc rows (the last one may be shorter). */
+function kBlocks(K: number): { nkb: number; kc: number } {
+  const nkb = Math.max(1, Math.ceil(K / KC_MAX));
+  return { nkb, kc: Math.ceil(K / nkb) };
+}
+
+function gemmWasmDirect(
+  p: WasmPool, M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
+): void {
+  // NR floats of slack: the last column panel may read past the end of B's last row.
+  runWasmGemm(p, M, N, K, A, K * N + NR, (mem, off) => {
+    fillB(mem, off);
+    mem.fill(0, off + K * N, off + K * N + NR);
+  }, true, C, cOff, accumulate);
+}
+
 function gemmWasm(
   p: WasmPool, M: number, N: number, K: number, A: MatView, B: MatView, C: Float32Array, cOff: number, accumulate: boolean,
 ): void {
-  const nkb = Math.max(1, Math.ceil(K / KC_MAX));
-  const kc = Math.ceil(K / nkb);
+  const { nkb, kc } = kBlocks(K);
+  runWasmGemm(p, M, N, K, A, nkb * Math.ceil(N / NR) * kc * NR, (mem, off) => packPanels(B, N, K, NR, nkb, kc, mem, off, true), false, C, cOff, accumulate);
+}
+
+/**
+ * Lays out [thread tiles][packed A][B][C] in the shared memory, packs A, lets `writeB` place B
+ * (packed panels, or row-major for the direct kernel), runs the kernel on the threads and copies
+ * C back.
+ */
+function runWasmGemm(
+  p: WasmPool, M: number, N: number, K: number, A: MatView, bLen: number, writeB: (mem: Float32Array, off: number) => void,
+  direct: boolean, C: Float32Array, cOff: number, accumulate: boolean,
+): void {
+  const { nkb, kc } = kBlocks(K);
   const npa = Math.ceil(M / MR);
-  const npb = Math.ceil(N / NR);
-  const tileBytes = p.threads * MR * NR * 4;
-  const apOff = tileBytes;
-  const apLen = nkb * npa * kc * MR;
-  const bpOff = apOff + apLen * 4;
-  const bpLen = nkb * npb * kc * NR;
-  const cOffB = bpOff + bpLen * 4;
-  const buf = p.reserve(cOffB + M * N * 4);
-  const mem = new Float32Array(buf);
+  const apOff = p.threads * MR * NR * 4;
+  const bpOff = apOff + nkb * npa * kc * MR * 4;
+  const cOffB = bpOff + bLen * 4;
+  const mem = new Float32Array(p.reserve(cOffB + M * N * 4));
   packPanels(A, M, K, MR, nkb, kc, mem, apOff >> 2, false);
-  packPanels(B, N, K, NR, nkb, kc, mem, bpOff >> 2, true);
+  writeB(mem, bpOff >> 2);
   const cw = cOffB >> 2;
   if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
   else mem.fill(0, cw, cw + M * N);
-  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4, 0, K], M * N * K >= THREADED_MIN_MACS ? p.threads : 1);
+  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4, direct ? N : 0, K], M * N * K >= THREADED_MIN_MACS ? p.threads : 1, direct);
   C.set(mem.subarray(cw, cw + M * N), cOff);
 }
 
