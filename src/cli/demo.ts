@@ -1,4 +1,4 @@
-// `sdlora demo`: trains a LoRA of a new concept (a star shape) on the bundled tiny model, writes
+// `sdlora demo`: trains a LoRA of a new concept (a cross shape) on the bundled tiny model, writes
 // the LoRA and before/after sample grids, and prints a measured concept score for both.
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +19,9 @@ import { ProgressBar, fmt } from './progress.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const DEMO_DATASET = path.resolve(here, '../../assets/demo-dataset/train');
 
+/** The shape the base model never saw in pretraining, and the ones it knows. */
+export const CONCEPT = 'cross';
+const KNOWN = ['circle', 'square', 'triangle'] as const;
 const COLORS = ['red', 'blue', 'yellow', 'green', 'purple', 'orange'];
 const BGS = ['white', 'black', 'gray'];
 
@@ -30,8 +33,10 @@ export interface DemoOptions {
 }
 
 export interface ConceptScore {
-  starRate: number;
-  meanStarIou: number;
+  /** Share of images whose best-matching shape template is the concept. */
+  rate: number;
+  /** Mean best IoU of the concept template. */
+  meanIou: number;
   predictions: string[];
 }
 
@@ -44,14 +49,14 @@ async function sampleGrid(model: SDModel, prompts: string[], file: string, seed:
   for (const [i, prompt] of prompts.entries()) {
     const r = await txt2img(model, { prompt, negativePrompt: '', width: size, height: size, steps: 20, cfgScale: 5, seed: seed + i, sampler: 'dpmpp_2m' });
     images.push(r.rgb);
-    const m = matchShapes(foregroundMask(r.rgb, size), size, ['star', 'circle', 'square', 'triangle']);
+    const m = matchShapes(foregroundMask(r.rgb, size), size, [CONCEPT, ...KNOWN]);
     preds.push(m.best);
-    iouSum += m.iou.star;
+    iouSum += m.iou[CONCEPT];
     const gx = (i % cols) * size, gy = Math.floor(i / cols) * size;
     for (let y = 0; y < size; y++) grid.set(r.rgb.subarray(y * size * 3, (y + 1) * size * 3), ((gy + y) * cols * size + gx) * 3);
   }
   await writeBufferAtomic(file, encodePng(grid, cols * size, rows * size, { parameters: prompts.join('\n') }));
-  return { images, score: { starRate: preds.filter((p) => p === 'star').length / prompts.length, meanStarIou: iouSum / prompts.length, predictions: preds } };
+  return { images, score: { rate: preds.filter((p) => p === CONCEPT).length / prompts.length, meanIou: iouSum / prompts.length, predictions: preds } };
 }
 
 export async function runDemo(o: DemoOptions): Promise<{ base: ConceptScore; lora: ConceptScore; loraPath: string; seconds: number }> {
@@ -59,11 +64,12 @@ export async function runDemo(o: DemoOptions): Promise<{ base: ConceptScore; lor
   await E.initCpuBackend();
   if (!existsSync(TINY_MODEL_DIR)) throw new Error(`the bundled tiny model is missing (${TINY_MODEL_DIR}); run scripts/build-tiny-model.ts`);
   mkdirSync(o.out, { recursive: true });
-  console.log(`sdlora demo: teaching the bundled tiny model a shape it has never seen (a star)\n  dataset ${DEMO_DATASET}\n  output  ${path.resolve(o.out)}`);
+  console.log(`sdlora demo: teaching the bundled tiny model a shape it has never seen (a ${CONCEPT})\n  dataset ${DEMO_DATASET}\n  output  ${path.resolve(o.out)}`);
   const cfg = resolveConfig([{ source: 'demo', values: {
     pretrained_model_name_or_path: 'tiny', train_data_dir: DEMO_DATASET, caption_extension: '.txt', resolution: 32,
-    output_dir: o.out, output_name: 'star', train_batch_size: 4, max_train_steps: o.steps, learning_rate: 2e-3,
-    lr_scheduler: 'cosine', lr_warmup_steps: 10, network_dim: 8, network_alpha: 8, optimizer_type: 'AdamW', cache_latents: true, seed: o.seed,
+    output_dir: o.out, output_name: CONCEPT, train_batch_size: 4, max_train_steps: o.steps, learning_rate: 2e-3,
+    lr_scheduler: 'cosine', lr_warmup_steps: 10, network_dim: 8, network_alpha: 8, network_args: ['conv_dim=8', 'conv_alpha=8'],
+    optimizer_type: 'AdamW', cache_latents: true, seed: o.seed,
   } }]);
   let bar: ProgressBar | undefined;
   const r = await train(cfg, {
@@ -71,7 +77,7 @@ export async function runDemo(o: DemoOptions): Promise<{ base: ConceptScore; lor
     onStep: (s) => { bar ??= new ProgressBar('train', s.maxSteps, 'step'); bar.update(s.step, `loss ${s.avgLoss.toFixed(4)}`); },
   });
   const loraPath = r.finalPath!;
-  const prompts = Array.from({ length: o.images }, (_, i) => `a ${COLORS[i % COLORS.length]} star on a ${BGS[i % BGS.length]} background`);
+  const prompts = Array.from({ length: o.images }, (_, i) => `a ${COLORS[i % COLORS.length]} ${CONCEPT} on a ${BGS[i % BGS.length]} background`);
   const model = await loadSDModel(TINY_MODEL_DIR);
   console.log('sampling base model ...');
   const base = await sampleGrid(model, prompts, path.join(o.out, 'before-base.png'), o.seed);
@@ -81,10 +87,10 @@ export async function runDemo(o: DemoOptions): Promise<{ base: ConceptScore; lor
   const withLora = await sampleGrid(model, prompts, path.join(o.out, 'after-lora.png'), o.seed);
   removeLoRA(rep);
   const seconds = (performance.now() - t0) / 1000;
-  const line = (name: string, s: ConceptScore) => `  ${name.padEnd(12)} star in ${Math.round(s.starRate * prompts.length)}/${prompts.length} images (${(100 * s.starRate).toFixed(0)}%), mean star IoU ${s.meanStarIou.toFixed(3)}  [${s.predictions.join(' ')}]`;
-  console.log(`\nconcept score (template match of the star shape in ${prompts.length} generated images, same seeds):`);
+  const line = (name: string, s: ConceptScore) => `  ${name.padEnd(12)} ${CONCEPT} in ${Math.round(s.rate * prompts.length)}/${prompts.length} images (${(100 * s.rate).toFixed(0)}%), mean ${CONCEPT} IoU ${s.meanIou.toFixed(3)}  [${s.predictions.join(' ')}]`;
+  console.log(`\nconcept score (template match of the ${CONCEPT} shape in ${prompts.length} generated images, same seeds; best of ${[CONCEPT, ...KNOWN].join(', ')}):`);
   console.log(line('base', base.score));
   console.log(line('base + LoRA', withLora.score));
-  console.log(`\nLoRA:    ${loraPath}\nsamples: ${path.join(o.out, 'before-base.png')}, ${path.join(o.out, 'after-lora.png')}\nloss:    ${path.join(o.out, 'star-loss.svg')}\ntotal ${fmt(seconds)}`);
+  console.log(`\nLoRA:    ${loraPath}\nsamples: ${path.join(o.out, 'before-base.png')}, ${path.join(o.out, 'after-lora.png')}\nloss:    ${path.join(o.out, `${CONCEPT}-loss.svg`)}\ntotal ${fmt(seconds)}`);
   return { base: base.score, lora: withLora.score, loraPath, seconds };
 }
