@@ -47,7 +47,7 @@ async function sampleGrid(model: SDModel, prompts: string[], file: string, seed:
   const preds: string[] = [];
   let iouSum = 0;
   for (const [i, prompt] of prompts.entries()) {
-    const r = await txt2img(model, { prompt, negativePrompt: '', width: size, height: size, steps: 20, cfgScale: 5, seed: seed + i, sampler: 'dpmpp_2m' });
+    const r = await txt2img(model, { prompt, negativePrompt: '', width: size, height: size, steps: 15, cfgScale: 5, seed: seed + i, sampler: 'dpmpp_2m' });
     images.push(r.rgb);
     const m = matchShapes(foregroundMask(r.rgb, size), size, [CONCEPT, ...KNOWN]);
     preds.push(m.best);
@@ -67,8 +67,8 @@ export async function runDemo(o: DemoOptions): Promise<{ base: ConceptScore; lor
   console.log(`sdlora demo: teaching the bundled tiny model a shape it has never seen (a ${CONCEPT})\n  dataset ${DEMO_DATASET}\n  output  ${path.resolve(o.out)}`);
   const cfg = resolveConfig([{ source: 'demo', values: {
     pretrained_model_name_or_path: 'tiny', train_data_dir: DEMO_DATASET, caption_extension: '.txt', resolution: 32,
-    output_dir: o.out, output_name: CONCEPT, train_batch_size: 4, max_train_steps: o.steps, learning_rate: 2e-3,
-    lr_scheduler: 'cosine', lr_warmup_steps: 10, network_dim: 8, network_alpha: 8, network_args: ['conv_dim=8', 'conv_alpha=8'],
+    output_dir: o.out, output_name: CONCEPT, train_batch_size: 4, max_train_steps: o.steps, learning_rate: 5e-3, min_snr_gamma: 5,
+    lr_scheduler: 'cosine', lr_warmup_steps: 10, network_dim: 16, network_alpha: 16, network_args: ['conv_dim=16', 'conv_alpha=16'],
     optimizer_type: 'AdamW', cache_latents: true, seed: o.seed,
   } }]);
   let bar: ProgressBar | undefined;

@@ -18,7 +18,7 @@ program
   .command('demo')
   .description('train a LoRA of a new shape on the bundled tiny model (CPU, a few minutes) and score before/after samples')
   .option('--out <dir>', 'output folder', 'sdlora-demo')
-  .option('--steps <n>', 'training steps', (v) => Number(v), 240)
+  .option('--steps <n>', 'training steps', (v) => Number(v), 300)
   .option('--images <n>', 'sample images per grid', (v) => Number(v), 12)
   .option('--seed <n>', 'seed', (v) => Number(v), 1)
   .action(async (o: { out: string; steps: number; images: number; seed: number }) => { await runDemo(o); });

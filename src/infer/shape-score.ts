@@ -15,11 +15,13 @@ export function foregroundMask(rgb: Uint8Array, size: number): Uint8Array {
     if (y === 0 || x === 0 || y === size - 1 || x === size - 1) { const i = (y * size + x) * 3; border.push([rgb[i], rgb[i + 1], rgb[i + 2]]); }
   }
   const med = [0, 1, 2].map((c) => border.map((p) => p[c]).sort((a, b) => a - b)[border.length >> 1]);
+  const dist = new Float32Array(size * size);
+  for (let i = 0; i < size * size; i++) dist[i] = Math.abs(rgb[i * 3] - med[0]) + Math.abs(rgb[i * 3 + 1] - med[1]) + Math.abs(rgb[i * 3 + 2] - med[2]);
+  // Half way to the strongest foreground colour, so a blurred halo does not round the shape off.
+  const p95 = Float32Array.from(dist).sort()[Math.floor(0.95 * dist.length)];
+  const threshold = Math.max(60, 0.5 * p95);
   const mask = new Uint8Array(size * size);
-  for (let i = 0; i < size * size; i++) {
-    const d = Math.abs(rgb[i * 3] - med[0]) + Math.abs(rgb[i * 3 + 1] - med[1]) + Math.abs(rgb[i * 3 + 2] - med[2]);
-    mask[i] = d > 90 ? 1 : 0;
-  }
+  for (let i = 0; i < size * size; i++) mask[i] = dist[i] > threshold ? 1 : 0;
   return mask;
 }
 
