@@ -52,8 +52,8 @@ describe('command line', () => {
   it('runs the demo end to end on the bundled tiny model (short)', () => {
     const r = run(['demo', '--out', 'demo', '--steps', '3', '--images', '2']);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /base {8}cross in \d\/2 images/);
-    assert.match(r.stdout, /base \+ LoRA {1}cross in \d\/2 images/);
+    assert.match(r.stdout, /\n  base +cross in \d\/2 images/);
+    assert.match(r.stdout, /\n  base \+ LoRA +cross in \d\/2 images/);
     for (const f of ['cross.safetensors', 'before-base.png', 'after-lora.png', 'cross-loss.svg']) assert.ok(existsSync(path.join(tmp, 'demo', f)), f);
   });
 });
