@@ -118,6 +118,23 @@ describe('training', () => {
     net.detach();
   });
 
+  it('gives the same LoRA with gradient checkpointing and with f16 weight storage (within rounding)', async () => {
+    // One step: Adam's normalized update would turn float rounding of near-zero gradients into
+    // visible differences after more steps.
+    const base = await train(cfg({ output_dir: path.join(tmp, 'gc0'), max_train_steps: 1 }), { log: quiet });
+    const gc = await train(cfg({ output_dir: path.join(tmp, 'gc1'), max_train_steps: 1, gradient_checkpointing: true }), { log: quiet });
+    const half = await train(cfg({ output_dir: path.join(tmp, 'gc2'), max_train_steps: 1, mixed_precision: 'fp16' }), { log: quiet });
+    assert.equal(gc.losses[0].loss, base.losses[0].loss);
+    const a = await tensorsOf(base.finalPath!), b = await tensorsOf(gc.finalPath!), h = await tensorsOf(half.finalPath!);
+    let maxHalf = 0;
+    for (const k of Object.keys(a)) {
+      assert.ok(maxAbsDiff(a[k].dataSync(), b[k].dataSync()) < 1e-6, `checkpointing changed ${k}`);
+      maxHalf = Math.max(maxHalf, maxAbsDiff(a[k].dataSync(), h[k].dataSync()));
+    }
+    assert.ok(maxHalf < 5e-3, `f16 storage moved the LoRA by ${maxHalf}`);
+    assert.equal((await loadLoRA(half.finalPath!)).metadata.ss_mixed_precision, 'fp16');
+  });
+
   it('stops with a clear message for a missing dataset folder', async () => {
     await assert.rejects(train(cfg({ train_data_dir: path.join(tmp, 'nope'), output_dir: path.join(tmp, 'x') }), { log: quiet }), /nope: not a folder/);
   });
