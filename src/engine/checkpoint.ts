@@ -8,7 +8,18 @@ import type { Tensor } from './tensor.js';
  * their gradients: the recomputation runs its own backward, which accumulates into them.
  */
 export function checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
+  return checkpointWithState(undefined, fn, ...inputs);
+}
+
+/** Random state a block consumes (dropout masks): saved before the forward, replayed for the recompute. */
+export interface ReplayableState {
+  save(): unknown;
+  restore(s: unknown): void;
+}
+
+export function checkpointWithState(state: ReplayableState | undefined, fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
   if (!isGradEnabled()) return fn(...inputs);
+  const saved = state?.save();
   const out = noGrad(() => fn(...inputs));
   const y = out.detach();
   // Parameters inside fn are invisible here, so the node must exist even when no input needs a
@@ -23,10 +34,13 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[])
         d.requiresGrad = t.requiresGrad;
         return d;
       });
+      const now = state?.save();
+      if (state) state.restore(saved);
       withGrad(() => {
         const z = fn(...xs);
         if (z.requiresGrad) z.backward(gy);
       });
+      if (state) state.restore(now);
       return xs.map((d) => (d.requiresGrad ? d.grad : null));
     },
   };

@@ -4,7 +4,7 @@ export * from './shape.js';
 export type * from './backend.js';
 export { Tensor, tensor, zeros, ones, full } from './tensor.js';
 export { noGrad, isGradEnabled } from './autograd.js';
-export { checkpoint } from './checkpoint.js';
+export { checkpoint, checkpointWithState, type ReplayableState } from './checkpoint.js';
 export { Rng, randn, rand } from './random.js';
 export { cpuBackend, initCpuBackend } from './cpu/cpu-backend.js';
 export * from './ops/elementwise.js';

@@ -29,13 +29,15 @@ export function timestepEmbedding(t: Tensor, dim: number, flipSinToCos: boolean,
 export interface UNetOptions {
   /** Recompute each block in backward instead of keeping its activations. */
   gradientCheckpointing?: boolean;
+  /** Random state used inside blocks (LoRA dropout), replayed when a block is recomputed. */
+  randomState?: E.ReplayableState;
 }
 
 export class UNet2DConditionModel {
   constructor(readonly config: UNetConfig, readonly weights: Weights, readonly options: UNetOptions = {}) {}
 
   private block(fn: (...xs: Tensor[]) => Tensor, ...xs: Tensor[]): Tensor {
-    return this.options.gradientCheckpointing ? E.checkpoint(fn, ...xs) : fn(...xs);
+    return this.options.gradientCheckpointing ? E.checkpointWithState(this.options.randomState, fn, ...xs) : fn(...xs);
   }
 
   private transformer(p: string, x: Tensor, context: Tensor, heads: number, layers: number): Tensor {

@@ -69,9 +69,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   await E.initCpuBackend();
   for (const k of (cfg.__ignored as string[] | undefined) ?? []) log(`note: "${k}" has no effect in sdlora (accepted for sd-scripts compatibility)`);
 
+  let seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const rng = new E.Rng(seed);
+
   // Model
   const modelPath = await resolveModel(c.pretrained_model_name_or_path, log);
-  const model = await loadSDModel(modelPath, { unet: { gradientCheckpointing: c.gradient_checkpointing } });
+  const randomState = { save: () => rng.getState(), restore: (s: unknown) => rng.setState(s as number[]) };
+  const model = await loadSDModel(modelPath, { unet: { gradientCheckpointing: c.gradient_checkpointing, randomState } });
   if (c.v_parameterization) model.scheduler = { ...model.scheduler, prediction_type: 'v_prediction' };
   if (c.mixed_precision !== 'no') { model.unet.weights.toHalfStorage(); model.textEncoder.weights.toHalfStorage(); }
 
@@ -91,8 +95,6 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     dropout: c.network_dropout, rankDropout: num('rank_dropout'), moduleDropout: num('module_dropout'),
     trainUnet: !c.network_train_text_encoder_only, trainTextEncoder: !c.network_train_unet_only,
   };
-  let seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const rng = new E.Rng(seed);
   const models = { unet: model.unet.weights, textEncoder: model.textEncoder.weights };
   const network = c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
   log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);

@@ -133,6 +133,11 @@ describe('training', () => {
     }
     assert.ok(maxHalf < 5e-3, `f16 storage moved the LoRA by ${maxHalf}`);
     assert.equal((await loadLoRA(half.finalPath!)).metadata.ss_mixed_precision, 'fp16');
+    // With dropouts the recompute must replay the forward's masks.
+    const d0 = await train(cfg({ output_dir: path.join(tmp, 'gc3'), max_train_steps: 1, network_args: ['rank_dropout=0.5', 'module_dropout=0.2'], network_dropout: 0.3 }), { log: quiet });
+    const d1 = await train(cfg({ output_dir: path.join(tmp, 'gc4'), max_train_steps: 1, network_args: ['rank_dropout=0.5', 'module_dropout=0.2'], network_dropout: 0.3, gradient_checkpointing: true }), { log: quiet });
+    const x = await tensorsOf(d0.finalPath!), y = await tensorsOf(d1.finalPath!);
+    for (const k of Object.keys(x)) assert.ok(maxAbsDiff(x[k].dataSync(), y[k].dataSync()) < 1e-6, `dropout + checkpointing changed ${k}`);
   });
 
   it('stops with a clear message for a missing dataset folder', async () => {
