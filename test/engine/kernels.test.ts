@@ -94,6 +94,15 @@ describe('forward kernels against naive references', () => {
     assert.ok(maxAbsDiff(got, ref) < 1e-5);
   });
 
+  it('the wasm softmax inside attention handles odd lengths, causal masks and large scores', () => {
+    for (const [lq, lk, causal, scale] of [[37, 37, true, 0.3], [50, 77, false, 1], [9, 3, false, 8], [64, 64, true, 4]] as const) {
+      const q = randT([2, lq, 8], rng), k = randT([2, lk, 8], rng), v = randT([2, lk, 5], rng);
+      const ref = E.attention(q, k, v, { causal, scale }).dataSync();
+      const got = E.attention(q.to('f32'), k.to('f32'), v.to('f32'), { causal, scale }).dataSync();
+      assert.ok(maxAbsDiff(got, ref) < 2e-5, `lq ${lq} lk ${lk} causal ${causal}`);
+    }
+  });
+
   it('wasm gemm matches the JS reference for odd sizes and every transpose', () => {
     for (const [M, N, K] of [[1, 1, 1], [6, 8, 1], [7, 9, 300], [33, 65, 17], [130, 70, 513]]) {
       for (const ta of [false, true]) for (const tb of [false, true]) {

@@ -1,6 +1,9 @@
-// Generates the WebAssembly text of the packed GEMM micro-kernel. The kernel is unrolled by code
+// Generates the WebAssembly text of the kernels module: the packed GEMM micro-kernel (and the
+// softmax of softmax-wat.ts). The kernel is unrolled by code
 // generation (MR rows x NR columns of accumulators kept in v128 locals), which is why it is
 // written here instead of by hand.
+
+import { softmaxWat } from './softmax-wat.js';
 
 /** Rows of A per packed panel. 6 x 8 keeps 12 accumulators + 3 temporaries inside 16 xmm registers. */
 export const MR = 6;
@@ -11,7 +14,8 @@ export function gemmWat(): string {
   return `(module
   (import "env" "memory" (memory 1 65536 shared))
   ${gemmFunc(false)}
-  ${gemmFunc(true)})
+  ${gemmFunc(true)}
+  ${softmaxWat()})
 `;
 }
 

@@ -175,3 +175,17 @@ function packPanels(
     }
   }
 }
+
+/**
+ * In-place softmax(x * scale) of `rows` rows of `cols` in the wasm kernel (row r sees columns
+ * <= r + causalFrom when causalFrom >= 0). Returns false when the wasm pool is not running.
+ */
+export function softmaxRowsWasm(x: Float32Array, rows: number, cols: number, scale: number, causalFrom: number): boolean {
+  if (!pool) return false;
+  const off = pool.threads * MR * NR * 4;
+  const mem = new Float32Array(pool.reserve(off + rows * cols * 4));
+  mem.set(x.subarray(0, rows * cols), off >> 2);
+  pool.runSoftmax(off, rows, cols, scale, causalFrom);
+  x.set(mem.subarray(off >> 2, (off >> 2) + rows * cols));
+  return true;
+}

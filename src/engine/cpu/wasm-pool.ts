@@ -26,7 +26,8 @@ for (;;) {
   const n = c[base];
   const args = [];
   for (let i = 1; i < n; i++) args.push(c[base + 1 + i]);
-  (c[base + 1] === 1 ? instance.exports.gemm_nb : instance.exports.gemm)(...args);
+  const id = c[base + 1];
+  (id === 2 ? instance.exports.softmax : id === 1 ? instance.exports.gemm_nb : instance.exports.gemm)(...args);
   Atomics.add(c, 1, 1);
   Atomics.notify(c, 1);
 }
@@ -35,7 +36,7 @@ for (;;) {
 export class WasmPool {
   readonly threads: number;
   private memory: WebAssembly.Memory;
-  private exports: { gemm: (...a: number[]) => void; gemm_nb: (...a: number[]) => void };
+  private exports: { gemm: (...a: number[]) => void; gemm_nb: (...a: number[]) => void; softmax: (...a: number[]) => void };
   private ctrl: Int32Array;
   private workers: Worker[] = [];
   private seq = 0;
@@ -80,8 +81,19 @@ export class WasmPool {
    * argument list of thread t. The calling thread takes the first slice and then waits for the rest.
    */
   runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads = this.threads, directB = false): void {
+    this.run(directB ? 1 : 0, panels, argsFor, maxThreads);
+  }
+
+  /** In-place row softmax of x*scale over rows [0, rows) at byte offset ptr (causalFrom < 0: no mask). */
+  runSoftmax(ptr: number, rows: number, cols: number, scale: number, causalFrom: number): void {
+    const bits = new Int32Array(new Float32Array([scale]).buffer)[0];
+    this.run(2, rows, (lo, hi) => [ptr, cols, bits, causalFrom, lo, hi], rows * cols >= 1 << 16 ? this.threads : 1);
+  }
+
+  /** Kernel `id` (0 gemm, 1 gemm_nb, 2 softmax) over [0, panels) split across the threads. */
+  private run(id: number, panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads: number): void {
     const t = Math.max(1, Math.min(this.threads, maxThreads, panels));
-    const fn = directB ? this.exports.gemm_nb : this.exports.gemm;
+    const fn = id === 2 ? this.exports.softmax : id === 1 ? this.exports.gemm_nb : this.exports.gemm;
     if (t === 1) {
       // Waking a sleeping worker costs more than a small product; run it here.
       fn(...argsFor(0, panels, 0));
@@ -93,7 +105,7 @@ export class WasmPool {
     for (let w = 1; w < this.threads; w++) {
       const lo = Math.min(panels, w * per);
       const hi = w < t ? Math.min(panels, lo + per) : lo;
-      const args = [directB ? 1 : 0, ...argsFor(lo, hi, w)];
+      const args = [id, ...argsFor(lo, hi, w)];
       const base = 2 + (w - 1) * ARGS_PER_WORKER;
       c[base] = args.length;
       for (let i = 0; i < args.length; i++) c[base + 1 + i] = args[i];
