@@ -1,6 +1,6 @@
 // Resolving a model reference: a local folder or file, "tiny" (the bundled model), or a Hugging
 // Face repo id, downloaded once into ~/.cache/sdlora/hub (diffusers layout, safetensors only).
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -49,9 +49,17 @@ export async function resolveModel(ref: string, log: (m: string) => void = () =>
   const dir = hubCacheDir(ref);
   for (const f of FILES) {
     const dest = path.join(dir, f);
-    if (existsSync(dest)) continue;
+    // `.absent` remembers an optional file the repo does not have, so it is not asked for again.
+    if (existsSync(dest) || existsSync(`${dest}.absent`)) continue;
     try { await download(ref, f, dest, log); } catch (e) {
-      if (f.startsWith('tokenizer/') || f.startsWith('scheduler/')) { log(`${ref}: ${(e as Error).message}; using the bundled defaults`); continue; }
+      if (f.startsWith('tokenizer/') || f.startsWith('scheduler/')) {
+        log(`${ref}: ${(e as Error).message}; using the bundled defaults`);
+        if (/HTTP 404/.test((e as Error).message)) {
+          mkdirSync(path.dirname(dest), { recursive: true });
+          writeFileSync(`${dest}.absent`, '');
+        }
+        continue;
+      }
       if (!existsSync(path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'))) rmSync(dir, { recursive: true, force: true });
       throw e;
     }
