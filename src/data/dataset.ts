@@ -62,7 +62,7 @@ export async function prepareData(specs: DatasetSpec[], opts: { skipBad?: boolea
       let count = 0;
       for (const file of files) {
         try {
-          const { caption, captionPath } = readCaption(file, sub);
+          const { caption } = readCaption(file, sub);
           const size = await imageSize(file);
           const placement = spec.enableBucket && spec.bucketNoUpscale ? placeNoUpscale(size[0], size[1], spec.resolution, spec.bucketResoSteps) : placeInBuckets(size[0], size[1], buckets);
           if (caption === null && sub.classTokens === undefined) warnings.push(`${file}: no caption file (${sub.captionExtension}) and no class tokens; training with an empty caption`);

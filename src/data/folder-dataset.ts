@@ -6,13 +6,6 @@ import type { SubsetSpec } from './dataset-spec.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp'];
 
-export interface ImageEntry {
-  path: string;
-  /** The caption text (first line, or all lines with wildcards); null when there is no caption file. */
-  caption: string | null;
-  captionPath: string | null;
-}
-
 export interface FolderSubset {
   dirName: string;
   numRepeats: number;
@@ -53,13 +46,14 @@ export function captionCandidates(image: string, ext: string): string[] {
 
 export class CaptionError extends Error {}
 
-export function readCaption(image: string, sub: Pick<SubsetSpec, 'captionExtension' | 'enableWildcard'>): { caption: string | null; captionPath: string | null } {
+/** The caption of an image (null when it has no caption file). */
+export function readCaption(image: string, sub: Pick<SubsetSpec, 'captionExtension' | 'enableWildcard'>): { caption: string | null } {
   const file = captionCandidates(image, sub.captionExtension).find((c) => existsSync(c));
-  if (!file) return { caption: null, captionPath: null };
+  if (!file) return { caption: null };
   const buf = readFileSync(file);
   let text: string;
   try { text = new TextDecoder('utf-8', { fatal: true }).decode(buf); } catch { throw new CaptionError(`${file}: the caption is not valid UTF-8`); }
   const lines = text.split(/\r?\n/).map((l) => l.trim());
   if (!text.length) throw new CaptionError(`${file}: the caption file is empty`);
-  return { caption: sub.enableWildcard ? lines.filter(Boolean).join('\n') : lines[0], captionPath: file };
+  return { caption: sub.enableWildcard ? lines.filter(Boolean).join('\n') : lines[0] };
 }

@@ -2,6 +2,17 @@
 // y = softmax(x * scale) per row, where row r only sees columns <= r + causalFrom. exp is a
 // degree-6 polynomial after range reduction (relative error about 1e-7).
 
+/** Byte address of element $j of the current row. */
+const AT = '(i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))';
+
+/** `for (j = reset ? 0 : j; j < end; j += step) body` over the local $j; `end` is a local name. */
+const loopJ = (label: string, end: string, step: number, body: string, reset: boolean): string => `${reset ? '(local.set $j (i32.const 0))' : ''}
+      (block $${label}_end (loop $${label}
+        (br_if $${label}_end (i32.ge_s (local.get $j) (local.get ${end})))
+        ${body}
+        (local.set $j (i32.add (local.get $j) (i32.const ${step})))
+        (br $${label})))`;
+
 /** One f32x4 exp for inputs <= 0 (the row maximum has been subtracted). */
 const expV = (x: string) => `(call $exp4 ${x})`;
 
@@ -39,54 +50,24 @@ export function softmaxWat(): string {
       (local.set $n4 (i32.and (local.get $lim) (i32.const -4)))
       ;; max of x * scale
       (local.set $vm (f32x4.splat (f32.const -inf)))
-      (local.set $j (i32.const 0))
-      (block $m_end (loop $m
-        (br_if $m_end (i32.ge_s (local.get $j) (local.get $n4)))
-        (local.set $vm (f32x4.max (local.get $vm) (f32x4.mul (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))) (f32x4.splat (local.get $scale)))))
-        (local.set $j (i32.add (local.get $j) (i32.const 4)))
-        (br $m)))
+      ${loopJ('m', '$n4', 4, `(local.set $vm (f32x4.max (local.get $vm) (f32x4.mul (v128.load ${AT}) (f32x4.splat (local.get $scale)))))`, true)}
       (local.set $mx (f32.max (f32.max (f32x4.extract_lane 0 (local.get $vm)) (f32x4.extract_lane 1 (local.get $vm)))
         (f32.max (f32x4.extract_lane 2 (local.get $vm)) (f32x4.extract_lane 3 (local.get $vm)))))
-      (block $mt_end (loop $mt
-        (br_if $mt_end (i32.ge_s (local.get $j) (local.get $lim)))
-        (local.set $mx (f32.max (local.get $mx) (f32.mul (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))) (local.get $scale))))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $mt)))
+      ${loopJ('mt', '$lim', 1, `(local.set $mx (f32.max (local.get $mx) (f32.mul (f32.load ${AT}) (local.get $scale))))`, false)}
       ;; exp and sum
       (local.set $vs (f32x4.splat (f32.const 0)))
-      (local.set $j (i32.const 0))
-      (block $e_end (loop $el
-        (br_if $e_end (i32.ge_s (local.get $j) (local.get $n4)))
-        (local.set $e ${expV(`(f32x4.sub (f32x4.mul (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))) (f32x4.splat (local.get $scale))) (f32x4.splat (local.get $mx)))`)})
-        (v128.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))) (local.get $e))
-        (local.set $vs (f32x4.add (local.get $vs) (local.get $e)))
-        (local.set $j (i32.add (local.get $j) (i32.const 4)))
-        (br $el)))
+      ${loopJ('el', '$n4', 4, `(local.set $e ${expV(`(f32x4.sub (f32x4.mul (v128.load ${AT}) (f32x4.splat (local.get $scale))) (f32x4.splat (local.get $mx)))`)})
+        (v128.store ${AT} (local.get $e))
+        (local.set $vs (f32x4.add (local.get $vs) (local.get $e)))`, true)}
       (local.set $sum (f32.add (f32.add (f32x4.extract_lane 0 (local.get $vs)) (f32x4.extract_lane 1 (local.get $vs)))
         (f32.add (f32x4.extract_lane 2 (local.get $vs)) (f32x4.extract_lane 3 (local.get $vs)))))
-      (block $et_end (loop $et
-        (br_if $et_end (i32.ge_s (local.get $j) (local.get $lim)))
-        (local.set $v (f32x4.extract_lane 0 ${expV(`(f32x4.splat (f32.sub (f32.mul (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))) (local.get $scale)) (local.get $mx)))`)}))
-        (f32.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))) (local.get $v))
-        (local.set $sum (f32.add (local.get $sum) (local.get $v)))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $et)))
+      ${loopJ('et', '$lim', 1, `(local.set $v (f32x4.extract_lane 0 ${expV(`(f32x4.splat (f32.sub (f32.mul (f32.load ${AT}) (local.get $scale)) (local.get $mx)))`)}))
+        (f32.store ${AT} (local.get $v))
+        (local.set $sum (f32.add (local.get $sum) (local.get $v)))`, false)}
       ;; normalize; masked columns become 0
       (local.set $v (f32.div (f32.const 1) (local.get $sum)))
-      (local.set $j (i32.const 0))
-      (block $n_end (loop $nl
-        (br_if $n_end (i32.ge_s (local.get $j) (local.get $n4)))
-        (v128.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))
-          (f32x4.mul (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))) (f32x4.splat (local.get $v))))
-        (local.set $j (i32.add (local.get $j) (i32.const 4)))
-        (br $nl)))
-      (block $nt_end (loop $nt
-        (br_if $nt_end (i32.ge_s (local.get $j) (local.get $cols)))
-        (f32.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))
-          (select (f32.mul (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))) (local.get $v)) (f32.const 0)
-            (i32.lt_s (local.get $j) (local.get $lim))))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $nt)))
+      ${loopJ('nl', '$n4', 4, `(v128.store ${AT} (f32x4.mul (v128.load ${AT}) (f32x4.splat (local.get $v))))`, true)}
+      ${loopJ('nt', '$cols', 1, `(f32.store ${AT} (select (f32.mul (f32.load ${AT}) (local.get $v)) (f32.const 0) (i32.lt_s (local.get $j) (local.get $lim))))`, false)}
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rows))))`;
 }
