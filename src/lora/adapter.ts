@@ -8,13 +8,20 @@ export interface LayerAdapter {
   apply(x: Tensor, convOpts?: E.Conv2dOptions): Tensor | null;
 }
 
+/** lora_down on x: a linear layer, or a conv with the base conv's kernel, stride and padding. */
+export function loraDown(x: Tensor, down: Tensor, convOpts?: E.Conv2dOptions): Tensor {
+  return down.rank === 4 ? E.conv2d(x, down, null, convOpts) : E.linear(x, down);
+}
+
+/** lora_up (linear, or a 1x1 conv) on the rank activations, times the scale. */
+export function loraUp(h: Tensor, up: Tensor, scale: number): Tensor {
+  return E.mulScalar(up.rank === 4 ? E.conv2d(h, up) : E.linear(h, up), scale);
+}
+
 export class LoRAAdapter implements LayerAdapter {
   constructor(public down: Tensor, public up: Tensor, public scale: number, public multiplier: number) {}
 
   apply(x: Tensor, convOpts?: E.Conv2dOptions): Tensor {
-    const k = this.scale * this.multiplier;
-    if (this.down.rank === 2) return E.mulScalar(E.linear(E.linear(x, this.down), this.up), k);
-    // Conv: down has the base conv's kernel, stride and padding; up is 1x1.
-    return E.mulScalar(E.conv2d(E.conv2d(x, this.down, null, convOpts), this.up), k);
+    return loraUp(loraDown(x, this.down, convOpts), this.up, this.scale * this.multiplier);
   }
 }

@@ -2,7 +2,7 @@
 // uniform lora_down and zero lora_up, scale alpha/dim, the three dropouts, LoCon via conv_dim.
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import type { LayerAdapter } from '../lora/adapter.js';
+import { type LayerAdapter, loraDown, loraUp } from '../lora/adapter.js';
 import type { LoRAFile, LoRAModuleWeights } from '../lora/lora-file.js';
 import { TE_PREFIX, UNET_PREFIX, nameIndex } from '../lora/names.js';
 import { loraTargets } from '../lora/targets.js';
@@ -38,7 +38,7 @@ export class LoRAModule implements LayerAdapter {
     const o = this.net.options, rng = this.net.rng;
     if (this.training && o.moduleDropout && rng.uniform() < o.moduleDropout) return null;
     const conv = this.down.rank === 4;
-    let h = conv ? E.conv2d(x, this.down, null, convOpts) : E.linear(x, this.down);
+    let h = loraDown(x, this.down, convOpts);
     let scale = this.scale * this.multiplier;
     if (this.training && o.dropout) h = E.mul(h, bernoulliMask(h.shape, o.dropout, rng, 1 / (1 - o.dropout)));
     if (this.training && o.rankDropout) {
@@ -47,8 +47,7 @@ export class LoRAModule implements LayerAdapter {
       h = E.mul(h, bernoulliMask(shape, o.rankDropout, rng, 1));
       scale /= 1 - o.rankDropout;
     }
-    const y = conv ? E.conv2d(h, this.up) : E.linear(h, this.up);
-    return E.mulScalar(y, scale);
+    return loraUp(h, this.up, scale);
   }
 
   toWeights(): LoRAModuleWeights {

@@ -98,6 +98,16 @@ function col2imAdd(col: FloatArray, G: Geometry, dx: FloatArray, dxOff: number, 
   }
 }
 
+/** The [kk, nb*ohw] column matrix of images b0..b0+nb and group g at `off` (1x1 convs: a copy). */
+function columns(x: FloatArray, G: Geometry, b0: number, nb: number, g: number, col: FloatArray, off: number): void {
+  const ld = nb * G.ohw;
+  for (let b = 0; b < nb; b++) {
+    const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
+    if (G.pointwise) for (let c = 0; c < G.cg; c++) col.set(x.subarray(xOff + c * G.ohw, xOff + (c + 1) * G.ohw), off + c * ld + b * G.ohw);
+    else im2col(x, xOff, G, col, ld, off + b * G.ohw);
+  }
+}
+
 /** Images per GEMM: as many as fit a column buffer of about 16M values. */
 const chunkOf = (G: Geometry) => Math.max(1, Math.min(G.n, Math.floor((1 << 24) / Math.max(1, G.kk * G.ohw))));
 
@@ -128,13 +138,7 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
         continue;
       }
       // im2col rows of every image in the chunk, side by side, written straight into the GEMM's B.
-      const fill = (col: FloatArray, off: number) => {
-        for (let b = 0; b < nb; b++) {
-          const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
-          if (G.pointwise) for (let c = 0; c < G.cg; c++) col.set(x.subarray(xOff + c * G.ohw, xOff + (c + 1) * G.ohw), off + c * ld + b * G.ohw);
-          else im2col(x, xOff, G, col, ld, off + b * G.ohw);
-        }
-      };
+      const fill = (col: FloatArray, off: number) => columns(x, G, b0, nb, g, col, off);
       const out = nb === 1 ? y : scratch('conv.out', dtype, G.cog * ld);
       const outOff = nb === 1 ? (b0 * G.cout + g * G.cog) * G.ohw : 0;
       if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill as (m: Float32Array, o: number) => void, out as Float32Array, outOff, false);
@@ -203,11 +207,7 @@ export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, d
       let Bsrc = x, off = (b0 * G.cin + g * G.cg) * G.h * G.w;
       if (!(G.pointwise && nb === 1)) {
         const col = scratch('im2col', dtype, G.kk * ld);
-        for (let b = 0; b < nb; b++) {
-          const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
-          if (G.pointwise) for (let c = 0; c < G.cg; c++) col.set(x.subarray(xOff + c * G.ohw, xOff + (c + 1) * G.ohw), c * ld + b * G.ohw);
-          else im2col(x, xOff, G, col, ld, b * G.ohw);
-        }
+        columns(x, G, b0, nb, g, col, 0);
         Bsrc = col; off = 0;
       }
       // gy [cog, nb*ohw] @ col^T [nb*ohw, kk]
