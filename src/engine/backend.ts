@@ -9,7 +9,7 @@ export type Storage = unknown;
 export type UnaryOp =
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'square' | 'abs' | 'sin' | 'cos' | 'tanh'
   | 'sigmoid' | 'relu' | 'silu' | 'gelu' | 'gelu_tanh' | 'quick_gelu'
-  | 'scale' | 'shift' | 'pow';
+  | 'scale' | 'shift' | 'pow' | 'minimum' | 'maximum';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 
 export interface Conv2dParams {
@@ -50,6 +50,8 @@ export interface Backend {
   /** Synchronous read where the backend can (cpu); undefined elsewhere. */
   readSync?(s: Storage): TypedArray;
   cast(s: Storage, to: DType): Storage;
+  /** Overwrites the values in place (trainable leaves only; see Tensor.assign). */
+  assign(s: Storage, data: TypedArray): void;
 
   unary(op: UnaryOp, x: Storage, dtype: FloatDType, n: number, param: number): Storage;
   /** Gradient of a unary op: gy * f'(x). */

@@ -2,11 +2,13 @@
 export * from './dtype.js';
 export * from './shape.js';
 export type * from './backend.js';
-export { Tensor, tensor, zeros, ones, full } from './tensor.js';
+export { Tensor, tensor, zeros, ones, full, getDefaultBackend, setDefaultBackend, withBackend } from './tensor.js';
 export { noGrad, isGradEnabled } from './autograd.js';
 export { checkpoint, checkpointWithState, type ReplayableState } from './checkpoint.js';
 export { Rng, randn, rand } from './random.js';
 export { cpuBackend, initCpuBackend } from './cpu/cpu-backend.js';
+export { getWebGPUBackend, WebGPUBackend } from './webgpu/webgpu-backend.js';
+export { probeAdapter, type AdapterReport } from './webgpu/device.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/layout.js';

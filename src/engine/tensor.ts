@@ -6,11 +6,29 @@ import { type Shape, numel } from './shape.js';
 import { type GradNode, runBackward } from './autograd.js';
 import { cpuBackend } from './cpu/cpu-backend.js';
 
+let defaultBackend: Backend = cpuBackend;
+/** Where tensor(), zeros(), randn()... put new tensors unless told otherwise. */
+export const getDefaultBackend = (): Backend => defaultBackend;
+export function setDefaultBackend(b: Backend): void { defaultBackend = b; }
+
+/** Runs fn with new tensors going to `b`, restoring the previous default afterwards. */
+export async function withBackend<T>(b: Backend, fn: () => Promise<T>): Promise<T> {
+  const prev = defaultBackend;
+  defaultBackend = b;
+  try { return await fn(); } finally { defaultBackend = prev; }
+}
+
+// Small tensors made from host values on a device backend keep those values (tensors never
+// change, so the copy stays true): token ids and timesteps stay readable without a device sync.
+const HOST_MIRROR_MAX = 1 << 16;
+
 export class Tensor {
   requiresGrad = false;
   grad: Tensor | null = null;
   /** The op that produced this tensor, when it is part of a recorded graph. */
   node: GradNode | null = null;
+  /** Host copy of the values, when the tensor was built from host data on a device backend. */
+  host: TypedArray | null = null;
 
   constructor(
     readonly storage: Storage,
@@ -27,6 +45,7 @@ export class Tensor {
 
   /** Synchronous read; only backends that keep data in host memory (cpu) support it. */
   dataSync(): TypedArray {
+    if (this.host) return this.host;
     if (!this.backend.readSync) throw new Error(`dataSync() is not available on the ${this.backend.name} backend; use await tensor.data()`);
     return this.backend.readSync(this.storage);
   }
@@ -34,6 +53,12 @@ export class Tensor {
   item(): number {
     if (this.size !== 1) throw new Error(`item() needs a tensor with one element, got shape [${this.shape}]`);
     return this.dataSync()[0];
+  }
+
+  /** item() for any backend. */
+  async value(): Promise<number> {
+    if (this.size !== 1) throw new Error(`value() needs a tensor with one element, got shape [${this.shape}]`);
+    return (await this.data())[0];
   }
 
   /** Marks a leaf tensor as trainable (gradients accumulate into .grad). */
@@ -44,7 +69,35 @@ export class Tensor {
   }
 
   /** Same values, cut from the graph. */
-  detach(): Tensor { return new Tensor(this.storage, this.shape, this.dtype, this.backend); }
+  detach(): Tensor {
+    const t = new Tensor(this.storage, this.shape, this.dtype, this.backend);
+    t.host = this.host;
+    return t;
+  }
+
+  /**
+   * Overwrites the values of a leaf in place (optimizer steps). The only mutation tensors allow;
+   * graphs recorded before it see the new values.
+   */
+  assign(data: TypedArray): void {
+    if (this.node) throw new Error('assign() is for leaf tensors');
+    if (data.length !== this.size) throw new Error(`assign(): ${data.length} values for shape [${this.shape}]`);
+    this.backend.assign(this.storage, data);
+    if (this.host && this.host !== data) this.host.set(data);
+  }
+
+  /** The same values on another backend (a copy; a tensor already there is returned as is). */
+  toBackend(b: Backend): Tensor {
+    if (b === this.backend) return this;
+    const src = this.host ?? (this.backend.readSync ? this.backend.readSync(this.storage) : null);
+    if (!src) throw new Error(`toBackend(): ${this.backend.name} tensors are read asynchronously; use await toBackendAsync()`);
+    return new Tensor(b.fromArray(src), this.shape, this.dtype, b);
+  }
+
+  async toBackendAsync(b: Backend): Promise<Tensor> {
+    if (b === this.backend) return this;
+    return new Tensor(b.fromArray(await this.data()), this.shape, this.dtype, b);
+  }
 
   to(dtype: DType): Tensor {
     if (dtype === this.dtype) return this;
@@ -56,7 +109,7 @@ export class Tensor {
   toString(): string { return `Tensor(${this.dtype}, [${this.shape}])`; }
 }
 
-export function tensor(data: ArrayLike<number> | TypedArray, shape: Shape, dtype?: DType, backend: Backend = cpuBackend): Tensor {
+export function tensor(data: ArrayLike<number> | TypedArray, shape: Shape, dtype?: DType, backend: Backend = defaultBackend): Tensor {
   const n = numel(shape);
   if (data.length !== n) throw new Error(`tensor: ${data.length} values do not fill shape [${shape}] (${n})`);
   let arr: TypedArray;
@@ -64,17 +117,19 @@ export function tensor(data: ArrayLike<number> | TypedArray, shape: Shape, dtype
   const dt = dtype ?? (isTyped ? dtypeOfArray(data as TypedArray) : 'f32');
   if (isTyped && dtypeOfArray(data as TypedArray) === dt) arr = data as TypedArray;
   else { arr = allocArray(dt, n); for (let i = 0; i < n; i++) arr[i] = (data as ArrayLike<number>)[i]; }
-  return new Tensor(backend.fromArray(arr), [...shape], dt, backend);
+  const t = new Tensor(backend.fromArray(arr), [...shape], dt, backend);
+  if (!backend.readSync && n <= HOST_MIRROR_MAX) t.host = arr;
+  return t;
 }
 
-export function zeros(shape: Shape, dtype: DType = 'f32', backend: Backend = cpuBackend): Tensor {
+export function zeros(shape: Shape, dtype: DType = 'f32', backend: Backend = defaultBackend): Tensor {
   return new Tensor(backend.zeros(dtype, numel(shape)), [...shape], dtype, backend);
 }
 
-export function full(shape: Shape, value: number, dtype: DType = 'f32', backend: Backend = cpuBackend): Tensor {
+export function full(shape: Shape, value: number, dtype: DType = 'f32', backend: Backend = defaultBackend): Tensor {
   const a = allocArray(dtype, numel(shape));
   a.fill(value);
-  return new Tensor(backend.fromArray(a), [...shape], dtype, backend);
+  return tensor(a, shape, dtype, backend);
 }
 
-export const ones = (shape: Shape, dtype: DType = 'f32', backend: Backend = cpuBackend): Tensor => full(shape, 1, dtype, backend);
+export const ones = (shape: Shape, dtype: DType = 'f32', backend: Backend = defaultBackend): Tensor => full(shape, 1, dtype, backend);

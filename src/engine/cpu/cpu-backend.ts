@@ -20,6 +20,7 @@ export const cpuBackend: Backend = {
   read: async (s) => s as TypedArray,
   readSync: (s) => s as TypedArray,
   cast: (s, to) => castArray(s as TypedArray, to),
+  assign: (s, data) => { if (s !== data) (s as TypedArray).set(data); },
   unary: (op, x, dtype, n, p) => unary(op, F(x), dtype, n, p),
   unaryGrad: (op, x, gy, dtype, n, p) => unaryGrad(op, F(x), F(gy), dtype, n, p),
   binary: (op, a, as, b, bs, out, dtype) => binary(op, F(a), as, F(b), bs, out, dtype),

@@ -37,6 +37,8 @@ export const forward: Record<string, Fn> = {
   scale: (x, p) => x * p,
   shift: (x, p) => x + p,
   pow: (x, p) => Math.pow(x, p),
+  minimum: (x, p) => Math.min(x, p),
+  maximum: (x, p) => Math.max(x, p),
 };
 
 /** d f(x) / dx. */
@@ -64,4 +66,6 @@ export const derivative: Record<string, Fn> = {
   scale: (_x, p) => p,
   shift: () => 1,
   pow: (x, p) => p * Math.pow(x, p - 1),
+  minimum: (x, p) => (x <= p ? 1 : 0),
+  maximum: (x, p) => (x >= p ? 1 : 0),
 };

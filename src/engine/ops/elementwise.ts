@@ -32,6 +32,11 @@ export const quickGelu = (x: Tensor) => unaryOp('quick_gelu', x);
 export const mulScalar = (x: Tensor, s: number) => unaryOp('scale', x, s);
 export const addScalar = (x: Tensor, s: number) => unaryOp('shift', x, s);
 export const powScalar = (x: Tensor, p: number) => unaryOp('pow', x, p);
+/** min(x, p) elementwise (torch.clamp(max=p)). */
+export const minScalar = (x: Tensor, p: number) => unaryOp('minimum', x, p);
+/** max(x, p) elementwise (torch.clamp(min=p)). */
+export const maxScalar = (x: Tensor, p: number) => unaryOp('maximum', x, p);
+export const clamp = (x: Tensor, lo: number, hi: number) => minScalar(maxScalar(x, lo), hi);
 
 /** Sums a broadcast gradient back to the shape of the operand it came from. */
 export function reduceToShape(g: Tensor, shape: readonly number[]): Tensor {

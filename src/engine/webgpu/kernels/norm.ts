@@ -1,0 +1,117 @@
+// Row reductions with one 256-wide workgroup per row: group/layer norm and softmax, forward and
+// backward. Norm rows are normalized, then each element gets the affine channel
+// floor((row * size + i) / inner) % channels (see NormLayout).
+import { PARAMS, bindings } from './common.js';
+
+const REDUCE = `
+var<workgroup> red: array<f32, 256>;
+fn wgSum(v: f32, l: u32) -> f32 {
+  workgroupBarrier();
+  red[l] = v;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k = k >> 1u) {
+    if (l < k) { red[l] += red[l + k]; }
+    workgroupBarrier();
+  }
+  return red[0];
+}
+fn wgMax(v: f32, l: u32) -> f32 {
+  workgroupBarrier();
+  red[l] = v;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k = k >> 1u) {
+    if (l < k) { red[l] = max(red[l], red[l + k]); }
+    workgroupBarrier();
+  }
+  return red[0];
+}`;
+
+const ROW_MAIN = (body: string) => `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
+  let row = w.y * nw.x + w.x;
+${body}
+}`;
+
+// P: [rows, size, channels, inner, eps, hasAffine]
+const NORM_P = `
+fn chan(row: u32, i: u32) -> u32 { return ((row * P[1] + i) / P[3]) % P[2]; }`;
+
+export const normKernel = PARAMS + bindings(['X', 'G', 'Bt'], ['Y', 'MEAN', 'RSTD']) + REDUCE + NORM_P + ROW_MAIN(`
+  let size = P[1]; let o = row * size;
+  let valid = row < P[0];
+  var s = 0.0;
+  if (valid) { for (var i = l; i < size; i += 256u) { s += X[o + i]; } }
+  let m = wgSum(s, l) / f32(size);
+  var v = 0.0;
+  if (valid) { for (var i = l; i < size; i += 256u) { let d = X[o + i] - m; v += d * d; } }
+  let rs = inverseSqrt(wgSum(v, l) / f32(size) + pf(4u));
+  if (!valid) { return; }
+  if (l == 0u) { MEAN[row] = m; RSTD[row] = rs; }
+  for (var i = l; i < size; i += 256u) {
+    var g = 1.0; var b = 0.0;
+    if (P[5] == 1u) { let c = chan(row, i); g = G[c]; b = Bt[c]; }
+    Y[o + i] = (X[o + i] - m) * rs * g + b;
+  }`);
+
+export const normGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'MEAN', 'RSTD'], ['DX']) + REDUCE + NORM_P + ROW_MAIN(`
+  let size = P[1]; let o = row * size;
+  let valid = row < P[0];
+  let r = min(row, P[0] - 1u);
+  let m = MEAN[r]; let rs = RSTD[r];
+  var s1 = 0.0; var s2 = 0.0;
+  if (valid) {
+    for (var i = l; i < size; i += 256u) {
+      let g = select(1.0, G[chan(row, i)], P[5] == 1u);
+      let d = GY[o + i] * g;
+      s1 += d; s2 += d * (X[o + i] - m) * rs;
+    }
+  }
+  let m1 = wgSum(s1, l) / f32(size);
+  let m2 = wgSum(s2, l) / f32(size);
+  if (!valid) { return; }
+  for (var i = l; i < size; i += 256u) {
+    let g = select(1.0, G[chan(row, i)], P[5] == 1u);
+    DX[o + i] = rs * (GY[o + i] * g - m1 - (X[o + i] - m) * rs * m2);
+  }`);
+
+/**
+ * dgamma / dbeta: one workgroup per channel, summing over the runs of `inner` elements that use it
+ * (run j uses channel j % channels). P as the norm, plus [runs].
+ */
+export const normAffineGradKernel = PARAMS + bindings(['GY', 'X', 'MEAN', 'RSTD'], ['DG', 'DB']) + REDUCE + ROW_MAIN(`
+  let c = row; let channels = P[2]; let inner = P[3]; let size = P[1];
+  let valid = c < channels;
+  let runs = P[6];
+  let mine = select(0u, (runs - min(c, runs) + channels - 1u) / channels, valid);
+  var dg = 0.0; var db = 0.0;
+  for (var t = l; t < mine * inner; t += 256u) {
+    let e = (c + (t / inner) * channels) * inner + t % inner;
+    let rw = e / size;
+    let d = GY[e];
+    dg += d * (X[e] - MEAN[rw]) * RSTD[rw]; db += d;
+  }
+  let sg = wgSum(dg, l); let sb = wgSum(db, l);
+  if (valid && l == 0u) { DG[c] = sg; DB[c] = sb; }`);
+
+// P: [rows, cols]
+export const softmaxKernel = PARAMS + bindings(['X'], ['Y']) + REDUCE + ROW_MAIN(`
+  let cols = P[1]; let o = row * cols;
+  let valid = row < P[0];
+  var mx = -3.0e38;
+  if (valid) { for (var i = l; i < cols; i += 256u) { mx = max(mx, X[o + i]); } }
+  let m = wgMax(mx, l);
+  var s = 0.0;
+  if (valid) { for (var i = l; i < cols; i += 256u) { s += exp(X[o + i] - m); } }
+  let inv = 1.0 / wgSum(s, l);
+  if (!valid) { return; }
+  for (var i = l; i < cols; i += 256u) { Y[o + i] = exp(X[o + i] - m) * inv; }`);
+
+export const softmaxGradKernel = PARAMS + bindings(['Yv', 'GY'], ['DX']) + REDUCE + ROW_MAIN(`
+  let cols = P[1]; let o = row * cols;
+  let valid = row < P[0];
+  var s = 0.0;
+  if (valid) { for (var i = l; i < cols; i += 256u) { s += Yv[o + i] * GY[o + i]; } }
+  let t = wgSum(s, l);
+  if (!valid) { return; }
+  for (var i = l; i < cols; i += 256u) { DX[o + i] = Yv[o + i] * (GY[o + i] - t); }`);

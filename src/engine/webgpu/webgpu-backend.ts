@@ -1,0 +1,433 @@
+// The webgpu backend: storage is a pooled GPU buffer, every op is a WGSL compute kernel. Dispatches
+// are recorded into one command encoder and submitted in batches; a read-back or an upload flushes
+// them first, so queue writes and reused buffers never overtake earlier work.
+import type { AttentionSpec, Backend, BinaryOp, ConvShapes, MatmulSpec, NormLayout, Storage, UnaryOp } from '../backend.js';
+import type { DType, TypedArray } from '../dtype.js';
+import { type Shape, broadcastStrides, numel, sameShape, stridesOf } from '../shape.js';
+import { BufferPool, GpuStorage } from './buffers.js';
+import { type GpuContext, gpuContext } from './device.js';
+import { attentionDeltaKernel, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, ATTN_WG } from './kernels/attention.js';
+import { RANK, WG } from './kernels/common.js';
+import * as EW from './kernels/elementwise.js';
+import { TILE, convGradInputKernel, convGradWeightKernel, convKernel, matmulKernel } from './kernels/gemm.js';
+import * as LK from './kernels/layout.js';
+import { normAffineGradKernel, normGradKernel, normKernel, softmaxGradKernel, softmaxKernel } from './kernels/norm.js';
+
+const MAX_GROUPS = 65535;
+const FLUSH_EVERY = 256;
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** A float parameter as the u32 bits the kernels bit-cast back. */
+const fbits = (v: number) => { f32[0] = v; return u32[0]; };
+const pad6 = (a: readonly number[], fill = 1) => [...a, ...new Array(RANK - a.length).fill(fill)];
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** A 2-D grid of `groups` workgroups (one dimension holds at most 65535). */
+function grid(groups: number): [number, number, number] {
+  const x = Math.max(1, Math.min(groups, MAX_GROUPS));
+  return [x, ceilDiv(groups, x), 1];
+}
+
+export class WebGPUBackend implements Backend {
+  readonly name = 'webgpu';
+  readonly pool: BufferPool;
+  private device: GPUDevice;
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private params = new Map<string, GPUBuffer>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private pending = 0;
+  private dummy: GPUBuffer;
+  /** Dispatches issued (for tests and benchmarks). */
+  dispatches = 0;
+
+  constructor(readonly ctx: GpuContext) {
+    this.device = ctx.device;
+    this.pool = new BufferPool(ctx.device);
+    this.dummy = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+  }
+
+  // ---- plumbing ----
+
+  private pipeline(code: string): GPUComputePipeline {
+    let p = this.pipelines.get(code);
+    if (!p) {
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.device.createShaderModule({ code }), entryPoint: 'main' } });
+      this.pipelines.set(code, p);
+    }
+    return p;
+  }
+
+  // Parameter blocks are immutable and cached by value: a training loop repeats the same shapes.
+  private paramBuffer(values: number[]): GPUBuffer {
+    const key = values.join(',');
+    let b = this.params.get(key);
+    if (!b) {
+      if (this.params.size > 50000) this.params.clear();
+      b = this.device.createBuffer({ size: Math.max(16, 4 * values.length), usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+      new Uint32Array(b.getMappedRange()).set(values.map((v) => v >>> 0));
+      b.unmap();
+      this.params.set(key, b);
+    }
+    return b;
+  }
+
+  private enc(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) { this.pass.end(); this.pass = null; }
+  }
+
+  private run(code: string, params: number[], buffers: (GpuStorage | GPUBuffer | null)[], groups: [number, number, number]): void {
+    if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
+    const pipeline = this.pipeline(code);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.paramBuffer(params) } }];
+    buffers.forEach((b, i) => {
+      const buffer = b === null ? this.dummy : b instanceof GpuStorage ? b.buffer : b;
+      entries.push({ binding: i + 1, resource: { buffer } });
+    });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.pass ??= this.enc().beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(...groups);
+    this.dispatches++;
+    if (++this.pending >= FLUSH_EVERY) this.flush();
+  }
+
+  /** Submits the recorded work. */
+  flush(): void {
+    this.endPass();
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+      this.pending = 0;
+    }
+  }
+
+  /** Waits until the device has finished everything submitted. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  private out(dtype: DType, n: number): GpuStorage { return this.pool.alloc(dtype, n); }
+
+  private check(dtype: DType): void {
+    if (dtype === 'f64') throw new Error('webgpu: f64 tensors are not supported on the GPU (they exist for gradient checks on the cpu backend)');
+  }
+
+  // ---- storage ----
+
+  fromArray(data: TypedArray): Storage {
+    const dtype: DType = data instanceof Float32Array ? 'f32' : data instanceof Uint16Array ? 'f16' : data instanceof Int32Array ? 'i32' : 'f64';
+    this.check(dtype);
+    const s = this.out(dtype, data.length);
+    this.upload(s, data);
+    return s;
+  }
+
+  private upload(s: GpuStorage, data: TypedArray): void {
+    // Queue writes run before any not-yet-submitted dispatch, so submit those first.
+    this.flush();
+    let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 || !(bytes.buffer instanceof ArrayBuffer)) {
+      const p = new Uint8Array(bytes.byteLength + ((4 - (bytes.byteLength % 4)) % 4));
+      p.set(bytes);
+      bytes = p;
+    }
+    if (bytes.byteLength) this.device.queue.writeBuffer(s.buffer, 0, bytes as Uint8Array<ArrayBuffer>);
+  }
+
+  /** Overwrites a storage's values in place (optimizer updates of trainable leaves). */
+  assign(s: Storage, data: TypedArray): void {
+    const g = s as GpuStorage;
+    if (data.length !== g.n) throw new Error(`webgpu assign: ${data.length} values for a storage of ${g.n}`);
+    this.upload(g, data);
+  }
+
+  zeros(dtype: DType, n: number): Storage {
+    this.check(dtype);
+    const s = this.out(dtype, n);
+    this.endPass();
+    this.enc().clearBuffer(s.buffer, 0, s.bytes + ((4 - (s.bytes % 4)) % 4));
+    return s;
+  }
+
+  async read(st: Storage): Promise<TypedArray> {
+    const s = st as GpuStorage;
+    const size = s.bytes + ((4 - (s.bytes % 4)) % 4);
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    this.enc().copyBufferToBuffer(s.buffer, 0, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    const raw = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    switch (s.dtype) {
+      case 'f16': return new Uint16Array(raw, 0, s.n);
+      case 'i32': return new Int32Array(raw, 0, s.n);
+      default: return new Float32Array(raw, 0, s.n);
+    }
+  }
+
+  cast(st: Storage, to: DType): Storage {
+    const s = st as GpuStorage;
+    this.check(to);
+    if (s.dtype === to) return s;
+    const n = s.n;
+    if (s.dtype === 'f16' && to === 'i32') return this.cast(this.cast(s, 'f32'), 'i32');
+    if (s.dtype === 'i32' && to === 'f16') return this.cast(this.cast(s, 'f32'), 'f16');
+    const y = this.out(to, n);
+    const code = s.dtype === 'f16' ? EW.f16ToF32Kernel : to === 'f16' ? EW.f32ToF16Kernel : s.dtype === 'i32' ? EW.i32ToF32Kernel : EW.f32ToI32Kernel;
+    const items = to === 'f16' ? ceilDiv(n, 2) : n;
+    this.run(code, [n], [s, y], grid(ceilDiv(items, WG)));
+    return y;
+  }
+
+  // ---- elementwise ----
+
+  unary(op: UnaryOp, x: Storage, _dt: DType, n: number, p: number): Storage {
+    const y = this.out('f32', n);
+    this.run(EW.unaryKernel(op), [n, fbits(p)], [x as GpuStorage, y], grid(ceilDiv(n, WG)));
+    return y;
+  }
+
+  unaryGrad(op: UnaryOp, x: Storage, gy: Storage, _dt: DType, n: number, p: number): Storage {
+    const y = this.out('f32', n);
+    this.run(EW.unaryGradKernel(op), [n, fbits(p)], [x as GpuStorage, gy as GpuStorage, y], grid(ceilDiv(n, WG)));
+    return y;
+  }
+
+  binary(op: BinaryOp, a: Storage, aShape: Shape, b: Storage, bShape: Shape, out: Shape): Storage {
+    const n = numel(out);
+    const y = this.out('f32', n);
+    if (sameShape(aShape, bShape)) {
+      this.run(EW.binarySameKernel(op), [n], [a as GpuStorage, b as GpuStorage, y], grid(ceilDiv(n, WG)));
+      return y;
+    }
+    const [shape, sa, sb] = collapse(out, [broadcastStrides(aShape, out), broadcastStrides(bShape, out)]);
+    this.run(EW.binaryBroadcastKernel(op), [n, shape.length, ...pad6(shape), ...pad6(sa, 0), ...pad6(sb, 0)], [a as GpuStorage, b as GpuStorage, y], grid(ceilDiv(n, WG)));
+    return y;
+  }
+
+  sumTo(x: Storage, shape: Shape, to: Shape): Storage {
+    const outputs = numel(to);
+    const y = this.out('f32', outputs);
+    if (shape.length > RANK) throw new Error(`webgpu sumTo: rank ${shape.length} > ${RANK}`);
+    const reduced = shape.map((s, d) => (to[d] === 1 ? s : 1));
+    const count = numel(reduced);
+    this.run(EW.sumToKernel, [outputs, shape.length, ...pad6(to), ...pad6(stridesOf(shape), 0), ...pad6(reduced), count], [x as GpuStorage, y], grid(outputs));
+    return y;
+  }
+
+  // ---- layout ----
+
+  /** Runs a 32-bit word kernel on f16 data by widening it first. */
+  private words<T extends Storage>(x: Storage, dtype: DType, fn: (x: GpuStorage, dt: DType) => T): Storage {
+    if (dtype !== 'f16') return fn(x as GpuStorage, dtype);
+    return this.cast(fn(this.cast(x, 'f32') as GpuStorage, 'f32'), 'f16');
+  }
+
+  private gather(x: GpuStorage, dt: DType, out: Shape, strides: number[], base: number): GpuStorage {
+    const n = numel(out);
+    const y = this.out(dt, n);
+    const [shape, st] = collapse(out, [strides]);
+    this.run(LK.gatherKernel, [n, shape.length, ...pad6(shape), ...pad6(st, 0), base], [x, y], grid(ceilDiv(n, WG)));
+    return y;
+  }
+
+  permute(x: Storage, shape: Shape, perm: readonly number[], dtype: DType): Storage {
+    const st = stridesOf(shape);
+    return this.words(x, dtype, (s, dt) => this.gather(s, dt, perm.map((p) => shape[p]), perm.map((p) => st[p]), 0));
+  }
+
+  slice(x: Storage, shape: Shape, starts: readonly number[], out: Shape, dtype: DType): Storage {
+    const st = stridesOf(shape);
+    const base = starts.reduce((a, s, d) => a + s * st[d], 0);
+    return this.words(x, dtype, (s, dt) => this.gather(s, dt, [...out], st, base));
+  }
+
+  sliceGrad(gy: Storage, shape: Shape, starts: readonly number[], gyShape: Shape): Storage {
+    const n = numel(shape);
+    const y = this.out('f32', n);
+    if (shape.length > RANK) throw new Error(`webgpu sliceGrad: rank ${shape.length} > ${RANK}`);
+    this.run(LK.padKernel, [n, shape.length, ...pad6(shape), ...pad6(starts, 0), ...pad6(gyShape), ...pad6(stridesOf(gyShape), 0)], [gy as GpuStorage, y], grid(ceilDiv(n, WG)));
+    return y;
+  }
+
+  concat(xs: Storage[], shapes: Shape[], axis: number, dtype: DType): Storage {
+    if (dtype === 'f16') return this.cast(this.concat(xs.map((x) => this.cast(x, 'f32')), shapes, axis, 'f32'), 'f16');
+    const outShape = [...shapes[0]];
+    outShape[axis] = shapes.reduce((a, s) => a + s[axis], 0);
+    const y = this.out(dtype, numel(outShape));
+    const ost = stridesOf(outShape);
+    let offset = 0;
+    xs.forEach((x, k) => {
+      const n = numel(shapes[k]);
+      const [shape, st] = collapse(shapes[k], [ost]);
+      this.run(LK.scatterKernel, [n, shape.length, ...pad6(shape), ...pad6(st, 0), offset * ost[axis]], [x as GpuStorage, y], grid(ceilDiv(n, WG)));
+      offset += shapes[k][axis];
+    });
+    return y;
+  }
+
+  // ---- products ----
+
+  matmul(a: Storage, b: Storage, s: MatmulSpec): Storage {
+    if (s.K === 0) return this.zeros('f32', s.batch * s.M * s.N);
+    const y = this.out('f32', s.batch * s.M * s.N);
+    this.run(matmulKernel, [s.M, s.N, s.K, +s.transA, +s.transB, s.aBatch === 1 ? 0 : s.M * s.K, s.bBatch === 1 ? 0 : s.K * s.N],
+      [a as GpuStorage, b as GpuStorage, y], [ceilDiv(s.N, TILE), ceilDiv(s.M, TILE), s.batch]);
+    return y;
+  }
+
+  private convParams(s: ConvShapes, M: number, N: number, K: number, hasBias: boolean): number[] {
+    const [n, cin, h, w] = s.x, [cout, , kh, kw] = s.w, [, , oh, ow] = s.out;
+    return [M, N, K, n, cin, h, w, cout, oh, ow, kh, kw, s.stride[0], s.stride[1], s.padding[0], s.padding[1], s.groups, +hasBias];
+  }
+
+  conv2d(x: Storage, w: Storage, bias: Storage | null, s: ConvShapes): Storage {
+    const [n, cin] = s.x, [cout, , kh, kw] = s.w, [, , oh, ow] = s.out, g = s.groups;
+    const M = cout / g, N = n * oh * ow, K = (cin / g) * kh * kw;
+    const y = this.out('f32', numel(s.out));
+    this.run(convKernel, this.convParams(s, M, N, K, bias !== null), [x as GpuStorage, w as GpuStorage, bias as GpuStorage | null, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    return y;
+  }
+
+  conv2dGradInput(gy: Storage, w: Storage, s: ConvShapes): Storage {
+    const [n, cin, h, wd] = s.x, [cout, , kh, kw] = s.w, g = s.groups;
+    const M = cin / g, N = n * h * wd, K = (cout / g) * kh * kw;
+    const y = this.out('f32', numel(s.x));
+    this.run(convGradInputKernel, this.convParams(s, M, N, K, false), [gy as GpuStorage, w as GpuStorage, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    return y;
+  }
+
+  conv2dGradWeight(gy: Storage, x: Storage, s: ConvShapes): Storage {
+    const [n, cin] = s.x, [cout, , kh, kw] = s.w, [, , oh, ow] = s.out, g = s.groups;
+    const M = cout / g, N = (cin / g) * kh * kw, K = n * oh * ow;
+    const y = this.out('f32', numel(s.w));
+    this.run(convGradWeightKernel, this.convParams(s, M, N, K, false), [gy as GpuStorage, x as GpuStorage, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    return y;
+  }
+
+  // ---- normalization, softmax, attention ----
+
+  norm(x: Storage, gamma: Storage | null, beta: Storage | null, L: NormLayout, eps: number) {
+    const y = this.out('f32', L.rows * L.size), mean = this.out('f32', L.rows), rstd = this.out('f32', L.rows);
+    const b = gamma && !beta ? this.zeros('f32', L.channels) : beta;
+    this.run(normKernel, [L.rows, L.size, L.channels, L.inner, fbits(eps), gamma ? 1 : 0], [x as GpuStorage, gamma as GpuStorage | null, b as GpuStorage | null, y, mean, rstd], grid(L.rows));
+    return { y, mean, rstd };
+  }
+
+  normGrad(gy: Storage, x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, L: NormLayout) {
+    const dx = this.out('f32', L.rows * L.size);
+    const P = [L.rows, L.size, L.channels, L.inner, 0, gamma ? 1 : 0];
+    this.run(normGradKernel, P, [gy as GpuStorage, x as GpuStorage, gamma as GpuStorage | null, mean as GpuStorage, rstd as GpuStorage, dx], grid(L.rows));
+    if (!gamma) return { dx, dgamma: null, dbeta: null };
+    const dgamma = this.out('f32', L.channels), dbeta = this.out('f32', L.channels);
+    this.run(normAffineGradKernel, [...P, (L.rows * L.size) / L.inner], [gy as GpuStorage, x as GpuStorage, mean as GpuStorage, rstd as GpuStorage, dgamma, dbeta], grid(L.channels));
+    return { dx, dgamma, dbeta };
+  }
+
+  softmax(x: Storage, rows: number, cols: number): Storage {
+    const y = this.out('f32', rows * cols);
+    this.run(softmaxKernel, [rows, cols], [x as GpuStorage, y], grid(rows));
+    return y;
+  }
+
+  softmaxGrad(y: Storage, gy: Storage, rows: number, cols: number): Storage {
+    const dx = this.out('f32', rows * cols);
+    this.run(softmaxGradKernel, [rows, cols], [y as GpuStorage, gy as GpuStorage, dx], grid(rows));
+    return dx;
+  }
+
+  private attnParams(a: AttentionSpec): number[] { return [a.batch, a.lq, a.lk, fbits(a.scale), +a.causal]; }
+
+  private attnForward(q: Storage, k: Storage, v: Storage, a: AttentionSpec) {
+    const o = this.out('f32', a.batch * a.lq * a.dv), lse = this.out('f32', a.batch * a.lq);
+    this.run(attentionForwardKernel(a.d, a.dv), this.attnParams(a), [q as GpuStorage, k as GpuStorage, v as GpuStorage, o, lse], [ceilDiv(a.lq, ATTN_WG), a.batch, 1]);
+    return { o, lse };
+  }
+
+  attention(q: Storage, k: Storage, v: Storage, a: AttentionSpec): Storage {
+    return this.attnForward(q, k, v, a).o;
+  }
+
+  attentionGrad(q: Storage, k: Storage, v: Storage, gy: Storage, a: AttentionSpec) {
+    const { o, lse } = this.attnForward(q, k, v, a);
+    const rows = a.batch * a.lq;
+    const delta = this.out('f32', rows);
+    this.run(attentionDeltaKernel, [rows, a.dv], [gy as GpuStorage, o, delta], grid(ceilDiv(rows, WG)));
+    const dq = this.out('f32', a.batch * a.lq * a.d), dk = this.out('f32', a.batch * a.lk * a.d), dv = this.out('f32', a.batch * a.lk * a.dv);
+    const ins = [q, k, v, gy, lse, delta] as GpuStorage[];
+    this.run(attentionGradQKernel(a.d, a.dv), this.attnParams(a), [...ins, dq], [ceilDiv(a.lq, ATTN_WG), a.batch, 1]);
+    this.run(attentionGradKVKernel(a.d, a.dv), this.attnParams(a), [...ins, dk, dv], [ceilDiv(a.lk, ATTN_WG), a.batch, 1]);
+    return { dq, dk, dv };
+  }
+
+  // ---- resampling, embeddings ----
+
+  upsampleNearest2x(x: Storage, shape: Shape): Storage {
+    const [n, c, h, w] = shape;
+    const total = n * c * h * w * 4;
+    const y = this.out('f32', total);
+    this.run(LK.upsampleKernel, [total, h, w], [x as GpuStorage, y], grid(ceilDiv(total, WG)));
+    return y;
+  }
+
+  upsampleNearest2xGrad(gy: Storage, shape: Shape): Storage {
+    const [n, c, h, w] = shape;
+    const total = n * c * h * w;
+    const y = this.out('f32', total);
+    this.run(LK.upsampleGradKernel, [total, h, w], [gy as GpuStorage, y], grid(ceilDiv(total, WG)));
+    return y;
+  }
+
+  embedding(ids: Storage, table: Storage, count: number, dim: number): Storage {
+    const y = this.out('f32', count * dim);
+    this.run(LK.embeddingKernel, [count * dim, dim], [ids as GpuStorage, table as GpuStorage, y], grid(ceilDiv(count * dim, WG)));
+    return y;
+  }
+
+  embeddingGrad(ids: Storage, gy: Storage, count: number, vocab: number, dim: number): Storage {
+    const y = this.zeros('f32', vocab * dim) as GpuStorage;
+    this.run(LK.embeddingGradKernel, [dim, count], [ids as GpuStorage, gy as GpuStorage, y], grid(ceilDiv(dim, WG)));
+    return y;
+  }
+}
+
+/**
+ * Merges adjacent axes that are contiguous in the output and in every operand, so ranks above 6
+ * (and long index loops) shrink to what the kernels handle.
+ */
+export function collapse(shape: Shape, strides: number[][]): [number[], ...number[][]] {
+  const s: number[] = [], st: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = s.length - 1;
+    if (last >= 0 && strides.every((a, k) => st[k][last] === a[d] * shape[d])) {
+      s[last] *= shape[d];
+      strides.forEach((a, k) => { st[k][last] = a[d]; });
+    } else {
+      s.push(shape[d]);
+      strides.forEach((a, k) => st[k].push(a[d]));
+    }
+  }
+  if (!s.length) { s.push(1); st.forEach((a) => a.push(0)); }
+  if (s.length > RANK) throw new Error(`webgpu: a rank-${s.length} strided access is more than the kernels' ${RANK} axes`);
+  return [s, ...st];
+}
+
+let backendPromise: Promise<WebGPUBackend> | null = null;
+
+/** The process-wide webgpu backend; rejects with a clear message when no adapter exists. */
+export function getWebGPUBackend(): Promise<WebGPUBackend> {
+  backendPromise ??= gpuContext().then((ctx) => new WebGPUBackend(ctx));
+  backendPromise.catch(() => { backendPromise = null; });
+  return backendPromise;
+}
