@@ -1,4 +1,5 @@
 // Seeded random numbers (xoshiro128** + Box-Muller) so runs are reproducible from a seed.
+import type { Backend } from './backend.js';
 import type { Shape } from './shape.js';
 import { numel } from './shape.js';
 import { Tensor, tensor } from './tensor.js';
@@ -50,11 +51,11 @@ export class Rng {
 
 const rotl = (x: number, k: number) => ((x << k) | (x >>> (32 - k))) >>> 0;
 
-export function randn(shape: Shape, rng: Rng, dtype: FloatDType = 'f32'): Tensor {
+export function randn(shape: Shape, rng: Rng, dtype: FloatDType = 'f32', backend?: Backend): Tensor {
   const n = numel(shape);
   const a = dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = rng.normal();
-  return tensor(a, shape, dtype);
+  return tensor(a, shape, dtype, backend);
 }
 
 export function rand(shape: Shape, rng: Rng, dtype: FloatDType = 'f32'): Tensor {

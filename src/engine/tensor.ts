@@ -1,7 +1,7 @@
 // Tensor: a shape, a dtype and backend-owned storage, plus the autograd fields. Tensors are
 // immutable values: every op returns a new tensor (reshape and detach may share storage).
 import type { Backend, Storage } from './backend.js';
-import { type DType, type TypedArray, allocArray, dtypeOfArray } from './dtype.js';
+import { type DType, type TypedArray, allocArray, castArray, dtypeOfArray } from './dtype.js';
 import { type Shape, numel } from './shape.js';
 import { type GradNode, runBackward } from './autograd.js';
 import { cpuBackend } from './cpu/cpu-backend.js';
@@ -91,17 +91,19 @@ export class Tensor {
     if (b === this.backend) return this;
     const src = this.host ?? (this.backend.readSync ? this.backend.readSync(this.storage) : null);
     if (!src) throw new Error(`toBackend(): ${this.backend.name} tensors are read asynchronously; use await toBackendAsync()`);
-    return new Tensor(b.fromArray(src), this.shape, this.dtype, b);
+    return fromHost(src, this.shape, this.dtype, b);
   }
 
   async toBackendAsync(b: Backend): Promise<Tensor> {
     if (b === this.backend) return this;
-    return new Tensor(b.fromArray(await this.data()), this.shape, this.dtype, b);
+    return fromHost(await this.data(), this.shape, this.dtype, b);
   }
 
   to(dtype: DType): Tensor {
     if (dtype === this.dtype) return this;
-    return new Tensor(this.backend.cast(this.storage, dtype), this.shape, dtype, this.backend);
+    const t = new Tensor(this.backend.cast(this.storage, dtype), this.shape, dtype, this.backend);
+    if (this.host) t.host = castArray(this.host, dtype);
+    return t;
   }
 
   backward(grad?: Tensor): void { runBackward(this, grad); }
@@ -117,8 +119,12 @@ export function tensor(data: ArrayLike<number> | TypedArray, shape: Shape, dtype
   const dt = dtype ?? (isTyped ? dtypeOfArray(data as TypedArray) : 'f32');
   if (isTyped && dtypeOfArray(data as TypedArray) === dt) arr = data as TypedArray;
   else { arr = allocArray(dt, n); for (let i = 0; i < n; i++) arr[i] = (data as ArrayLike<number>)[i]; }
-  const t = new Tensor(backend.fromArray(arr), [...shape], dt, backend);
-  if (!backend.readSync && n <= HOST_MIRROR_MAX) t.host = arr;
+  return fromHost(arr, shape, dt, backend);
+}
+
+function fromHost(arr: TypedArray, shape: Shape, dtype: DType, backend: Backend): Tensor {
+  const t = new Tensor(backend.fromArray(arr), [...shape], dtype, backend);
+  if (!backend.readSync && arr.length <= HOST_MIRROR_MAX) t.host = arr;
   return t;
 }
 

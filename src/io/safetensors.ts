@@ -4,6 +4,7 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { type DType, bf16ToF32, f16ToF32, f32ToF16 } from '../engine/dtype.js';
 import { Tensor, tensor } from '../engine/tensor.js';
+import { cpuBackend } from '../engine/cpu/cpu-backend.js';
 import { writeFileAtomic } from './atomic-write.js';
 
 export const SAFETENSORS_DTYPES = {
@@ -220,6 +221,12 @@ export function serializeSafetensors(
   return { header: Buffer.concat([len, hb]), data: blobs };
 }
 
+/** The same list with device tensors (webgpu) read back to the cpu backend, order kept. */
+export async function onHost(tensors: Record<string, Tensor> | [string, Tensor][]): Promise<[string, Tensor][]> {
+  const list = Array.isArray(tensors) ? tensors : Object.entries(tensors);
+  return Promise.all(list.map(async ([k, t]): Promise<[string, Tensor]> => [k, t.backend.readSync || t.host ? t : await t.toBackendAsync(cpuBackend)]));
+}
+
 /**
  * Writes tensors in the given order with string metadata, atomically. `dtype` picks the float
  * storage type; integer tensors are written as I32.
@@ -227,7 +234,7 @@ export function serializeSafetensors(
 export async function saveSafetensors(
   path: string, tensors: Record<string, Tensor> | [string, Tensor][], metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' | 'BF16' = 'F32',
 ): Promise<void> {
-  const { header, data } = serializeSafetensors(tensors, metadata, dtype);
+  const { header, data } = serializeSafetensors(await onHost(tensors), metadata, dtype);
   await writeFileAtomic(path, async (fh) => {
     await fh.write(header);
     for (const b of data) await fh.write(b);

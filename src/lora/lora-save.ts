@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { serializeSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { onHost, serializeSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { LoRAModuleWeights } from './lora-file.js';
 
 export type SavePrecision = 'F32' | 'F16' | 'BF16';
@@ -12,7 +12,7 @@ export type SavePrecision = 'F32' | 'F16' | 'BF16';
 export function loraTensors(modules: Iterable<LoRAModuleWeights>): [string, Tensor][] {
   const out: [string, Tensor][] = [];
   for (const m of modules) {
-    out.push([`${m.name}.alpha`, E.tensor([m.alpha], [])]);
+    out.push([`${m.name}.alpha`, E.tensor([m.alpha], [], 'f32', E.cpuBackend)]);
     out.push([`${m.name}.lora_down.weight`, m.down.detach()]);
     out.push([`${m.name}.lora_up.weight`, m.up.detach()]);
   }
@@ -35,7 +35,7 @@ export function loraHashes(tensors: [string, Tensor][], metadata: Record<string,
 
 /** Writes the LoRA atomically, adding the sshs_* hashes to the metadata. */
 export async function saveLoRA(path: string, modules: Iterable<LoRAModuleWeights>, metadata: Record<string, string>, precision: SavePrecision = 'F32'): Promise<Record<string, string>> {
-  const tensors = loraTensors(modules);
+  const tensors = await onHost(loraTensors(modules));
   const { model, legacy } = loraHashes(tensors, metadata, precision);
   const meta = { ...metadata, sshs_model_hash: model, sshs_legacy_hash: legacy };
   await saveSafetensors(path, tensors, meta, precision);

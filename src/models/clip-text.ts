@@ -74,7 +74,7 @@ export class CLIPTextModel {
     const ids = inputIds.to('i32');
     const [batch, len] = ids.shape;
     const p = 'text_model';
-    const pos = E.tensor(Int32Array.from({ length: len }, (_, i) => i), [len], 'i32');
+    const pos = E.tensor(Int32Array.from({ length: len }, (_, i) => i), [len], 'i32', ids.backend);
     let h = E.add(E.embedding(ids, w.get(`${p}.embeddings.token_embedding.weight`)), E.embedding(pos, w.get(`${p}.embeddings.position_embedding.weight`)));
     const hidden: Tensor[] = [h];
     const heads = c.num_attention_heads;

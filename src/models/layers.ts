@@ -57,7 +57,7 @@ export function attention(w: Weights, p: string, x: Tensor, context: Tensor | nu
 /** Pads the right and bottom edge of [N, C, H, W] with one row/column of zeros (VAE Downsample2D). */
 export function padRightBottom(x: Tensor): Tensor {
   const [n, c, h, wd] = x.shape;
-  const col = E.zeros([n, c, h, 1], x.dtype);
+  const col = E.zeros([n, c, h, 1], x.dtype, x.backend);
   const wider = E.concat([x, col], 3);
-  return E.concat([wider, E.zeros([n, c, 1, wd + 1], x.dtype)], 2);
+  return E.concat([wider, E.zeros([n, c, 1, wd + 1], x.dtype, x.backend)], 2);
 }

@@ -7,9 +7,9 @@ import type { UNetConfig } from './unet-config.js';
 import type { Weights } from './weights.js';
 
 /** Sinusoidal timestep embedding (diffusers get_timestep_embedding, max_period 10000). */
-export function timestepEmbedding(t: Tensor, dim: number, flipSinToCos: boolean, freqShift: number): Tensor {
+export function timestepEmbedding(t: Tensor, dim: number, flipSinToCos: boolean, freqShift: number, backend = t.backend): Tensor {
   const half = Math.floor(dim / 2);
-  const ts = t.to('f32').dataSync();
+  const ts = hostValues(t);
   const out = new Float32Array(ts.length * dim);
   const f = Math.fround;
   // Rounded to f32 step by step as torch computes it, so large timesteps match to the last bit.
@@ -23,8 +23,11 @@ export function timestepEmbedding(t: Tensor, dim: number, flipSinToCos: boolean,
       out[b * dim + half + i] = flipSinToCos ? s : c;
     }
   }
-  return E.tensor(out, [ts.length, dim]);
+  return E.tensor(out, [ts.length, dim], 'f32', backend);
 }
+
+/** Timesteps as numbers (device tensors made from host values keep a host copy). */
+const hostValues = (t: Tensor): ArrayLike<number> => (t.dtype === 'f16' ? t.to('f32').dataSync() : t.dataSync());
 
 export interface UNetOptions {
   /** Recompute each block in backward instead of keeping its activations. */
@@ -62,8 +65,8 @@ export class UNet2DConditionModel {
     const groups = c.norm_num_groups, eps = c.norm_eps;
     const n = c.block_out_channels.length;
     let ts = timesteps;
-    if (ts.size === 1 && sample.shape[0] > 1) ts = E.tensor(new Array(sample.shape[0]).fill(ts.to('f32').dataSync()[0]), [sample.shape[0]]);
-    const tproj = timestepEmbedding(ts, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift);
+    if (ts.size === 1 && sample.shape[0] > 1) ts = E.tensor(new Array(sample.shape[0]).fill(hostValues(ts)[0]), [sample.shape[0]], 'f32', E.cpuBackend);
+    const tproj = timestepEmbedding(ts, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift, sample.backend);
     const temb = lin(w, 'time_embedding.linear_2', E.silu(lin(w, 'time_embedding.linear_1', tproj)));
 
     let h = conv(w, 'conv_in', sample, { padding: 1 });

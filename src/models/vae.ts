@@ -74,9 +74,7 @@ export class AutoencoderKL {
     const l = this.config.latent_channels;
     const mean = E.slice(m, 1, 0, l);
     const raw = E.slice(m, 1, l, 2 * l);
-    // clamp to [-30, 20] without a clamp op: values are clipped in data, gradients pass through.
-    const clipped = E.noGrad(() => E.tensor((raw.dataSync() as Float32Array).map((v) => Math.min(20, Math.max(-30, v))), raw.shape, raw.dtype));
-    const logvar = raw.requiresGrad ? E.add(raw, E.sub(clipped, raw.detach())) : clipped;
+    const logvar = E.clamp(raw, -30, 20);
     return { mean, logvar, std: E.exp(E.mulScalar(logvar, 0.5)) };
   }
 

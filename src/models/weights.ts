@@ -1,5 +1,6 @@
 // A model's parameters by their diffusers/transformers names. Lookups name the missing key and
 // the model, so a wrong or partial checkpoint fails with a clear message.
+import type { Backend } from '../engine/backend.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { LayerAdapter } from '../lora/adapter.js';
 
@@ -27,6 +28,19 @@ export class Weights {
   }
 
   has(name: string): boolean { return this.tensors.has(name); }
+
+  /** Moves every tensor to another backend in place (trainable flags kept). */
+  toBackend(b: Backend): this {
+    for (const [k, t] of this.tensors) {
+      if (t.backend === b) continue;
+      const moved = t.toBackend(b);
+      if (t.requiresGrad) moved.requireGrad();
+      this.tensors.set(k, moved);
+    }
+    return this;
+  }
+
+  get backend(): Backend | undefined { return this.tensors.values().next().value?.backend; }
 
   addAdapter(layer: string, a: LayerAdapter): void {
     if (!this.has(`${layer}.weight`)) throw new Error(`${this.source}: no layer "${layer}" to attach an adapter to`);

@@ -6,7 +6,7 @@ import type { Sampler } from './sampler.js';
 
 /** Per-batch-item scalars broadcast over [B, ...]. */
 function perItem(values: number[], like: Tensor): Tensor {
-  return E.tensor(values, [values.length, ...new Array(like.rank - 1).fill(1)], like.dtype as 'f32');
+  return E.tensor(values, [values.length, ...new Array(like.rank - 1).fill(1)], like.dtype as 'f32', like.backend);
 }
 
 /** Leading spacing (DDIM/DDPM): t = i * (T // n), reversed, plus steps_offset. */

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { before, describe, it } from 'node:test';
+import { type TestContext, before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
@@ -15,15 +15,16 @@ import { AutoencoderKL, parseVAEConfig } from '../../src/models/vae.js';
 import { Weights } from '../../src/models/weights.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenDir } from '../helpers/golden.js';
+import { webgpuOrSkip } from '../helpers/webgpu.js';
 
 const ATOL = 1e-4;
 const root = goldenDir();
 const cases = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(path.join(root, d.name, 'config.json')))
   .map((d) => ({ name: d.name, dir: path.join(root, d.name), config: readJson(path.join(root, d.name, 'config.json')) }));
 
-function close(got: Tensor, want: Tensor, what: string, atol = ATOL): void {
+async function close(got: Tensor, want: Tensor, what: string, atol = ATOL): Promise<void> {
   assert.deepEqual([...got.shape], [...want.shape], `${what}: shape`);
-  const d = maxAbsDiff(got.dataSync(), want.dataSync());
+  const d = maxAbsDiff(await got.data(), want.dataSync());
   assert.ok(d <= atol, `${what}: max |diff| ${d.toExponential(2)} > ${atol}`);
 }
 
@@ -47,7 +48,12 @@ async function weightsFor(file: string, kind: 'unet' | 'vae' | 'te', config: Rec
   return w!;
 }
 
-describe('golden parity: models', () => {
+/** The backend a test runs on; null when webgpu has no adapter (the test is then skipped). */
+async function backend(name: string, t: TestContext): Promise<E.Backend | null> {
+  return name === 'cpu' ? E.cpuBackend : webgpuOrSkip(t);
+}
+
+for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beName}`, () => {
   before(() => E.initCpuBackend());
 
   for (const c of cases) {
@@ -59,62 +65,75 @@ describe('golden parity: models', () => {
       const files = readdirSync(c.dir).filter((f) => /^unet.*\.safetensors$/.test(f));
       const weightFiles = files.length ? files.map((f) => path.join(c.dir, f)) : [findWeights(c, 'unet.safetensors')];
       for (const wf of weightFiles) {
-        it(`${c.name}: UNet forward${/_ldm/.test(wf) ? ' (LDM keys)' : ''} and, where recorded, loss and gradients`, async () => {
+        it(`${c.name}: UNet forward${/_ldm/.test(wf) ? ' (LDM keys)' : ''} and, where recorded, loss and gradients`, async (t) => {
+          const be = await backend(beName, t);
+          if (!be) return;
           const io = (await loadSafetensors(ioPath)).tensors;
           const cfg = parseUNetConfig(c.config);
-          const weights = await weightsFor(wf, 'unet', c.config);
+          const weights = (await weightsFor(wf, 'unet', c.config)).toBackend(be);
           const unet = new UNet2DConditionModel(cfg, weights);
+          const dev = (x: Tensor) => x.toBackend(be);
           if (!io.loss) {
-            const out = E.noGrad(() => unet.forward(io.sample, io.timestep, io.encoder_hidden_states));
-            close(out, io.out, 'out');
+            const out = E.noGrad(() => unet.forward(dev(io.sample), dev(io.timestep), dev(io.encoder_hidden_states)));
+            await close(out, io.out, 'out');
             assert.deepEqual(weights.unused(), [], 'every weight is used');
             return;
           }
           weights.requireGrad();
-          const sample = io.sample.detach().requireGrad();
-          const ctx = io.encoder_hidden_states.detach().requireGrad();
-          const out = unet.forward(sample, io.timestep, ctx);
-          close(out, io.out, 'out');
-          const loss = E.mseLoss(out, io.target);
-          assert.ok(Math.abs(loss.item() - io.loss.item()) <= 1e-5 * Math.abs(io.loss.item()), `loss ${loss.item()} vs ${io.loss.item()}`);
+          const sample = dev(io.sample).requireGrad();
+          const ctx = dev(io.encoder_hidden_states).requireGrad();
+          const out = unet.forward(sample, dev(io.timestep), ctx);
+          await close(out, io.out, 'out');
+          const loss = E.mseLoss(out, dev(io.target));
+          const lv = await loss.value();
+          assert.ok(Math.abs(lv - io.loss.item()) <= 1e-5 * Math.abs(io.loss.item()), `loss ${lv} vs ${io.loss.item()}`);
           loss.backward();
           const gradTol = (t: Tensor) => 1e-4 * Math.max(...[...t.dataSync()].map(Math.abs));
-          close(sample.grad!, io.grad_sample, 'grad_sample', gradTol(io.grad_sample));
-          close(ctx.grad!, io.grad_encoder_hidden_states, 'grad_encoder_hidden_states', gradTol(io.grad_encoder_hidden_states));
+          await close(sample.grad!, io.grad_sample, 'grad_sample', gradTol(io.grad_sample));
+          await close(ctx.grad!, io.grad_encoder_hidden_states, 'grad_encoder_hidden_states', gradTol(io.grad_encoder_hidden_states));
           const named = Object.keys(io).filter((k) => k.startsWith('grad.') && !k.endsWith('_f64'));
           assert.ok(named.length > 0);
-          for (const k of named) close(weights.get(k.slice(5)).grad!, io[k], k, gradTol(io[k]));
+          for (const k of named) await close(weights.get(k.slice(5)).grad!, io[k], k, gradTol(io[k]));
         });
       }
     } else if (cls === 'AutoencoderKL') {
       for (const f of readdirSync(c.dir).filter((n) => /^vae.*\.safetensors$/.test(n))) {
-        it(`${c.name}: VAE encode/decode${/_ldm/.test(f) ? ' (LDM keys)' : ''}`, async () => {
+        it(`${c.name}: VAE encode/decode${/_ldm/.test(f) ? ' (LDM keys)' : ''}`, async (t) => {
+          const be = await backend(beName, t);
+          if (!be) return;
           const io = (await loadSafetensors(ioPath)).tensors;
-          const vae = new AutoencoderKL(parseVAEConfig(c.config), await weightsFor(path.join(c.dir, f), 'vae', c.config));
-          E.noGrad(() => {
-            if (io.moments) close(vae.encoderMoments(io.image), io.moments, 'moments');
-            const d = vae.encode(io.image);
-            close(d.mean, io.posterior_mean, 'posterior_mean');
-            close(d.logvar, io.posterior_logvar, 'posterior_logvar');
-            if (io.posterior_std) close(d.std, io.posterior_std, 'posterior_std');
-            if (io.posterior_noise) close(AutoencoderKL.sample(d, io.posterior_noise), io.posterior_sample, 'posterior_sample');
-            close(vae.decode(io.latent), io.decoded, 'decoded');
+          const dev = (x: Tensor) => x.toBackend(be);
+          const vae = new AutoencoderKL(parseVAEConfig(c.config), (await weightsFor(path.join(c.dir, f), 'vae', c.config)).toBackend(be));
+          const checks: [Tensor, Tensor, string][] = E.noGrad(() => {
+            const r: [Tensor, Tensor, string][] = [];
+            if (io.moments) r.push([vae.encoderMoments(dev(io.image)), io.moments, 'moments']);
+            const d = vae.encode(dev(io.image));
+            r.push([d.mean, io.posterior_mean, 'posterior_mean'], [d.logvar, io.posterior_logvar, 'posterior_logvar']);
+            if (io.posterior_std) r.push([d.std, io.posterior_std, 'posterior_std']);
+            if (io.posterior_noise) r.push([AutoencoderKL.sample(d, dev(io.posterior_noise)), io.posterior_sample, 'posterior_sample']);
+            r.push([vae.decode(dev(io.latent)), io.decoded, 'decoded']);
+            return r;
           });
+          for (const [got, want, what] of checks) await close(got, want, what);
         });
       }
     } else if (cls === 'clip_text_model' || cls === 'CLIPTextModel') {
       for (const f of readdirSync(c.dir).filter((n) => /^text_encoder.*\.safetensors$/.test(n))) {
-        it(`${c.name}: CLIP text model, all outputs${/_ldm/.test(f) ? ' (LDM keys)' : ''}`, async () => {
+        it(`${c.name}: CLIP text model, all outputs${/_ldm/.test(f) ? ' (LDM keys)' : ''}`, async (t) => {
+          const be = await backend(beName, t);
+          if (!be) return;
           const io = (await loadSafetensors(ioPath)).tensors;
-          const te = new CLIPTextModel(parseCLIPTextConfig(c.config), await weightsFor(path.join(c.dir, f), 'te', c.config));
-          E.noGrad(() => {
-            const out = te.forward(io.input_ids);
-            close(out.lastHiddenState, io.last_hidden_state, 'last_hidden_state');
-            close(out.pooled, io.pooler_output, 'pooler_output');
-            for (let i = 0; i < out.hiddenStates.length; i++) if (io[`hidden_states.${i}`]) close(out.hiddenStates[i], io[`hidden_states.${i}`], `hidden_states.${i}`);
-            if (io.eos_index) assert.deepEqual(te.eosIndex(io.input_ids.to('i32').dataSync() as Int32Array, io.input_ids.shape[0], io.input_ids.shape[1]), [...io.eos_index.dataSync()]);
-            if (io.clip_skip2_final_ln) close(te.encode(io.input_ids, 2), io.clip_skip2_final_ln, 'clip_skip2_final_ln');
+          const te = new CLIPTextModel(parseCLIPTextConfig(c.config), (await weightsFor(path.join(c.dir, f), 'te', c.config)).toBackend(be));
+          const ids = io.input_ids.toBackend(be);
+          const checks: [Tensor, Tensor, string][] = E.noGrad(() => {
+            const out = te.forward(ids);
+            const r: [Tensor, Tensor, string][] = [[out.lastHiddenState, io.last_hidden_state, 'last_hidden_state'], [out.pooled, io.pooler_output, 'pooler_output']];
+            for (let i = 0; i < out.hiddenStates.length; i++) if (io[`hidden_states.${i}`]) r.push([out.hiddenStates[i], io[`hidden_states.${i}`], `hidden_states.${i}`]);
+            if (io.clip_skip2_final_ln) r.push([te.encode(ids, 2), io.clip_skip2_final_ln, 'clip_skip2_final_ln']);
+            return r;
           });
+          if (io.eos_index) assert.deepEqual(te.eosIndex(io.input_ids.to('i32').dataSync() as Int32Array, io.input_ids.shape[0], io.input_ids.shape[1]), [...io.eos_index.dataSync()]);
+          for (const [got, want, what] of checks) await close(got, want, what);
         });
       }
     }

@@ -86,6 +86,7 @@ export class WebGPUBackend implements Backend {
     const pipeline = this.pipeline(code);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.paramBuffer(params) } }];
     buffers.forEach((b, i) => {
+      if (b !== null && !(b instanceof GpuStorage) && !(b instanceof GPUBuffer)) throw new Error('webgpu: an input of this op lives on another backend (move it with tensor.toBackend())');
       const buffer = b === null ? this.dummy : b instanceof GpuStorage ? b.buffer : b;
       entries.push({ binding: i + 1, resource: { buffer } });
     });
