@@ -130,20 +130,20 @@ async function trainVae(steps: number): Promise<void> {
   await saveWeights(w, path.join(BUILD, 'vae'), 'diffusion_pytorch_model.safetensors', config);
   const { pixels } = randomBatch(8, rng);
   const rec = E.noGrad(() => vae.decode(vae.encode(pixels).mean));
-  writeGrid(path.join(BUILD, 'vae-recon.png'), [pixels, rec]);
+  await writeGrid(path.join(BUILD, 'vae-recon.png'), [pixels, rec]);
   console.log(`vae saved; scaling_factor ${config.scaling_factor}`);
 }
 
-function writeGrid(file: string, rows: Tensor[]): void {
+async function writeGrid(file: string, rows: Tensor[]): Promise<void> {
   const n = rows[0].shape[0];
   const W = n * SIZE, H = rows.length * SIZE;
   const out = new Uint8Array(W * H * 3);
-  rows.forEach((t, r) => {
+  for (const [r, t] of rows.entries()) {
     for (let i = 0; i < n; i++) {
-      const rgb = toRgb(E.reshape(E.slice(t, 0, i, i + 1), [1, 3, SIZE, SIZE]));
+      const rgb = await toRgb(E.reshape(E.slice(t, 0, i, i + 1), [1, 3, SIZE, SIZE]));
       for (let y = 0; y < SIZE; y++) out.set(rgb.subarray(y * SIZE * 3, (y + 1) * SIZE * 3), ((r * SIZE + y) * W + i * SIZE) * 3);
     }
-  });
+  }
   writeFileSync(file, encodePng(out, W, H));
 }
 

@@ -45,11 +45,26 @@ export function installGradHelpers(add: (a: Tensor, b: Tensor) => Tensor, ones: 
 }
 
 export function runBackward(root: Tensor, grad?: Tensor): void {
+  for (const _ of backwardSteps(root, grad, false)) { /* drain */ }
+}
+
+/**
+ * backward() that yields to the event loop every `every` nodes and frees each node's saved
+ * tensors once used (the graph cannot be walked twice). On a GPU backend the yields let
+ * finalizers return dead buffers to the pool mid-pass, which bounds peak memory.
+ */
+export async function runBackwardAsync(root: Tensor, grad?: Tensor, every = 32): Promise<void> {
+  let k = 0;
+  for (const _ of backwardSteps(root, grad, true)) if (++k % every === 0) await new Promise((r) => setImmediate(r));
+}
+
+/** Processes one graph node per step, in reverse topological order. */
+function* backwardSteps(root: Tensor, grad: Tensor | undefined, release: boolean): Generator<void> {
   if (!root.requiresGrad) throw new Error('backward(): the tensor does not require grad (no trainable input reached it)');
   if (!grad && root.size !== 1) throw new Error(`backward(): a gradient is needed for a non-scalar output of shape [${root.shape}]`);
   const add = addFn!;
   // Reverse topological order by iterative DFS.
-  const order: Tensor[] = [];
+  const order: (Tensor | null)[] = [];
   const seen = new Set<Tensor>();
   const stack: [Tensor, number][] = [[root, 0]];
   while (stack.length) {
@@ -66,25 +81,30 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
       order.push(t);
     }
   }
+  seen.clear();
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, grad ?? onesLike!(root));
-  noGrad(() => {
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
-      const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i]!;
+    if (release) order[i] = null;
+    const g = grads.get(t);
+    if (!g) continue;
+    grads.delete(t);
+    noGrad(() => {
       if (!t.node) {
         t.grad = t.grad ? add(t.grad, g) : g;
-        continue;
+        return;
       }
-      const gs = t.node.backward(g);
-      t.node.inputs.forEach((inp, k) => {
+      const node = t.node;
+      if (release) t.node = null;
+      const gs = node.backward(g);
+      node.inputs.forEach((inp, k) => {
         const gi = gs[k];
         if (!gi || !inp.requiresGrad) return;
         const prev = grads.get(inp);
         grads.set(inp, prev ? add(prev, gi) : gi);
       });
-    }
-  });
+    });
+    yield;
+  }
 }

@@ -3,7 +3,7 @@
 import type { Backend, Storage } from './backend.js';
 import { type DType, type TypedArray, allocArray, castArray, dtypeOfArray } from './dtype.js';
 import { type Shape, numel } from './shape.js';
-import { type GradNode, runBackward } from './autograd.js';
+import { type GradNode, runBackward, runBackwardAsync } from './autograd.js';
 import { cpuBackend } from './cpu/cpu-backend.js';
 
 let defaultBackend: Backend = cpuBackend;
@@ -107,6 +107,9 @@ export class Tensor {
   }
 
   backward(grad?: Tensor): void { runBackward(this, grad); }
+
+  /** backward() that frees the graph as it goes and yields to the event loop (for GPU memory). */
+  backwardAsync(grad?: Tensor): Promise<void> { return runBackwardAsync(this, grad); }
 
   toString(): string { return `Tensor(${this.dtype}, [${this.shape}])`; }
 }

@@ -69,7 +69,13 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
       reports.push(r);
       if (entry.metadata.sshs_model_hash) hashes.push(`${l.name}: ${entry.metadata.sshs_model_hash.slice(0, 12)}`);
     }
-    const rgb = E.noGrad(() => {
+    // New tensors (noise, token ids) go where the model's weights are.
+    const be = m.unet.weights.backend ?? E.getDefaultBackend();
+    const prevBackend = E.getDefaultBackend();
+    E.setDefaultBackend(be);
+    let img: Tensor;
+    try {
+      img = E.noGrad(() => {
       const chunks = Math.max(1, Math.ceil(m.tokenizer.encode(text).length / 75), Math.ceil(m.tokenizer.encode(neg.text).length / 75));
       const context = E.concat([encodePrompt(m, neg.text, chunks, o.clipSkip ?? 1), encodePrompt(m, text, chunks, o.clipSkip ?? 1)], 0);
       const rng = new E.Rng(seed);
@@ -83,9 +89,12 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
         x = sampler.step(guided, i, x, sampler.stochastic ? E.randn(lat, rng) : undefined);
         o.onStep?.(i + 1, steps);
       }
-      const img = m.vae.decode(E.mulScalar(x, 1 / m.vae.config.scaling_factor));
-      return toRgb(img);
-    });
+      return m.vae.decode(E.mulScalar(x, 1 / m.vae.config.scaling_factor));
+      });
+    } finally {
+      E.setDefaultBackend(prevBackend);
+    }
+    const rgb = await toRgb(img);
     const params = [
       `Steps: ${steps}`, `Sampler: ${SAMPLER_LABELS[sampler.name] ?? sampler.name}`, `CFG scale: ${cfg}`, `Seed: ${seed}`,
       `Size: ${width}x${height}`, `Model: ${path.basename(m.source).replace(/\.safetensors$/, '')}`,
@@ -101,10 +110,10 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
 }
 
 /** [1, 3, H, W] in [-1, 1] to interleaved RGB bytes. */
-export function toRgb(img: Tensor): Uint8Array {
+export async function toRgb(img: Tensor): Promise<Uint8Array> {
   const [, c, h, w] = img.shape;
   if (c !== 3) throw new Error(`expected a 3-channel image, got [${img.shape}]`);
-  const d = img.dataSync();
+  const d = await img.data();
   const out = new Uint8Array(h * w * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < 3; k++) {
     const v = (d[(k * h + y) * w + x] / 2 + 0.5) * 255;

@@ -59,7 +59,9 @@ export function applyLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers): Ap
   const adapters: [Weights, LoRAAdapter][] = [];
   for (const [w, layer, m, kind] of hits) {
     checkShapes(w, layer, m, lora.path);
-    const a = new LoRAAdapter(m.down, m.up, scaleOf(m), kind === 'unet' ? mult.unet : mult.te);
+    // The LoRA's tensors go where the model lives (a model on webgpu, a file read on cpu).
+    const be = w.get(`${layer}.weight`).backend;
+    const a = new LoRAAdapter(m.down.toBackend(be), m.up.toBackend(be), scaleOf(m), kind === 'unet' ? mult.unet : mult.te);
     w.addAdapter(layer, a);
     adapters.push([w, a]);
   }
@@ -86,7 +88,8 @@ export function mergeLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers): { 
       const ch = changes.get(w) ?? new Map<string, Tensor>();
       const base = ch.get(key) ?? w.get(key);
       const k = scaleOf(m) * (kind === 'unet' ? mult.unet : mult.te);
-      ch.set(key, E.add(base, E.mulScalar(loraDelta(m, base.shape), k)));
+      const delta = loraDelta(m, base.shape).toBackend(base.backend);
+      ch.set(key, E.add(base, E.mulScalar(delta, k)));
       changes.set(w, ch);
     }
   });

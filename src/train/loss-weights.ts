@@ -49,12 +49,12 @@ export function huberC(t: number, acp: number, schedule: string, huberCValue: nu
 export function applyNoiseOptions(noise: Tensor, rng: E.Rng, o: { noiseOffset?: number; multiresIterations?: number; multiresDiscount: number }): Tensor {
   let n = noise;
   const [b, c, h, w] = n.shape;
-  if (o.noiseOffset) n = E.add(n, E.mulScalar(E.randn([b, c, 1, 1], rng), o.noiseOffset));
+  if (o.noiseOffset) n = E.add(n, E.mulScalar(E.randn([b, c, 1, 1], rng, 'f32', n.backend), o.noiseOffset));
   if (o.multiresIterations) {
     for (let i = 0; i < o.multiresIterations; i++) {
       const r = rng.uniform() * 2 + 2;
       const hh = Math.max(1, Math.floor(h / r ** i)), ww = Math.max(1, Math.floor(w / r ** i));
-      n = E.add(n, E.mulScalar(bilinearResize(E.randn([b, c, hh, ww], rng), h, w), o.multiresDiscount ** i));
+      n = E.add(n, E.mulScalar(bilinearResize(E.randn([b, c, hh, ww], rng, 'f32', n.backend), h, w), o.multiresDiscount ** i));
       if (hh === 1 || ww === 1) break;
     }
     const d = n.dataSync();
@@ -81,5 +81,5 @@ function bilinearResize(x: Tensor, H: number, W: number): Tensor {
     const g = (yy: number, xx: number) => src[(p * h + yy) * w + xx];
     out[(p * H + i) * W + j] = (1 - fy) * ((1 - fx) * g(y0, x0) + fx * g(y0, x1)) + fy * ((1 - fx) * g(y1, x0) + fx * g(y1, x1));
   }
-  return E.tensor(out, [b, c, H, W]);
+  return E.tensor(out, [b, c, H, W], 'f32', x.backend);
 }

@@ -63,10 +63,23 @@ export interface TrainResult {
 const precisionOf = (p?: string) => (p === 'fp16' ? 'F16' : p === 'bf16' ? 'BF16' : 'F32') as 'F32' | 'F16' | 'BF16';
 
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const device = await computeBackend(typed(cfg).device);
+  // Everything the run creates (weights moved over, LoRA parameters, noise, ids) lives on `device`.
+  return E.withBackend(device, () => trainOn(device, cfg, hooks));
+}
+
+/** The backend for a `device` option; webgpu without an adapter is an error that says why. */
+export async function computeBackend(device: string | undefined): Promise<E.Backend> {
+  await E.initCpuBackend();
+  if (device === undefined || device === 'cpu') return E.cpuBackend;
+  if (device === 'webgpu') return E.getWebGPUBackend();
+  throw new Error(`device "${device}": expected "cpu" or "webgpu"`);
+}
+
+async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
   const c: TrainOptions = typed(cfg);
   const log = hooks.log ?? ((m: string) => console.error(m));
-  if (c.device === 'webgpu') throw new Error('device "webgpu": the WebGPU backend is not available yet; use device "cpu"');
-  await E.initCpuBackend();
+  if (device !== E.cpuBackend) log(`device: ${device.name}`);
   for (const k of (cfg.__ignored as string[] | undefined) ?? []) log(`note: "${k}" has no effect in sdlora (accepted for sd-scripts compatibility)`);
 
   let seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
@@ -78,6 +91,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const model = await loadSDModel(modelPath, { unet: { gradientCheckpointing: c.gradient_checkpointing, randomState } });
   if (c.v_parameterization) model.scheduler = { ...model.scheduler, prediction_type: 'v_prediction' };
   if (c.mixed_precision !== 'no') { model.unet.weights.toHalfStorage(); model.textEncoder.weights.toHalfStorage(); }
+  for (const w of [model.unet.weights, model.textEncoder.weights, model.vae.weights]) w.toBackend(device);
 
   // Data
   const { specs, warnings } = c.dataset_config ? { specs: datasetConfigSpecs(c.dataset_config, cfg), warnings: [] as string[] } : folderModeSpecs(cfg);
@@ -155,7 +169,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       if (c.cache_latents_to_disk && existsSync(diskPath)) {
         const t = (await loadSafetensors(diskPath)).tensors;
         if (t.latents && t.latents.shape.join() === wantShape.join() && (!img.subset.flipAug || t.latents_flipped)) {
-          latentCache.set(img.path, { plain: t.latents, flipped: t.latents_flipped });
+          latentCache.set(img.path, { plain: t.latents.toBackend(device), flipped: t.latents_flipped?.toBackend(device) });
           continue;
         }
       }
@@ -196,6 +210,14 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     }
   };
 
+  // Host copies of the LoRA parameters for the optimizer (on cpu: the tensors' own storage).
+  const hostCache = new WeakMap<Tensor, Float32Array>();
+  const hostValues = async (t: Tensor): Promise<Float32Array> => {
+    let h = hostCache.get(t);
+    if (!h) { h = (await t.data()) as Float32Array; hostCache.set(t, h); }
+    return h;
+  };
+
   // Loop
   network.attach(models);
   network.setTraining(true);
@@ -220,11 +242,15 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         const lrs = new Map<string, number>();
         const factor = lrFactor(state.globalStep, { ...sched, baseLr: c.learning_rate });
         for (const [k, g] of groups) lrs.set(k, g.lr * factor);
-        const grads = params.map((p) => (p.param().grad?.dataSync() as Float32Array | undefined) ?? new Float32Array(p.param().size));
+        // The optimizer runs on host copies of the (small) LoRA parameters; on cpu those copies
+        // are the tensors' own storage, on a GPU they are written back after the update.
+        const grads = await Promise.all(params.map(async (p) => ((await p.param().grad?.data()) as Float32Array | undefined) ?? new Float32Array(p.param().size)));
         if (c.max_grad_norm > 0) clipGradNorm(grads, c.max_grad_norm);
-        optimizer.update(params.map((p) => ({ name: p.name, group: p.group, data: p.param().dataSync() as Float32Array })), grads, lrs);
+        const values = await Promise.all(params.map((p) => hostValues(p.param())));
+        optimizer.update(params.map((p, i) => ({ name: p.name, group: p.group, data: values[i] })), grads, lrs);
         for (const p of network.parameters()) p.param().grad = null;
-        if (c.scale_weight_norms) maxNormRegularize(network, c.scale_weight_norms);
+        if (c.scale_weight_norms) await maxNormRegularize(network, c.scale_weight_norms, hostValues);
+        for (const p of network.parameters()) { const h = hostCache.get(p.param()); if (h) p.param().assign(h); }
         state.globalStep++;
         const stepLoss = accLoss / (micro % accum || accum);
         accLoss = 0; micro = 0;
@@ -278,7 +304,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     const captions = batch.map((img) => processCaption(img.caption, img.subset, epoch, rng));
     const lossWeights = batch.map((img) => (img.subset.isReg ? c.prior_loss_weight : 1));
     const B = batch.length;
-    const noise = applyNoiseOptions(E.randn([...latents.shape], rng), rng, { noiseOffset: c.noise_offset, multiresIterations: c.multires_noise_iterations, multiresDiscount: c.multires_noise_discount });
+    const noise = applyNoiseOptions(E.randn([...latents.shape], rng, 'f32', E.cpuBackend), rng, { noiseOffset: c.noise_offset, multiresIterations: c.multires_noise_iterations, multiresDiscount: c.multires_noise_discount }).toBackend(device);
     const ts = Array.from({ length: B }, () => c.min_timestep + Math.floor(rng.uniform() * (c.max_timestep - c.min_timestep)));
     const noisy = E.noGrad(() => scheduler.addNoise(latents, noise, ts));
     const trainTe = network.modules.some((m) => m.te) && groups.has('te');
@@ -298,8 +324,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       return k;
     });
     const loss = E.mulScalar(E.mean(E.mul(perSample, E.tensor(w, [B]))), 1 / accum);
-    loss.backward();
-    return loss.item() * accum;
+    await loss.backwardAsync();
+    return (await loss.value()) * accum;
   }
 }
 
@@ -311,22 +337,26 @@ function clipGradNorm(grads: Float32Array[], maxNorm: number): void {
   if (coef < 1) for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= coef;
 }
 
-/** sd-scripts --scale_weight_norms: shrink modules whose delta norm exceeds maxNorm. */
-function maxNormRegularize(net: LoRANetwork, maxNorm: number): void {
-  E.noGrad(() => {
-    for (const m of net.modules) {
-      const up = E.reshape(m.up, [m.up.shape[0], m.rank]), down = E.reshape(m.down, [m.rank, -1]);
-      const d = E.mulScalar(E.matmul(up, down), m.scale).dataSync();
-      let sq = 0;
-      for (const v of d) sq += v * v;
-      const norm = Math.max(Math.sqrt(sq), maxNorm / 2);
-      const ratio = Math.min(norm, maxNorm) / norm;
-      if (ratio !== 1) {
-        const s = Math.sqrt(ratio);
-        for (const t of [m.up, m.down]) { const a = t.dataSync(); for (let i = 0; i < a.length; i++) a[i] *= s; }
-      }
+/**
+ * sd-scripts --scale_weight_norms: shrink modules whose delta norm exceeds maxNorm. Works on the
+ * host copies (`host`); the caller writes them back.
+ */
+async function maxNormRegularize(net: LoRANetwork, maxNorm: number, host: (t: Tensor) => Promise<Float32Array>): Promise<void> {
+  for (const m of net.modules) {
+    const [upH, downH] = [await host(m.up), await host(m.down)];
+    const d = E.noGrad(() => {
+      const up = E.tensor(upH, [m.up.shape[0], m.rank], 'f32', E.cpuBackend), down = E.tensor(downH, [m.rank, downH.length / m.rank], 'f32', E.cpuBackend);
+      return E.mulScalar(E.matmul(up, down), m.scale).dataSync();
+    });
+    let sq = 0;
+    for (const v of d) sq += v * v;
+    const norm = Math.max(Math.sqrt(sq), maxNorm / 2);
+    const ratio = Math.min(norm, maxNorm) / norm;
+    if (ratio !== 1) {
+      const s = Math.sqrt(ratio);
+      for (const a of [upH, downH]) for (let i = 0; i < a.length; i++) a[i] *= s;
     }
-  });
+  }
 }
 
 function pruneEpochFiles(dir: string, name: string, belowEpoch: number): void {
