@@ -1,5 +1,6 @@
 // The `sdlora` command line.
 import { Command } from 'commander';
+import { doctor } from './doctor.js';
 import { inspect } from './inspect.js';
 import { registerDataCommands } from './data-commands.js';
 import { runDemo } from './demo.js';
@@ -34,6 +35,12 @@ program
   .argument('<file>', 'path to a .safetensors file')
   .option('--limit <n>', 'tensors to list', (v) => Number(v), 50)
   .action(inspect);
+
+program
+  .command('doctor')
+  .description('show the compute backends this machine offers: cpu kernels and threads, WebGPU adapter, features and limits')
+  .option('--json', 'machine-readable output')
+  .action(doctor);
 
 registerTrainCommand(program);
 registerTxt2ImgCommand(program);

@@ -5,7 +5,7 @@ import * as E from '../engine/index.js';
 import { encodePng } from '../io/png.js';
 import { txt2img } from '../infer/txt2img.js';
 import { LoRALibrary } from '../lora/library.js';
-import { loadSDModel } from '../models/sd-model.js';
+import { loadSDModel, moveModel } from '../models/sd-model.js';
 import { SAMPLERS } from '../schedulers/index.js';
 import { ProgressBar } from './progress.js';
 
@@ -22,9 +22,10 @@ export function registerTxt2ImgCommand(program: Command): void {
     .option('--seed <n>', 'seed (random when omitted)', int).option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'euler_a')
     .option('--clip-skip <n>', 'CLIP skip', int, 1).option('--batch <n>', 'images, seeds seed..seed+n-1', int, 1)
     .option('-o, --out <file>', 'output PNG (a -N suffix is added for batches)', 'txt2img.png')
-    .action(async (o: { model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string }) => {
-      await E.initCpuBackend();
-      const model = await loadSDModel(o.model, { configDir: o.configDir });
+    .option('--device <name>', `compute backend: ${E.DEVICES.join(' or ')}`, 'cpu')
+    .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string }) => {
+      const device = await E.selectBackend(o.device);
+      const model = moveModel(await loadSDModel(o.model, { configDir: o.configDir }), device);
       const library = o.loraDir ? await LoRALibrary.scan(o.loraDir) : undefined;
       const seed0 = o.seed ?? Math.floor(Math.random() * 2 ** 31);
       for (let b = 0; b < o.batch; b++) {

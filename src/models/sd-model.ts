@@ -1,5 +1,6 @@
 // A complete Stable Diffusion model (the four parts txt2img and training need) from a diffusers
 // folder or a single-file checkpoint.
+import type { Backend } from '../engine/backend.js';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,12 @@ export interface SDModel {
   scheduler: SchedulerConfig;
   /** Where it came from (shown in infotext and metadata). */
   source: string;
+}
+
+/** Moves the three networks' weights to a backend (webgpu) in place. */
+export function moveModel(m: SDModel, b: Backend): SDModel {
+  for (const w of [m.unet.weights, m.textEncoder.weights, m.vae.weights]) w.toBackend(b);
+  return m;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -18,7 +18,7 @@ import { txt2img } from '../infer/txt2img.js';
 import { loadLoRA } from '../lora/lora-file.js';
 import { saveLoRA } from '../lora/lora-save.js';
 import { resolveModel } from '../models/hub.js';
-import { type SDModel, loadSDModel } from '../models/sd-model.js';
+import { type SDModel, loadSDModel, moveModel } from '../models/sd-model.js';
 import { DDPMScheduler } from '../schedulers/index.js';
 import { type TrainConfig, parseArgList } from './config.js';
 import { allSnr, applyNoiseOptions, debiasedWeight, elementLoss, huberC, minSnrWeight, scaleVPredLikeNoisePred } from './loss-weights.js';
@@ -63,17 +63,9 @@ export interface TrainResult {
 const precisionOf = (p?: string) => (p === 'fp16' ? 'F16' : p === 'bf16' ? 'BF16' : 'F32') as 'F32' | 'F16' | 'BF16';
 
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const device = await computeBackend(typed(cfg).device);
+  const device = await E.selectBackend(typed(cfg).device);
   // Everything the run creates (weights moved over, LoRA parameters, noise, ids) lives on `device`.
   return E.withBackend(device, () => trainOn(device, cfg, hooks));
-}
-
-/** The backend for a `device` option; webgpu without an adapter is an error that says why. */
-export async function computeBackend(device: string | undefined): Promise<E.Backend> {
-  await E.initCpuBackend();
-  if (device === undefined || device === 'cpu') return E.cpuBackend;
-  if (device === 'webgpu') return E.getWebGPUBackend();
-  throw new Error(`device "${device}": expected "cpu" or "webgpu"`);
 }
 
 async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
@@ -91,7 +83,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   const model = await loadSDModel(modelPath, { unet: { gradientCheckpointing: c.gradient_checkpointing, randomState } });
   if (c.v_parameterization) model.scheduler = { ...model.scheduler, prediction_type: 'v_prediction' };
   if (c.mixed_precision !== 'no') { model.unet.weights.toHalfStorage(); model.textEncoder.weights.toHalfStorage(); }
-  for (const w of [model.unet.weights, model.textEncoder.weights, model.vae.weights]) w.toBackend(device);
+  moveModel(model, device);
 
   // Data
   const { specs, warnings } = c.dataset_config ? { specs: datasetConfigSpecs(c.dataset_config, cfg), warnings: [] as string[] } : folderModeSpecs(cfg);
