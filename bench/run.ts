@@ -1,87 +1,126 @@
-// `npm run bench`: per-op timings on the cpu backend (wasm SIMD + worker threads).
-// Prints op, shape, ms (median of several runs after a warm-up) and GFLOP/s.
+// `npm run bench`: per-op timings on the cpu backend (wasm SIMD + worker threads) and, when an
+// adapter exists, the webgpu backend, side by side. Each figure is the median of several runs
+// after a warm-up (which also compiles the GPU shaders); GPU runs are timed to queue completion.
+//   --cpu / --webgpu   one backend only
+//   --sd15             add an SD1.5-shaped UNet forward (random weights, 64x64 latent, batch 1)
+//   --sd15-train       add an SD1.5-shaped UNet LoRA training step (random weights, 512 px, batch 2)
 import * as E from '../src/engine/index.js';
 import { Rng, initCpuBackend } from '../src/engine/index.js';
 import { getPool } from '../src/engine/cpu/wasm-pool.js';
-import { gemm, mat } from '../src/engine/cpu/gemm.js';
 import { SD15_UNET_CONFIG } from '../src/models/sd15-configs.js';
 import { parseUNetConfig } from '../src/models/unet-config.js';
 import { randomUNetWeights } from '../src/models/unet-params.js';
 import { UNet2DConditionModel } from '../src/models/unet.js';
+import { Weights } from '../src/models/weights.js';
+import { LoRANetwork } from '../src/train/network.js';
 
+const args = process.argv.slice(2);
 await initCpuBackend();
 const threads = (await getPool()).threads;
-const rng = new Rng(0);
-const rand = (shape: number[]) => E.randn(shape, rng);
+const backends: E.Backend[] = [];
+if (!args.includes('--webgpu')) backends.push(E.cpuBackend);
+let gpu: E.WebGPUBackend | null = null;
+if (!args.includes('--cpu')) {
+  try { gpu = await E.getWebGPUBackend(); backends.push(gpu); } catch (e) { console.error(`webgpu: ${(e as Error).message}`); }
+}
 
-function time(fn: () => void, runs = 5): number {
-  if (runs > 1) fn();
+async function time(be: E.Backend, fn: () => unknown, runs: number): Promise<number> {
+  const done = async () => { if (be === gpu) await gpu.sync(); };
+  fn(); await done(); // warm-up (and shader compiles)
   const ts: number[] = [];
-  for (let i = 0; i < runs; i++) { const t0 = performance.now(); fn(); ts.push(performance.now() - t0); }
+  for (let i = 0; i < runs; i++) { const t0 = performance.now(); fn(); await done(); ts.push(performance.now() - t0); }
   return ts.sort((a, b) => a - b)[Math.floor(runs / 2)];
 }
 
-const rows: [string, string, number, number][] = [];
-function bench(op: string, shape: string, flops: number, fn: () => void, runs?: number): void {
-  const ms = time(fn, runs);
-  rows.push([op, shape, ms, flops / ms / 1e6]);
-  console.error(`  ${op} ${shape}: ${ms.toFixed(1)} ms`);
+type Row = { op: string; shape: string; flops: number; ms: Map<string, number> };
+const rows: Row[] = [];
+/** Times make(backend)() on every backend; `runs` may differ per backend (lavapipe is slow). */
+async function bench(op: string, shape: string, flops: number, make: (be: E.Backend) => () => unknown, runs: (be: E.Backend) => number = () => 3): Promise<void> {
+  const row: Row = { op, shape, flops, ms: new Map() };
+  for (const be of backends) {
+    const ms = await time(be, make(be), runs(be));
+    row.ms.set(be.name, ms);
+    console.error(`  ${be.name} ${op} ${shape}: ${ms.toFixed(1)} ms`);
+  }
+  rows.push(row);
 }
+const rng = new Rng(0);
+const rand = (shape: number[], be: E.Backend) => E.randn(shape, rng, 'f32', be);
+const fewOnGpu = (be: E.Backend) => (be === gpu ? 1 : 3);
 
 for (const n of [512, 1024]) {
-  const a = new Float32Array(n * n).map(() => rng.normal()), b = new Float32Array(n * n).map(() => rng.normal()), c = new Float32Array(n * n);
-  bench('matmul f32', `${n}x${n}x${n}`, 2 * n ** 3, () => gemm(n, n, n, mat(a, 0, n, 1), mat(b, 0, n, 1), c, 0, false));
+  await bench('matmul', `${n}x${n}x${n}`, 2 * n ** 3, (be) => { const a = rand([n, n], be), b = rand([n, n], be); return () => E.matmul(a, b); });
 }
 
 {
-  const x = rand([1, 320, 64, 64]), w = E.mulScalar(rand([320, 320, 3, 3]), 0.02), gy = rand([1, 320, 64, 64]);
+  const s = { x: [1, 320, 64, 64], w: [320, 320, 3, 3], out: [1, 320, 64, 64], stride: [1, 1] as [number, number], padding: [1, 1] as [number, number], groups: 1 };
   const flops = 2 * 320 * 320 * 9 * 64 * 64;
-  const s = { x: x.shape, w: w.shape, out: [1, 320, 64, 64], stride: [1, 1] as [number, number], padding: [1, 1] as [number, number], groups: 1 };
-  const be = E.cpuBackend;
-  bench('conv2d fwd', '1x320x64x64 k3', flops, () => be.conv2d(x.storage, w.storage, null, s, 'f32'), 3);
-  bench('conv2d bwd input', '1x320x64x64 k3', flops, () => be.conv2dGradInput(gy.storage, w.storage, s, 'f32'), 3);
-  bench('conv2d bwd weight', '1x320x64x64 k3', flops, () => be.conv2dGradWeight(gy.storage, x.storage, s, 'f32'), 3);
+  const io = (be: E.Backend) => ({ x: rand(s.x, be), w: E.mulScalar(rand(s.w, be), 0.02), gy: rand(s.out, be) });
+  await bench('conv2d fwd', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2d(t.x.storage, t.w.storage, null, s, 'f32'); }, fewOnGpu);
+  await bench('conv2d bwd input', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2dGradInput(t.gy.storage, t.w.storage, s, 'f32'); }, fewOnGpu);
+  await bench('conv2d bwd weight', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2dGradWeight(t.gy.storage, t.x.storage, s, 'f32'); }, fewOnGpu);
 }
 
 {
   // SD1.5 first-level self-attention at 512px: 8 heads, 4096 tokens, head dim 40.
-  const q = rand([8, 4096, 40]), k = rand([8, 4096, 40]), v = rand([8, 4096, 40]);
   const flops = 4 * 8 * 4096 * 4096 * 40;
-  bench('attention fwd', '8x4096x40', flops, () => E.attention(q, k, v), 3);
-  const be = E.cpuBackend;
   const spec = { batch: 8, lq: 4096, lk: 4096, d: 40, dv: 40, scale: 1 / Math.sqrt(40), causal: false };
-  bench('attention bwd', '8x4096x40', 2 * flops, () => be.attentionGrad(q.storage, k.storage, v.storage, q.storage, spec, 'f32'), 3);
+  const qkv = (be: E.Backend) => [rand([8, 4096, 40], be), rand([8, 4096, 40], be), rand([8, 4096, 40], be)];
+  await bench('attention fwd', '8x4096x40', flops, (be) => { const [q, k, v] = qkv(be); return () => E.attention(q, k, v); }, fewOnGpu);
+  await bench('attention bwd', '8x4096x40', 2 * flops, (be) => { const [q, k, v] = qkv(be); return () => be.attentionGrad(q.storage, k.storage, v.storage, q.storage, spec, 'f32'); }, fewOnGpu);
 }
 
-{
-  const x = rand([2, 320, 64, 64]), g = rand([320]), b = rand([320]);
-  bench('group norm fwd', '2x320x64x64 g32', 0, () => E.groupNorm(x, 32, g, b));
-  const h = rand([2, 4096, 320]);
-  bench('layer norm fwd', '2x4096x320', 0, () => E.layerNorm(h, g, b));
-  bench('silu', '2x320x64x64', 0, () => E.silu(x));
-}
+await bench('group norm fwd', '2x320x64x64 g32', 0, (be) => { const x = rand([2, 320, 64, 64], be), g = rand([320], be), b = rand([320], be); return () => E.groupNorm(x, 32, g, b); });
+await bench('layer norm fwd', '2x4096x320', 0, (be) => { const h = rand([2, 4096, 320], be), g = rand([320], be), b = rand([320], be); return () => E.layerNorm(h, g, b); });
+await bench('silu', '2x320x64x64', 0, (be) => { const x = rand([2, 320, 64, 64], be); return () => E.silu(x); });
 
 {
   // Tiny UNet (the golden fixtures' config): one training step, forward + backward.
   const cfg = parseUNetConfig({ ...SD15_UNET_CONFIG, block_out_channels: [32, 64], down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
     up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'], cross_attention_dim: 32 });
-  const weights = randomUNetWeights(cfg, 1);
-  weights.requireGrad();
-  const unet = new UNet2DConditionModel(cfg, weights);
-  const x = rand([2, 4, 32, 32]), ctx = rand([2, 77, 32]), t = E.tensor([10, 500], [2]);
-  bench('tiny UNet fwd+bwd', '2x4x32x32 ctx 77x32', 0, () => E.mseLoss(unet.forward(x, t, ctx), x).backward(), 5);
+  await bench('tiny UNet fwd+bwd', '2x4x32x32 ctx 77x32', 0, (be) => {
+    const weights = randomUNetWeights(cfg, 1).toBackend(be);
+    weights.requireGrad();
+    const unet = new UNet2DConditionModel(cfg, weights);
+    const x = rand([2, 4, 32, 32], be), ctx = rand([2, 77, 32], be), t = E.tensor([10, 500], [2], 'f32', be);
+    return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
+  }, () => 5);
 }
 
-if (process.argv.includes('--sd15')) {
-  // SD 1.5-shaped UNet with random weights: one forward at a 64x64 latent (512 px), batch 1.
+if (args.includes('--sd15')) {
   const cfg = parseUNetConfig(SD15_UNET_CONFIG);
-  const unet = new UNet2DConditionModel(cfg, randomUNetWeights(cfg, 2));
-  const x = rand([1, 4, 64, 64]), ctx = rand([1, 77, 768]), t = E.tensor([500], [1]);
-  bench('SD1.5 UNet fwd (random weights)', '1x4x64x64 ctx 77x768', 0, () => E.noGrad(() => unet.forward(x, t, ctx)), 1);
-  console.error(`  peak RSS ${(process.resourceUsage().maxRSS / 1048576).toFixed(2)} GiB`);
+  await bench('SD1.5 UNet fwd (random weights)', '1x4x64x64 ctx 77x768', 0, (be) => {
+    const unet = new UNet2DConditionModel(cfg, randomUNetWeights(cfg, 2).toBackend(be));
+    const x = rand([1, 4, 64, 64], be), ctx = rand([1, 77, 768], be), t = E.tensor([500], [1], 'f32', be);
+    return () => E.noGrad(() => unet.forward(x, t, ctx));
+  }, () => 1);
 }
 
-console.log(`\nsdlora cpu backend, ${threads} thread(s), node ${process.version}\n`);
-console.log('| op | shape | ms | GFLOP/s |');
-console.log('|---|---|---:|---:|');
-for (const [op, shape, ms, gf] of rows) console.log(`| ${op} | ${shape} | ${ms.toFixed(1)} | ${gf ? gf.toFixed(1) : '-'} |`);
+if (args.includes('--sd15-train')) {
+  // The seed config's network on SD1.5 shapes: LoRA dim 64 on attention/proj layers, frozen f16
+  // base weights, gradient checkpointing, 512 px, batch 2. One forward + backward per step.
+  const cfg = parseUNetConfig(SD15_UNET_CONFIG);
+  await bench('SD1.5 LoRA train step (random weights)', '2x4x64x64 ctx 77x768 dim 64', 0, (be) => {
+    const weights = randomUNetWeights(cfg, 3);
+    weights.toHalfStorage();
+    weights.toBackend(be);
+    const unet = new UNet2DConditionModel(cfg, weights, { gradientCheckpointing: true });
+    E.setDefaultBackend(be); // the LoRA parameters are created where the model is
+    const net = LoRANetwork.create({ unet: weights, textEncoder: new Weights(new Map(), 'none') }, { dim: 64, alpha: 64, trainUnet: true, trainTextEncoder: false }, new Rng(1));
+    E.setDefaultBackend(E.cpuBackend);
+    net.attach({ unet: weights, textEncoder: new Weights(new Map(), 'none') });
+    const x = rand([2, 4, 64, 64], be), ctx = rand([2, 77, 768], be), t = E.tensor([10, 500], [2], 'f32', be);
+    return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
+  }, () => 1);
+  console.error(`  peak RSS ${(process.resourceUsage().maxRSS / 1048576).toFixed(2)} GiB${gpu ? `, peak GPU buffers ${(gpu.pool.peak / 2 ** 30).toFixed(2)} GiB` : ''}`);
+}
+
+const names = backends.map((b) => b.name);
+const adapter = gpu ? `${gpu.ctx.report.description ?? gpu.ctx.report.device}` : 'none';
+console.log(`\nsdlora: cpu backend ${threads} thread(s), node ${process.version}; webgpu adapter: ${adapter}\n`);
+console.log(`| op | shape |${names.map((n) => ` ${n} ms | ${n} GFLOP/s |`).join('')}`);
+console.log(`|---|---|${names.map(() => '---:|---:|').join('')}`);
+for (const r of rows) {
+  const cells = names.map((n) => { const ms = r.ms.get(n)!; return ` ${ms.toFixed(1)} | ${r.flops ? (r.flops / ms / 1e6).toFixed(1) : '-'} |`; });
+  console.log(`| ${r.op} | ${r.shape} |${cells.join('')}`);
+}

@@ -35,6 +35,8 @@ export interface MatmulSpec {
   transB: boolean; // b is stored [N, K]
 }
 
+export type NormAct = 'none' | 'silu';
+
 export interface NormStats {
   y: Storage;
   mean: Storage;
@@ -72,9 +74,13 @@ export interface Backend {
   conv2dGradInput(gy: Storage, w: Storage, s: ConvShapes, dtype: FloatDType): Storage;
   conv2dGradWeight(gy: Storage, x: Storage, s: ConvShapes, dtype: FloatDType): Storage;
 
-  /** Normalizes `groups` contiguous runs of `size` values each; gamma/beta index = (i / inner) % channels. */
-  norm(x: Storage, gamma: Storage | null, beta: Storage | null, n: NormLayout, eps: number, dtype: FloatDType): NormStats;
-  normGrad(gy: Storage, x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, n: NormLayout, dtype: FloatDType): {
+  /**
+   * Normalizes `groups` contiguous runs of `size` values each; gamma/beta index = (i / inner) % channels.
+   * `act` fuses an activation after the affine step (group norm + SiLU in every ResNet block).
+   */
+  norm(x: Storage, gamma: Storage | null, beta: Storage | null, n: NormLayout, eps: number, dtype: FloatDType, act?: NormAct): NormStats;
+  /** Gradient of norm(); with an activation the pre-activation is recomputed from x, mean and rstd. */
+  normGrad(gy: Storage, x: Storage, gamma: Storage | null, beta: Storage | null, mean: Storage, rstd: Storage, n: NormLayout, dtype: FloatDType, act?: NormAct): {
     dx: Storage; dgamma: Storage | null; dbeta: Storage | null;
   };
 

@@ -24,17 +24,21 @@ export const lin = (w: Weights, p: string, x: Tensor): Tensor =>
 export const gnorm = (w: Weights, p: string, x: Tensor, groups: number, eps: number): Tensor =>
   E.groupNorm(x, groups, w.get(`${p}.weight`), w.get(`${p}.bias`), eps);
 
+/** silu(group norm), fused (ResNet blocks and the networks' output heads). */
+export const gnormSilu = (w: Weights, p: string, x: Tensor, groups: number, eps: number): Tensor =>
+  E.groupNormSilu(x, groups, w.get(`${p}.weight`), w.get(`${p}.bias`), eps);
+
 export const lnorm = (w: Weights, p: string, x: Tensor, eps = 1e-5): Tensor =>
   E.layerNorm(x, w.get(`${p}.weight`), w.get(`${p}.bias`), eps);
 
 /** diffusers ResnetBlock2D (resnet_time_scale_shift "default", output_scale_factor 1). */
 export function resnet(w: Weights, p: string, x: Tensor, temb: Tensor | null, groups: number, eps: number): Tensor {
-  let h = conv(w, `${p}.conv1`, E.silu(gnorm(w, `${p}.norm1`, x, groups, eps)), { padding: 1 });
+  let h = conv(w, `${p}.conv1`, gnormSilu(w, `${p}.norm1`, x, groups, eps), { padding: 1 });
   if (temb) {
     const t = lin(w, `${p}.time_emb_proj`, E.silu(temb));
     h = E.add(h, E.reshape(t, [t.shape[0], t.shape[1], 1, 1]));
   }
-  h = conv(w, `${p}.conv2`, E.silu(gnorm(w, `${p}.norm2`, h, groups, eps)), { padding: 1 });
+  h = conv(w, `${p}.conv2`, gnormSilu(w, `${p}.norm2`, h, groups, eps), { padding: 1 });
   const skip = w.has(`${p}.conv_shortcut.weight`) ? conv(w, `${p}.conv_shortcut`, x) : x;
   return E.add(skip, h);
 }

@@ -2,7 +2,7 @@
 // their diffusers names.
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { attention, conv, gnorm, lin, lnorm, resnet, toImage, toTokens } from './layers.js';
+import { attention, conv, gnorm, gnormSilu, lin, lnorm, resnet, toImage, toTokens } from './layers.js';
 import type { UNetConfig } from './unet-config.js';
 import type { Weights } from './weights.js';
 
@@ -100,7 +100,7 @@ export class UNet2DConditionModel {
       }
       if (i < n - 1) h = conv(w, `${p}.upsamplers.0.conv`, E.upsampleNearest2x(h), { padding: 1 });
     }
-    h = E.silu(gnorm(w, 'conv_norm_out', h, groups, eps));
+    h = gnormSilu(w, 'conv_norm_out', h, groups, eps);
     return conv(w, 'conv_out', h, { padding: 1 });
   }
 }

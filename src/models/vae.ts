@@ -1,7 +1,7 @@
 // AutoencoderKL (diffusers): encoder -> quant_conv -> diagonal Gaussian, post_quant_conv -> decoder.
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { attention, conv, gnorm, padRightBottom, resnet, toImage, toTokens } from './layers.js';
+import { attention, conv, gnorm, gnormSilu, padRightBottom, resnet, toImage, toTokens } from './layers.js';
 import type { Weights } from './weights.js';
 
 export interface VAEConfig {
@@ -65,7 +65,7 @@ export class AutoencoderKL {
       if (i < n - 1) h = conv(w, `encoder.down_blocks.${i}.downsamplers.0.conv`, padRightBottom(h), { stride: 2 });
     }
     h = this.mid('encoder.mid_block', h);
-    h = conv(w, 'encoder.conv_out', E.silu(gnorm(w, 'encoder.conv_norm_out', h, g, EPS)), { padding: 1 });
+    h = conv(w, 'encoder.conv_out', gnormSilu(w, 'encoder.conv_norm_out', h, g, EPS), { padding: 1 });
     return c.use_quant_conv ? conv(w, 'quant_conv', h) : h;
   }
 
@@ -93,6 +93,6 @@ export class AutoencoderKL {
       for (let j = 0; j <= c.layers_per_block; j++) h = resnet(w, `decoder.up_blocks.${i}.resnets.${j}`, h, null, g, EPS);
       if (i < n - 1) h = conv(w, `decoder.up_blocks.${i}.upsamplers.0.conv`, E.upsampleNearest2x(h), { padding: 1 });
     }
-    return conv(w, 'decoder.conv_out', E.silu(gnorm(w, 'decoder.conv_norm_out', h, g, EPS)), { padding: 1 });
+    return conv(w, 'decoder.conv_out', gnormSilu(w, 'decoder.conv_norm_out', h, g, EPS), { padding: 1 });
   }
 }

@@ -67,6 +67,7 @@ describe('gradient checks (float64 finite differences)', () => {
   it('group norm and layer norm', () => {
     gradcheck((x, g, b) => E.groupNorm(x, 2, g, b, 1e-5), [r([2, 4, 3, 3]), r([4]), r([4])]);
     gradcheck((x) => E.groupNorm(x, 3, null, null), [r([1, 6, 2, 2])]);
+    gradcheck((x, g, b) => E.groupNormSilu(x, 2, g, b, 1e-5), [r([2, 4, 3, 3]), r([4]), r([4])]);
     gradcheck((x, g, b) => E.layerNorm(x, g, b), [r([2, 3, 5]), r([5]), r([5])]);
   });
 

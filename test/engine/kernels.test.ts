@@ -58,6 +58,12 @@ describe('forward kernels against naive references', () => {
     }
   });
 
+  it('fused group norm + SiLU equals silu(group norm)', () => {
+    const x = randT([2, 6, 3, 3], rng), g = randT([6], rng), b = randT([6], rng);
+    const fused = E.groupNormSilu(x, 3, g, b, 1e-5).dataSync(), plain = E.silu(E.groupNorm(x, 3, g, b, 1e-5)).dataSync();
+    for (let i = 0; i < plain.length; i++) assert.ok(Math.abs(fused[i] - plain[i]) < 1e-6);
+  });
+
   it('group norm equals the textbook formula', () => {
     const x = randT([2, 6, 3, 3], rng), g = randT([6], rng), b = randT([6], rng);
     const y = E.groupNorm(x, 3, g, b, 1e-5).dataSync();

@@ -1,5 +1,5 @@
 // Group norm and layer norm share one kernel: normalize rows, then a per-channel affine.
-import type { NormLayout } from '../backend.js';
+import type { NormAct, NormLayout } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
 import type { FloatArray } from './gemm.js';
 
@@ -14,7 +14,7 @@ function forEachChannelRun(row: number, L: NormLayout, fn: (c: number, i0: numbe
   }
 }
 
-export function norm(x: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, L: NormLayout, eps: number, dtype: FloatDType) {
+export function norm(x: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, L: NormLayout, eps: number, dtype: FloatDType, act: NormAct = 'none') {
   const y = allocArray(dtype, x.length) as FloatArray;
   const mean = allocArray(dtype, L.rows) as FloatArray;
   const rstd = allocArray(dtype, L.rows) as FloatArray;
@@ -32,10 +32,28 @@ export function norm(x: FloatArray, gamma: FloatArray | null, beta: FloatArray |
       for (let i = i0; i < i1; i++) y[o + i] = (x[o + i] - m) * rs * g + b;
     });
   }
+  if (act === 'silu') for (let i = 0; i < y.length; i++) { const v = y[i]; y[i] = v / (1 + Math.exp(-v)); }
   return { y, mean, rstd };
 }
 
-export function normGrad(gy: FloatArray, x: FloatArray, gamma: FloatArray | null, mean: FloatArray, rstd: FloatArray, L: NormLayout, dtype: FloatDType) {
+/** gy * silu'(pre) with the pre-activation recomputed from x and the saved statistics. */
+function siluGrad(gy: FloatArray, x: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, mean: FloatArray, rstd: FloatArray, L: NormLayout, dtype: FloatDType): FloatArray {
+  const out = allocArray(dtype, gy.length) as FloatArray;
+  for (let r = 0; r < L.rows; r++) {
+    const o = r * L.size, m = mean[r], rs = rstd[r];
+    forEachChannelRun(r, L, (c, i0, i1) => {
+      const g = gamma ? gamma[c] : 1, b = beta ? beta[c] : 0;
+      for (let i = i0; i < i1; i++) {
+        const pre = (x[o + i] - m) * rs * g + b, s = 1 / (1 + Math.exp(-pre));
+        out[o + i] = gy[o + i] * s * (1 + pre * (1 - s));
+      }
+    });
+  }
+  return out;
+}
+
+export function normGrad(gyIn: FloatArray, x: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, mean: FloatArray, rstd: FloatArray, L: NormLayout, dtype: FloatDType, act: NormAct = 'none') {
+  const gy = act === 'silu' ? siluGrad(gyIn, x, gamma, beta, mean, rstd, L, dtype) : gyIn;
   const dx = allocArray(dtype, x.length) as FloatArray;
   const dgamma = gamma ? (allocArray(dtype, L.channels) as FloatArray) : null;
   const dbeta = gamma ? (allocArray(dtype, L.channels) as FloatArray) : null;

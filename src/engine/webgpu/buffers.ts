@@ -3,8 +3,6 @@
 // disposal. V8 cannot see GPU memory, so once freshly allocated bytes pass a budget the pool asks
 // for a garbage collection; callers that run long synchronous graphs yield (see autograd's
 // backwardAsync) so the finalizers get to run.
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import type { DType } from '../dtype.js';
 
 export class GpuStorage {
@@ -25,15 +23,16 @@ function sizeClass(bytes: number): number {
   return Math.ceil(bytes / step) * step;
 }
 
-let gcFn: (() => void) | null | undefined;
-function forceGc(): void {
-  if (gcFn === undefined) {
-    try {
-      v8.setFlagsFromString('--expose-gc');
-      gcFn = vm.runInNewContext('gc') as () => void;
-    } catch { gcFn = null; }
+/** Node's garbage collector as a function (null in browsers, which collect on their own). */
+export async function findGc(): Promise<(() => void) | null> {
+  if (!(globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node) return null;
+  try {
+    const v8 = await import('node:v8'), vm = await import('node:vm');
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  } catch {
+    return null;
   }
-  gcFn?.();
 }
 
 export class BufferPool {
@@ -44,7 +43,7 @@ export class BufferPool {
   peak = 0;
   private sinceGc = 0;
 
-  constructor(private device: GPUDevice, private gcEveryBytes = Number(process.env.SDLORA_WEBGPU_GC_MB ?? 512) * 2 ** 20) {}
+  constructor(private device: GPUDevice, private gc: (() => void) | null, private gcEveryBytes = 512 * 2 ** 20) {}
 
   private release(buffer: GPUBuffer, cls: number): void {
     const list = this.free.get(cls) ?? [];
@@ -58,7 +57,7 @@ export class BufferPool {
     const cls = sizeClass(bytes);
     let buffer = this.free.get(cls)?.pop();
     if (!buffer) {
-      if (this.sinceGc > this.gcEveryBytes) { this.sinceGc = 0; forceGc(); }
+      if (this.sinceGc > this.gcEveryBytes) { this.sinceGc = 0; this.gc?.(); }
       buffer = this.device.createBuffer({ size: cls, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       this.allocated += cls;
       this.sinceGc += cls;

@@ -52,6 +52,7 @@ async function getGpu(): Promise<GPU> {
     throw new Error(`WebGPU: the "webgpu" package (Dawn for Node) could not be loaded: ${(e as Error).message}. Run npm install.`);
   }
   Object.assign(globalThis, mod.globals);
+  // Dawn switches, e.g. "backend=vulkan adapter=NVIDIA" (see the webgpu package's README).
   const opts = (process.env.SDLORA_DAWN_OPTIONS ?? '').split(/\s+/).filter(Boolean);
   return mod.create(opts);
 }

@@ -1,10 +1,10 @@
 // The webgpu backend: storage is a pooled GPU buffer, every op is a WGSL compute kernel. Dispatches
 // are recorded into one command encoder and submitted in batches; a read-back or an upload flushes
 // them first, so queue writes and reused buffers never overtake earlier work.
-import type { AttentionSpec, Backend, BinaryOp, ConvShapes, MatmulSpec, NormLayout, Storage, UnaryOp } from '../backend.js';
+import type { AttentionSpec, Backend, BinaryOp, ConvShapes, MatmulSpec, NormAct, NormLayout, Storage, UnaryOp } from '../backend.js';
 import type { DType, TypedArray } from '../dtype.js';
 import { type Shape, broadcastStrides, numel, sameShape, stridesOf } from '../shape.js';
-import { BufferPool, GpuStorage } from './buffers.js';
+import { BufferPool, GpuStorage, findGc } from './buffers.js';
 import { type GpuContext, gpuContext } from './device.js';
 import { attentionDeltaKernel, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, ATTN_WG } from './kernels/attention.js';
 import { RANK, WG } from './kernels/common.js';
@@ -41,9 +41,9 @@ export class WebGPUBackend implements Backend {
   /** Dispatches issued (for tests and benchmarks). */
   dispatches = 0;
 
-  constructor(readonly ctx: GpuContext) {
+  constructor(readonly ctx: GpuContext, gc: (() => void) | null = null) {
     this.device = ctx.device;
-    this.pool = new BufferPool(ctx.device);
+    this.pool = new BufferPool(ctx.device, gc);
     this.dummy = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   }
 
@@ -318,20 +318,23 @@ export class WebGPUBackend implements Backend {
 
   // ---- normalization, softmax, attention ----
 
-  norm(x: Storage, gamma: Storage | null, beta: Storage | null, L: NormLayout, eps: number) {
+  norm(x: Storage, gamma: Storage | null, beta: Storage | null, L: NormLayout, eps: number, _dt?: DType, act: NormAct = 'none') {
     const y = this.out('f32', L.rows * L.size), mean = this.out('f32', L.rows), rstd = this.out('f32', L.rows);
     const b = gamma && !beta ? this.zeros('f32', L.channels) : beta;
-    this.run(normKernel, [L.rows, L.size, L.channels, L.inner, fbits(eps), gamma ? 1 : 0], [x as GpuStorage, gamma as GpuStorage | null, b as GpuStorage | null, y, mean, rstd], grid(L.rows));
+    this.run(normKernel, [L.rows, L.size, L.channels, L.inner, fbits(eps), gamma ? 1 : 0, +(act === 'silu')],
+      [x as GpuStorage, gamma as GpuStorage | null, b as GpuStorage | null, y, mean, rstd], grid(L.rows));
     return { y, mean, rstd };
   }
 
-  normGrad(gy: Storage, x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, L: NormLayout) {
+  normGrad(gy: Storage, x: Storage, gamma: Storage | null, beta: Storage | null, mean: Storage, rstd: Storage, L: NormLayout, _dt?: DType, act: NormAct = 'none') {
     const dx = this.out('f32', L.rows * L.size);
-    const P = [L.rows, L.size, L.channels, L.inner, 0, gamma ? 1 : 0];
-    this.run(normGradKernel, P, [gy as GpuStorage, x as GpuStorage, gamma as GpuStorage | null, mean as GpuStorage, rstd as GpuStorage, dx], grid(L.rows));
+    const b = (gamma && !beta ? this.zeros('f32', L.channels) : beta) as GpuStorage | null;
+    const P = [L.rows, L.size, L.channels, L.inner, 0, gamma ? 1 : 0, +(act === 'silu')];
+    const stats = [gy, x, gamma, b, mean, rstd] as (GpuStorage | null)[];
+    this.run(normGradKernel, P, [...stats, dx], grid(L.rows));
     if (!gamma) return { dx, dgamma: null, dbeta: null };
     const dgamma = this.out('f32', L.channels), dbeta = this.out('f32', L.channels);
-    this.run(normAffineGradKernel, [...P, (L.rows * L.size) / L.inner], [gy as GpuStorage, x as GpuStorage, mean as GpuStorage, rstd as GpuStorage, dgamma, dbeta], grid(L.channels));
+    this.run(normAffineGradKernel, [...P, (L.rows * L.size) / L.inner], [...stats, dgamma, dbeta], grid(L.channels));
     return { dx, dgamma, dbeta };
   }
 
@@ -428,7 +431,7 @@ let backendPromise: Promise<WebGPUBackend> | null = null;
 
 /** The process-wide webgpu backend; rejects with a clear message when no adapter exists. */
 export function getWebGPUBackend(): Promise<WebGPUBackend> {
-  backendPromise ??= gpuContext().then((ctx) => new WebGPUBackend(ctx));
+  backendPromise ??= Promise.all([gpuContext(), findGc()]).then(([ctx, gc]) => new WebGPUBackend(ctx, gc));
   backendPromise.catch(() => { backendPromise = null; });
   return backendPromise;
 }

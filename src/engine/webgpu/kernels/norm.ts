@@ -33,11 +33,23 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @bu
 ${body}
 }`;
 
-// P: [rows, size, channels, inner, eps, hasAffine]
+// P: [rows, size, channels, inner, eps, hasAffine, act (1 = SiLU after the affine step)]
 const NORM_P = `
+fn chan(row: u32, i: u32) -> u32 { return ((row * P[1] + i) / P[3]) % P[2]; }
+// The upstream gradient through the fused SiLU, the pre-activation recomputed from x.
+fn geff(e: u32, c: u32, m: f32, rs: f32) -> f32 {
+  let d = GY[e];
+  if (P[6] == 0u) { return d; }
+  var g = 1.0; var b = 0.0;
+  if (P[5] == 1u) { g = G[c]; b = Bt[c]; }
+  let pre = (X[e] - m) * rs * g + b;
+  let s = 1.0 / (1.0 + exp(-pre));
+  return d * s * (1.0 + pre * (1.0 - s));
+}`;
+const NORM_FWD_P = `
 fn chan(row: u32, i: u32) -> u32 { return ((row * P[1] + i) / P[3]) % P[2]; }`;
 
-export const normKernel = PARAMS + bindings(['X', 'G', 'Bt'], ['Y', 'MEAN', 'RSTD']) + REDUCE + NORM_P + ROW_MAIN(`
+export const normKernel = PARAMS + bindings(['X', 'G', 'Bt'], ['Y', 'MEAN', 'RSTD']) + REDUCE + NORM_FWD_P + ROW_MAIN(`
   let size = P[1]; let o = row * size;
   let valid = row < P[0];
   var s = 0.0;
@@ -51,10 +63,11 @@ export const normKernel = PARAMS + bindings(['X', 'G', 'Bt'], ['Y', 'MEAN', 'RST
   for (var i = l; i < size; i += 256u) {
     var g = 1.0; var b = 0.0;
     if (P[5] == 1u) { let c = chan(row, i); g = G[c]; b = Bt[c]; }
-    Y[o + i] = (X[o + i] - m) * rs * g + b;
+    let v = (X[o + i] - m) * rs * g + b;
+    Y[o + i] = select(v, v / (1.0 + exp(-v)), P[6] == 1u);
   }`);
 
-export const normGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'MEAN', 'RSTD'], ['DX']) + REDUCE + NORM_P + ROW_MAIN(`
+export const normGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'MEAN', 'RSTD'], ['DX']) + REDUCE + NORM_P + ROW_MAIN(`
   let size = P[1]; let o = row * size;
   let valid = row < P[0];
   let r = min(row, P[0] - 1u);
@@ -62,8 +75,9 @@ export const normGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'MEAN', 'RSTD']
   var s1 = 0.0; var s2 = 0.0;
   if (valid) {
     for (var i = l; i < size; i += 256u) {
-      let g = select(1.0, G[chan(row, i)], P[5] == 1u);
-      let d = GY[o + i] * g;
+      let c = chan(row, i);
+      let g = select(1.0, G[c], P[5] == 1u);
+      let d = geff(o + i, c, m, rs) * g;
       s1 += d; s2 += d * (X[o + i] - m) * rs;
     }
   }
@@ -71,24 +85,25 @@ export const normGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'MEAN', 'RSTD']
   let m2 = wgSum(s2, l) / f32(size);
   if (!valid) { return; }
   for (var i = l; i < size; i += 256u) {
-    let g = select(1.0, G[chan(row, i)], P[5] == 1u);
-    DX[o + i] = rs * (GY[o + i] * g - m1 - (X[o + i] - m) * rs * m2);
+    let c = chan(row, i);
+    let g = select(1.0, G[c], P[5] == 1u);
+    DX[o + i] = rs * (geff(o + i, c, m, rs) * g - m1 - (X[o + i] - m) * rs * m2);
   }`);
 
 /**
  * dgamma / dbeta: one workgroup per channel, summing over the runs of `inner` elements that use it
  * (run j uses channel j % channels). P as the norm, plus [runs].
  */
-export const normAffineGradKernel = PARAMS + bindings(['GY', 'X', 'MEAN', 'RSTD'], ['DG', 'DB']) + REDUCE + ROW_MAIN(`
+export const normAffineGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'MEAN', 'RSTD'], ['DG', 'DB']) + REDUCE + NORM_P + ROW_MAIN(`
   let c = row; let channels = P[2]; let inner = P[3]; let size = P[1];
   let valid = c < channels;
-  let runs = P[6];
+  let runs = P[7];
   let mine = select(0u, (runs - min(c, runs) + channels - 1u) / channels, valid);
   var dg = 0.0; var db = 0.0;
   for (var t = l; t < mine * inner; t += 256u) {
     let e = (c + (t / inner) * channels) * inner + t % inner;
     let rw = e / size;
-    let d = GY[e];
+    let d = geff(e, c, MEAN[rw], RSTD[rw]);
     dg += d * (X[e] - MEAN[rw]) * RSTD[rw]; db += d;
   }
   let sg = wgSum(dg, l); let sb = wgSum(db, l);
