@@ -44,6 +44,19 @@ export function installGradHelpers(add: (a: Tensor, b: Tensor) => Tensor, ones: 
   onesLike = ones;
 }
 
+/** The trainable leaves a graph reaches (where backward() leaves gradients). */
+export function gradLeaves(root: Tensor): Tensor[] {
+  const leaves: Tensor[] = [];
+  const seen = new Set<Tensor>([root]);
+  const stack = [root];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (!t.node) { if (t.requiresGrad) leaves.push(t); continue; }
+    for (const c of t.node.inputs) if (c.requiresGrad && !seen.has(c)) { seen.add(c); stack.push(c); }
+  }
+  return leaves;
+}
+
 export function runBackward(root: Tensor, grad?: Tensor): void {
   for (const _ of backwardSteps(root, grad, false)) { /* drain */ }
 }
@@ -55,11 +68,13 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
  */
 export async function runBackwardAsync(root: Tensor, grad?: Tensor, every = 32): Promise<void> {
   let k = 0;
-  for (const _ of backwardSteps(root, grad, true)) if (++k % every === 0) await new Promise((r) => setImmediate(r));
+  const pause = () => root.backend.collect?.() ?? new Promise<void>((r) => setImmediate(r));
+  // A checkpoint node's backward recomputes a whole block: pause after each one.
+  for (const heavy of backwardSteps(root, grad, true)) if (heavy || ++k % every === 0) await pause();
 }
 
 /** Processes one graph node per step, in reverse topological order. */
-function* backwardSteps(root: Tensor, grad: Tensor | undefined, release: boolean): Generator<void> {
+function* backwardSteps(root: Tensor, grad: Tensor | undefined, release: boolean): Generator<boolean> {
   if (!root.requiresGrad) throw new Error('backward(): the tensor does not require grad (no trainable input reached it)');
   if (!grad && root.size !== 1) throw new Error(`backward(): a gradient is needed for a non-scalar output of shape [${root.shape}]`);
   const add = addFn!;
@@ -90,6 +105,7 @@ function* backwardSteps(root: Tensor, grad: Tensor | undefined, release: boolean
     const g = grads.get(t);
     if (!g) continue;
     grads.delete(t);
+    const heavy = t.node?.op === 'checkpoint';
     noGrad(() => {
       if (!t.node) {
         t.grad = t.grad ? add(t.grad, g) : g;
@@ -105,6 +121,6 @@ function* backwardSteps(root: Tensor, grad: Tensor | undefined, release: boolean
         grads.set(inp, prev ? add(prev, gi) : gi);
       });
     });
-    yield;
+    yield heavy;
   }
 }

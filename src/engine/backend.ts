@@ -54,6 +54,14 @@ export interface Backend {
   cast(s: Storage, to: DType): Storage;
   /** Overwrites the values in place (trainable leaves only; see Tensor.assign). */
   assign(s: Storage, data: TypedArray): void;
+  /**
+   * Allocation scopes (backends whose memory the garbage collector cannot see): storage allocated
+   * between beginScope and endScope, except `keep`, is reclaimed at endScope.
+   */
+  beginScope?(): void;
+  endScope?(keep: Storage[]): void;
+  /** Gives the backend a chance to reclaim dead storage (awaited between steps). */
+  collect?(force?: boolean): Promise<void>;
 
   unary(op: UnaryOp, x: Storage, dtype: FloatDType, n: number, param: number): Storage;
   /** Gradient of a unary op: gy * f'(x). */

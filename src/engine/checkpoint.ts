@@ -1,6 +1,6 @@
 // Gradient checkpointing: run a block without keeping its activations, then recompute them
 // during backward. Trades one extra forward of the block for its activation memory.
-import { isGradEnabled, noGrad, withGrad } from './autograd.js';
+import { gradLeaves, isGradEnabled, noGrad, withGrad } from './autograd.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -20,7 +20,15 @@ export interface ReplayableState {
 export function checkpointWithState(state: ReplayableState | undefined, fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
   if (!isGradEnabled()) return fn(...inputs);
   const saved = state?.save();
-  const out = noGrad(() => fn(...inputs));
+  // The block's temporaries die here; a GPU backend reclaims them now instead of after the step.
+  const be = inputs[0]?.backend;
+  be?.beginScope?.();
+  let out: Tensor | undefined;
+  try {
+    out = noGrad(() => fn(...inputs));
+  } finally {
+    be?.endScope?.(out ? [out.storage] : []);
+  }
   const y = out.detach();
   // Parameters inside fn are invisible here, so the node must exist even when no input needs a
   // gradient: mark the output as requiring one and let the recompute decide.
@@ -36,10 +44,17 @@ export function checkpointWithState(state: ReplayableState | undefined, fn: (...
       });
       const now = state?.save();
       if (state) state.restore(saved);
-      withGrad(() => {
-        const z = fn(...xs);
-        if (z.requiresGrad) z.backward(gy);
-      });
+      // The recomputed activations die with this node: only gradients leave the scope.
+      let leaves: Tensor[] = [];
+      be?.beginScope?.();
+      try {
+        withGrad(() => {
+          const z = fn(...xs);
+          if (z.requiresGrad) { leaves = gradLeaves(z); z.backward(gy); }
+        });
+      } finally {
+        be?.endScope?.([...xs, ...leaves].flatMap((t) => (t.grad ? [t.grad.storage] : [])));
+      }
       if (state) state.restore(now);
       return xs.map((d) => (d.requiresGrad ? d.grad : null));
     },

@@ -75,22 +75,23 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
     E.setDefaultBackend(be);
     let img: Tensor;
     try {
-      img = E.noGrad(() => {
       const chunks = Math.max(1, Math.ceil(m.tokenizer.encode(text).length / 75), Math.ceil(m.tokenizer.encode(neg.text).length / 75));
-      const context = E.concat([encodePrompt(m, neg.text, chunks, o.clipSkip ?? 1), encodePrompt(m, text, chunks, o.clipSkip ?? 1)], 0);
+      const context = E.noGrad(() => E.concat([encodePrompt(m, neg.text, chunks, o.clipSkip ?? 1), encodePrompt(m, text, chunks, o.clipSkip ?? 1)], 0));
       const rng = new E.Rng(seed);
       const lat = [1, m.unet.config.in_channels, height / factor, width / factor];
       let x = E.mulScalar(E.randn(lat, rng), sampler.initNoiseSigma);
       for (let i = 0; i < steps; i++) {
-        const xin = sampler.scaleModelInput(x, i);
-        const out = m.unet.forward(E.concat([xin, xin], 0), E.tensor([sampler.timesteps[i], sampler.timesteps[i]], [2]), context);
-        const [uncond, cond] = E.chunk(out, 2, 0);
-        const guided = E.add(uncond, E.mulScalar(E.sub(cond, uncond), cfg));
-        x = sampler.step(guided, i, x, sampler.stochastic ? E.randn(lat, rng) : undefined);
+        x = E.noGrad(() => {
+          const xin = sampler.scaleModelInput(x, i);
+          const out = m.unet.forward(E.concat([xin, xin], 0), E.tensor([sampler.timesteps[i], sampler.timesteps[i]], [2]), context);
+          const [uncond, cond] = E.chunk(out, 2, 0);
+          const guided = E.add(uncond, E.mulScalar(E.sub(cond, uncond), cfg));
+          return sampler.step(guided, i, x, sampler.stochastic ? E.randn(lat, rng) : undefined);
+        });
         o.onStep?.(i + 1, steps);
+        await be.collect?.(); // a GPU backend reclaims the step's temporaries before the next one
       }
-      return m.vae.decode(E.mulScalar(x, 1 / m.vae.config.scaling_factor));
-      });
+      img = E.noGrad(() => m.vae.decode(E.mulScalar(x, 1 / m.vae.config.scaling_factor)));
     } finally {
       E.setDefaultBackend(prevBackend);
     }

@@ -243,6 +243,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
         for (const p of network.parameters()) p.param().grad = null;
         if (c.scale_weight_norms) await maxNormRegularize(network, c.scale_weight_norms, hostValues);
         for (const p of network.parameters()) { const h = hostCache.get(p.param()); if (h) p.param().assign(h); }
+        await device.collect?.();
         state.globalStep++;
         const stepLoss = accLoss / (micro % accum || accum);
         accLoss = 0; micro = 0;

@@ -71,6 +71,29 @@ test('webgpu matches cpu op by op, forward and backward', async (t) => {
   }
 });
 
+test('webgpu scopes give temporaries back and keep what is returned', async (t) => {
+  const gpu = await webgpuOrSkip(t);
+  if (!gpu) return;
+  const x = E.tensor([1, 2, 3, 4], [4], 'f32', gpu);
+  const before = gpu.pool.pooled().buffers;
+  gpu.beginScope();
+  const tmp1 = E.mulScalar(x, 2), tmp2 = E.addScalar(tmp1, 1);
+  const kept = E.reshape(E.mul(tmp2, x), [2, 2]);
+  gpu.endScope([kept.storage]);
+  assert.ok(gpu.pool.pooled().buffers >= before + 2, 'the two temporaries are back in the pool');
+  assert.deepEqual(Array.from(await kept.data()), [3, 10, 21, 36]);
+  assert.deepEqual(Array.from(await x.data()), [1, 2, 3, 4], 'tensors from before the scope are untouched');
+  assert.throws(() => E.neg(tmp1), /released by the end of its scope/);
+  // A checkpointed block on the GPU gives the plain graph's gradients.
+  const w = E.tensor([0.5, -1, 2, 0.25], [4], 'f32', gpu).requireGrad();
+  const block = (a: E.Tensor) => E.silu(E.mul(E.addScalar(a, 1), w));
+  E.sum(block(x)).backward();
+  const plain = Array.from(await w.grad!.data());
+  w.grad = null;
+  E.sum(E.checkpoint(block, x)).backward();
+  assert.deepEqual(Array.from(await w.grad!.data()), plain);
+});
+
 test('webgpu casts, layout on f16 and i32, embeddings, assign', async (t) => {
   const gpu = await webgpuOrSkip(t);
   if (!gpu) return;

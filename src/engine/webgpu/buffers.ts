@@ -1,12 +1,16 @@
 // GPU memory: storage objects own pooled buffers. A buffer goes back to its size-class pool when the
 // JS object that owns it is garbage collected (FinalizationRegistry), so tensors need no manual
-// disposal. V8 cannot see GPU memory, so once freshly allocated bytes pass a budget the pool asks
-// for a garbage collection; callers that run long synchronous graphs yield (see autograd's
-// backwardAsync) so the finalizers get to run.
+// disposal. Finalizers only run between event-loop turns, so long synchronous graphs either yield
+// (autograd's backwardAsync, collect()) or run inside a scope: everything a scope allocated, except
+// what it returns, goes back to the pool when it ends (checkpointed blocks use one).
 import type { DType } from '../dtype.js';
 
+interface Holder { buffer: GPUBuffer; cls: number; released: boolean }
+
 export class GpuStorage {
-  constructor(readonly buffer: GPUBuffer, readonly n: number, readonly dtype: DType, readonly bytes: number) {}
+  constructor(readonly buffer: GPUBuffer, readonly n: number, readonly dtype: DType, readonly bytes: number, readonly holder: Holder) {}
+  /** True once a scope gave the buffer back; using it then is a bug, reported by the backend. */
+  get released(): boolean { return this.holder.released; }
 }
 
 /** Bytes a tensor of n elements needs: f16 packs two values per 32-bit word. */
@@ -37,13 +41,18 @@ export async function findGc(): Promise<(() => void) | null> {
 
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
-  private registry = new FinalizationRegistry<{ buffer: GPUBuffer; cls: number }>((h) => this.release(h.buffer, h.cls));
+  private registry = new FinalizationRegistry<Holder>((h) => { if (!h.released) this.release(h.buffer, h.cls); });
+  private scopes: Set<GpuStorage>[] = [];
   /** Bytes held in GPU buffers (in use or pooled). */
   allocated = 0;
   peak = 0;
   private sinceGc = 0;
 
-  constructor(private device: GPUDevice, private gc: (() => void) | null, private gcEveryBytes = 512 * 2 ** 20) {}
+  constructor(
+    private device: GPUDevice, private gc: (() => void) | null, private maxBinding = Infinity,
+    // A full collection costs tens of ms on a large heap: ask for one per this many new bytes.
+    private gcEveryBytes = Number(globalThis.process?.env?.SDLORA_WEBGPU_GC_MB ?? 512) * 2 ** 20,
+  ) {}
 
   private release(buffer: GPUBuffer, cls: number): void {
     const list = this.free.get(cls) ?? [];
@@ -54,18 +63,45 @@ export class BufferPool {
   /** A storage object whose buffer returns to the pool when the object is collected. */
   alloc(dtype: DType, n: number): GpuStorage {
     const bytes = byteSize(dtype, n);
-    const cls = sizeClass(bytes);
+    if (bytes > this.maxBinding) {
+      throw new Error(`webgpu: a ${dtype} tensor of ${n} values (${(bytes / 2 ** 20).toFixed(0)} MiB) exceeds this adapter's maxStorageBufferBindingSize (${(this.maxBinding / 2 ** 20).toFixed(0)} MiB); use a smaller batch or resolution`);
+    }
+    const cls = Math.min(sizeClass(bytes), Math.max(bytes, this.maxBinding));
     let buffer = this.free.get(cls)?.pop();
     if (!buffer) {
-      if (this.sinceGc > this.gcEveryBytes) { this.sinceGc = 0; this.gc?.(); }
       buffer = this.device.createBuffer({ size: cls, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       this.allocated += cls;
       this.sinceGc += cls;
       this.peak = Math.max(this.peak, this.allocated);
     }
-    const s = new GpuStorage(buffer, n, dtype, bytes);
-    this.registry.register(s, { buffer, cls });
+    const holder: Holder = { buffer, cls, released: false };
+    const s = new GpuStorage(buffer, n, dtype, bytes, holder);
+    this.registry.register(s, holder, holder);
+    this.scopes[this.scopes.length - 1]?.add(s);
     return s;
+  }
+
+  beginScope(): void { this.scopes.push(new Set()); }
+
+  /** Gives back every buffer allocated since the matching beginScope except `keep` (which moves to the outer scope). */
+  endScope(keep: readonly unknown[]): void {
+    const mine = this.scopes.pop();
+    if (!mine) throw new Error('webgpu: endScope without beginScope');
+    const outer = this.scopes[this.scopes.length - 1];
+    for (const s of mine) {
+      if (keep.includes(s)) { outer?.add(s); continue; }
+      s.holder.released = true;
+      this.registry.unregister(s.holder);
+      this.release(s.buffer, s.holder.cls);
+    }
+  }
+
+  /** Runs a garbage collection and lets finalizers return dead buffers, when enough was allocated since the last one. */
+  async collect(force = false): Promise<void> {
+    if (!force && this.sinceGc < this.gcEveryBytes) return;
+    this.sinceGc = 0;
+    this.gc?.();
+    await new Promise((r) => setImmediate(r));
   }
 
   /** Buffers waiting in the pool, and their bytes. */

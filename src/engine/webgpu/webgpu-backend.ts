@@ -43,7 +43,7 @@ export class WebGPUBackend implements Backend {
 
   constructor(readonly ctx: GpuContext, gc: (() => void) | null = null) {
     this.device = ctx.device;
-    this.pool = new BufferPool(ctx.device, gc);
+    this.pool = new BufferPool(ctx.device, gc, ctx.device.limits.maxStorageBufferBindingSize);
     this.dummy = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   }
 
@@ -87,6 +87,7 @@ export class WebGPUBackend implements Backend {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.paramBuffer(params) } }];
     buffers.forEach((b, i) => {
       if (b !== null && !(b instanceof GpuStorage) && !(b instanceof GPUBuffer)) throw new Error('webgpu: an input of this op lives on another backend (move it with tensor.toBackend())');
+      if (b instanceof GpuStorage && b.released) throw new Error('webgpu: a tensor released by the end of its scope was used afterwards');
       const buffer = b === null ? this.dummy : b instanceof GpuStorage ? b.buffer : b;
       entries.push({ binding: i + 1, resource: { buffer } });
     });
@@ -98,6 +99,11 @@ export class WebGPUBackend implements Backend {
     this.dispatches++;
     if (++this.pending >= FLUSH_EVERY) this.flush();
   }
+
+  beginScope(): void { this.pool.beginScope(); }
+  endScope(keep: Storage[]): void { this.pool.endScope(keep); }
+  /** Lets dead tensors' buffers return to the pool (a GC and one event-loop turn), if many were allocated. */
+  collect(force = false): Promise<void> { return this.pool.collect(force); }
 
   /** Submits the recorded work. */
   flush(): void {
