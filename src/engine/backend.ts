@@ -21,6 +21,8 @@ export interface ConvShapes extends Conv2dParams {
   x: Shape; // [N, Cin, H, W]
   w: Shape; // [Cout, Cin/groups, KH, KW]
   out: Shape; // [N, Cout, OH, OW]
+  /** w is f16 storage read in place (backends with halfWeights only). */
+  wHalf?: boolean;
 }
 
 /** Matrix product of batched operands; a batch count of 1 on an operand broadcasts it. */
@@ -33,6 +35,8 @@ export interface MatmulSpec {
   K: number;
   transA: boolean; // a is stored [K, M]
   transB: boolean; // b is stored [N, K]
+  /** b is f16 storage read in place (backends with halfWeights only). */
+  bHalf?: boolean;
 }
 
 export type NormAct = 'none' | 'silu';
@@ -45,6 +49,8 @@ export interface NormStats {
 
 export interface Backend {
   readonly name: string;
+  /** linear/conv2d read frozen f16 weights directly (no f32 copy per use). */
+  readonly halfWeights?: boolean;
   fromArray(data: TypedArray): Storage;
   /** Zero-filled storage. */
   zeros(dtype: DType, n: number): Storage;

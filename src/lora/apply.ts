@@ -46,7 +46,7 @@ function resolve(lora: LoRAFile, t: LoRATargets): { hits: [Weights, string, LoRA
 }
 
 function checkShapes(w: Weights, layer: string, m: LoRAModuleWeights, file: string): void {
-  const base = w.get(`${layer}.weight`);
+  const base = w.raw(`${layer}.weight`);
   const [out, inp] = base.shape;
   if (m.up.shape[0] !== out || m.down.shape[1] !== inp || (base.rank === 4 && m.down.rank === 4 && (m.down.shape[2] !== base.shape[2] || m.down.shape[3] !== base.shape[3]))) {
     throw new Error(`${file}: module "${m.name}" (down [${m.down.shape}], up [${m.up.shape}]) does not fit layer ${layer} [${base.shape}]`);
@@ -60,7 +60,7 @@ export function applyLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers): Ap
   for (const [w, layer, m, kind] of hits) {
     checkShapes(w, layer, m, lora.path);
     // The LoRA's tensors go where the model lives (a model on webgpu, a file read on cpu).
-    const be = w.get(`${layer}.weight`).backend;
+    const be = w.raw(`${layer}.weight`).backend;
     const a = new LoRAAdapter(m.down.toBackend(be), m.up.toBackend(be), scaleOf(m), kind === 'unet' ? mult.unet : mult.te);
     w.addAdapter(layer, a);
     adapters.push([w, a]);

@@ -25,7 +25,7 @@ export function loraTargets(w: { unet?: Weights; textEncoder?: Weights }, opts: 
     for (const p of layerPaths(w.unet)) {
       const attn = UNET_ATTN.test(p), conv = opts.conv && UNET_CONV.test(p);
       if (!attn && !conv) continue;
-      const s = w.unet.get(`${p}.weight`).shape;
+      const s = w.unet.raw(`${p}.weight`).shape;
       out.push({ name: kohyaName(UNET_PREFIX, p), path: p, conv3x3: s.length === 4 && s[2] * s[3] > 1, te: false });
     }
   }

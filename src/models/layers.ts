@@ -16,10 +16,10 @@ function adapted(w: Weights, p: string, x: Tensor, y: Tensor, opts?: E.Conv2dOpt
 }
 
 export const conv = (w: Weights, p: string, x: Tensor, opts: E.Conv2dOptions = {}): Tensor =>
-  adapted(w, p, x, E.conv2d(x, w.get(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null, opts), opts);
+  adapted(w, p, x, E.conv2d(x, w.raw(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null, opts), opts);
 
 export const lin = (w: Weights, p: string, x: Tensor): Tensor =>
-  adapted(w, p, x, E.linear(x, w.get(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null));
+  adapted(w, p, x, E.linear(x, w.raw(`${p}.weight`), w.has(`${p}.bias`) ? w.get(`${p}.bias`) : null));
 
 export const gnorm = (w: Weights, p: string, x: Tensor, groups: number, eps: number): Tensor =>
   E.groupNorm(x, groups, w.get(`${p}.weight`), w.get(`${p}.bias`), eps);

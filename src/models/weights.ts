@@ -22,6 +22,17 @@ export class Weights {
     return t.dtype === 'f16' ? t.to('f32') : t;
   }
 
+  /**
+   * The stored tensor, f16 included: for linear/conv2d weights, which read half storage in place
+   * on backends that can (webgpu) and widen it themselves elsewhere.
+   */
+  raw(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`${this.source}: missing weight "${name}"`);
+    this.used.add(name);
+    return t;
+  }
+
   /** Stores every frozen float weight as f16 (halves memory; values are widened on use). */
   toHalfStorage(): void {
     for (const [k, t] of this.tensors) if (t.dtype === 'f32' && !t.requiresGrad) this.tensors.set(k, t.to('f16'));

@@ -73,7 +73,7 @@ export class LoRANetwork {
     const net = new LoRANetwork(o, rng);
     const targets = loraTargets({ unet: o.trainUnet ? models.unet : undefined, textEncoder: o.trainTextEncoder ? models.textEncoder : undefined }, { conv: !!o.convDim });
     for (const t of targets) {
-      const base = (t.te ? models.textEncoder : models.unet).get(`${t.path}.weight`);
+      const base = (t.te ? models.textEncoder : models.unet).raw(`${t.path}.weight`);
       const [out, inp] = base.shape;
       const conv = base.rank === 4;
       const r = t.conv3x3 ? o.convDim! : o.dim;

@@ -71,16 +71,41 @@ test('webgpu matches cpu op by op, forward and backward', async (t) => {
   }
 });
 
+test('webgpu reads f16 weights in place in linear and conv2d (forward and input gradient)', async (t) => {
+  const gpu = await webgpuOrSkip(t);
+  if (!gpu) return;
+  const rng = new E.Rng(4);
+  for (const [xs, ws, f] of [
+    [[3, 5, 37], [19, 37], (x: E.Tensor, w: E.Tensor) => E.linear(x, w)],
+    [[2, 6, 9, 7], [5, 6, 3, 3], (x: E.Tensor, w: E.Tensor) => E.conv2d(x, w, null, { padding: 1 })],
+  ] as [number[], number[], (x: E.Tensor, w: E.Tensor) => E.Tensor][]) {
+    const xh = rnd(rng, xs.reduce((a, b) => a * b, 1)), wh = rnd(rng, ws.reduce((a, b) => a * b, 1));
+    const run = async (be: E.Backend) => {
+      const x = E.tensor(xh, xs, 'f32', be).requireGrad(), w = E.tensor(wh, ws, 'f32', be).to('f16');
+      const y = f(x, w);
+      E.sum(E.mul(y, y)).backward();
+      return [await y.data(), await x.grad!.data()];
+    };
+    const [yc, gc] = await run(E.cpuBackend), [yg, gg] = await run(gpu);
+    for (const [a, b] of [[yg, yc], [gg, gc]]) for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * (1 + Math.abs(b[i])));
+    const xg = E.tensor(xh, xs, 'f32', gpu), wg = E.tensor(wh, ws, 'f32', gpu).to('f16');
+    const d0: number = gpu.dispatches;
+    f(xg, wg);
+    assert.equal(gpu.dispatches - d0, 1, 'one product, no widening copy of the weight');
+  }
+  await assert.rejects(async () => E.linear(E.zeros([1, 2], 'f32', gpu), E.zeros([2, 2], 'f16', gpu).requireGrad()), /cannot be trained/);
+});
+
 test('webgpu scopes give temporaries back and keep what is returned', async (t) => {
   const gpu = await webgpuOrSkip(t);
   if (!gpu) return;
   const x = E.tensor([1, 2, 3, 4], [4], 'f32', gpu);
-  const before = gpu.pool.pooled().buffers;
+  const released = (t: E.Tensor) => (t.storage as { released: boolean }).released;
   gpu.beginScope();
   const tmp1 = E.mulScalar(x, 2), tmp2 = E.addScalar(tmp1, 1);
   const kept = E.reshape(E.mul(tmp2, x), [2, 2]);
   gpu.endScope([kept.storage]);
-  assert.ok(gpu.pool.pooled().buffers >= before + 2, 'the two temporaries are back in the pool');
+  assert.deepEqual([released(tmp1), released(tmp2), released(kept), released(x)], [true, true, false, false]);
   assert.deepEqual(Array.from(await kept.data()), [3, 10, 21, 36]);
   assert.deepEqual(Array.from(await x.data()), [1, 2, 3, 4], 'tensors from before the scope are untouched');
   assert.throws(() => E.neg(tmp1), /released by the end of its scope/);

@@ -5,7 +5,7 @@ import { numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { reshape } from './layout.js';
 import { sum } from './reduce.js';
-import { computeType, like } from './util.js';
+import { computeType, like, weightOperand } from './util.js';
 
 function mm(a: Tensor, b: Tensor, s: MatmulSpec, shape: readonly number[]): Tensor {
   return like(a, a.backend.matmul(a.storage, b.storage, s, computeType('matmul', a, b)), shape);
@@ -36,20 +36,21 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 }
 
 /** x [..., in] W^T + b with W [out, in] (torch.nn.Linear). */
-export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
+export function linear(x: Tensor, wIn: Tensor, b?: Tensor | null): Tensor {
+  const { w, half } = weightOperand('linear', x, wIn);
   const [out, inF] = w.shape;
   if (w.rank !== 2 || x.shape[x.rank - 1] !== inF) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   if (b && (b.rank !== 1 || b.shape[0] !== out)) throw new Error(`linear: bias [${b.shape}] does not match weight [${w.shape}]`);
   const rows = x.size / inF;
-  const dt = computeType('linear', x, w, ...(b ? [b] : []));
+  const dt = computeType('linear', x, ...(half ? [] : [w]), ...(b ? [b] : []));
   const be = x.backend;
-  let ys = be.matmul(x.storage, w.storage, { batch: 1, aBatch: 1, bBatch: 1, M: rows, N: out, K: inF, transA: false, transB: true }, dt);
+  let ys = be.matmul(x.storage, w.storage, { batch: 1, aBatch: 1, bBatch: 1, M: rows, N: out, K: inF, transA: false, transB: true, bHalf: half }, dt);
   if (b) ys = be.binary('add', ys, [rows, out], b.storage, [out], [rows, out], dt);
   const shape = [...x.shape.slice(0, -1), out];
   const y = like(x, ys, shape);
   const inputs = b ? [x, w, b] : [x, w];
   return record(y, 'linear', inputs, (gy) => [
-    x.requiresGrad ? like(x, be.matmul(gy.storage, w.storage, { batch: 1, aBatch: 1, bBatch: 1, M: rows, N: inF, K: out, transA: false, transB: false }, dt), x.shape) : null,
+    x.requiresGrad ? like(x, be.matmul(gy.storage, w.storage, { batch: 1, aBatch: 1, bBatch: 1, M: rows, N: inF, K: out, transA: false, transB: false, bHalf: half }, dt), x.shape) : null,
     w.requiresGrad ? like(w, be.matmul(gy.storage, x.storage, { batch: 1, aBatch: 1, bBatch: 1, M: out, N: inF, K: rows, transA: true, transB: false }, dt), w.shape) : null,
     b && b.requiresGrad ? like(b, be.sumTo(gy.storage, [rows, out], [1, out], dt), b.shape) : null,
   ]);

@@ -14,6 +14,17 @@ export function computeType(op: string, ...ts: Tensor[]): FloatDType {
   return d as FloatDType;
 }
 
+/**
+ * A frozen weight for linear/conv2d: f16 storage stays f16 where the backend reads it in place,
+ * otherwise it is widened here. Returns the tensor to use and whether it is half.
+ */
+export function weightOperand(op: string, x: Tensor, w: Tensor): { w: Tensor; half: boolean } {
+  if (w.dtype !== 'f16') return { w, half: false };
+  if (w.requiresGrad) throw new Error(`${op}: an f16 weight cannot be trained; keep trainable weights in f32`);
+  if (w.backend !== x.backend) throw new Error(`${op}: tensors on different backends (${x.backend.name}, ${w.backend.name})`);
+  return x.backend.halfWeights ? { w, half: true } : { w: w.to('f32'), half: false };
+}
+
 export const like = (t: Tensor, storage: Storage, shape: readonly number[]): Tensor => new Tensor(storage, shape, t.dtype, t.backend);
 
 export function checkShape(op: string, what: string, got: readonly number[], want: readonly (number | null)[]): void {

@@ -47,6 +47,9 @@ export class BufferPool {
   allocated = 0;
   peak = 0;
   private sinceGc = 0;
+  private pooledBytes = 0;
+  /** Submits recorded work; set by the backend (a buffer must not be destroyed while unsubmitted work uses it). */
+  flush: () => void = () => {};
 
   constructor(
     private device: GPUDevice, private gc: (() => void) | null, private maxBinding = Infinity,
@@ -58,6 +61,20 @@ export class BufferPool {
     const list = this.free.get(cls) ?? [];
     list.push(buffer);
     this.free.set(cls, list);
+    this.pooledBytes += cls;
+  }
+
+  /**
+   * Size classes fragment: freed buffers of shapes that never come back (each layer's f32 weight
+   * copy) would pile up. When the pool holds more than half the live bytes, it is emptied.
+   */
+  private trim(): void {
+    if (this.pooledBytes <= Math.max(256 * 2 ** 20, (this.allocated - this.pooledBytes) / 2)) return;
+    this.flush();
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.allocated -= this.pooledBytes;
+    this.pooledBytes = 0;
   }
 
   /** A storage object whose buffer returns to the pool when the object is collected. */
@@ -68,7 +85,9 @@ export class BufferPool {
     }
     const cls = Math.min(sizeClass(bytes), Math.max(bytes, this.maxBinding));
     let buffer = this.free.get(cls)?.pop();
-    if (!buffer) {
+    if (buffer) this.pooledBytes -= cls;
+    else {
+      this.trim();
       buffer = this.device.createBuffer({ size: cls, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       this.allocated += cls;
       this.sinceGc += cls;
@@ -106,8 +125,8 @@ export class BufferPool {
 
   /** Buffers waiting in the pool, and their bytes. */
   pooled(): { buffers: number; bytes: number } {
-    let buffers = 0, bytes = 0;
-    for (const [cls, list] of this.free) { buffers += list.length; bytes += cls * list.length; }
-    return { buffers, bytes };
+    let buffers = 0;
+    for (const list of this.free.values()) buffers += list.length;
+    return { buffers, bytes: this.pooledBytes };
   }
 }

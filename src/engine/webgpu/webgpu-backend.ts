@@ -30,6 +30,7 @@ function grid(groups: number): [number, number, number] {
 
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu';
+  readonly halfWeights = true;
   readonly pool: BufferPool;
   private device: GPUDevice;
   private pipelines = new Map<string, GPUComputePipeline>();
@@ -44,6 +45,7 @@ export class WebGPUBackend implements Backend {
   constructor(readonly ctx: GpuContext, gc: (() => void) | null = null) {
     this.device = ctx.device;
     this.pool = new BufferPool(ctx.device, gc, ctx.device.limits.maxStorageBufferBindingSize);
+    this.pool.flush = () => this.flush();
     this.dummy = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   }
 
@@ -288,7 +290,7 @@ export class WebGPUBackend implements Backend {
   matmul(a: Storage, b: Storage, s: MatmulSpec): Storage {
     if (s.K === 0) return this.zeros('f32', s.batch * s.M * s.N);
     const y = this.out('f32', s.batch * s.M * s.N);
-    this.run(matmulKernel, [s.M, s.N, s.K, +s.transA, +s.transB, s.aBatch === 1 ? 0 : s.M * s.K, s.bBatch === 1 ? 0 : s.K * s.N],
+    this.run(matmulKernel(s.transA, s.transB, !!s.bHalf), [s.M, s.N, s.K, +s.transA, +s.transB, s.aBatch === 1 ? 0 : s.M * s.K, s.bBatch === 1 ? 0 : s.K * s.N],
       [a as GpuStorage, b as GpuStorage, y], [ceilDiv(s.N, TILE), ceilDiv(s.M, TILE), s.batch]);
     return y;
   }
@@ -302,7 +304,7 @@ export class WebGPUBackend implements Backend {
     const [n, cin] = s.x, [cout, , kh, kw] = s.w, [, , oh, ow] = s.out, g = s.groups;
     const M = cout / g, N = n * oh * ow, K = (cin / g) * kh * kw;
     const y = this.out('f32', numel(s.out));
-    this.run(convKernel, this.convParams(s, M, N, K, bias !== null), [x as GpuStorage, w as GpuStorage, bias as GpuStorage | null, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    this.run(convKernel(!!s.wHalf), this.convParams(s, M, N, K, bias !== null), [x as GpuStorage, w as GpuStorage, bias as GpuStorage | null, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
     return y;
   }
 
@@ -310,7 +312,7 @@ export class WebGPUBackend implements Backend {
     const [n, cin, h, wd] = s.x, [cout, , kh, kw] = s.w, g = s.groups;
     const M = cin / g, N = n * h * wd, K = (cout / g) * kh * kw;
     const y = this.out('f32', numel(s.x));
-    this.run(convGradInputKernel, this.convParams(s, M, N, K, false), [gy as GpuStorage, w as GpuStorage, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    this.run(convGradInputKernel(!!s.wHalf), this.convParams(s, M, N, K, false), [gy as GpuStorage, w as GpuStorage, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
     return y;
   }
 

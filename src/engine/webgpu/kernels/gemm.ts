@@ -7,7 +7,14 @@ import { PARAMS } from './common.js';
 
 export const TILE = 64;
 
-const template = (decls: string, loaders: string) => `${PARAMS}${decls}
+/**
+ * Tile-load order: neighbouring invocations should read neighbouring addresses. By default A is
+ * walked along k and B along n (row-major [M, K] and [K, N]); aMFast / bKFast switch to the
+ * transposed layouts ([K, M] A, [N, K] B: the weights of a linear layer).
+ */
+interface LoadOrder { aMFast?: boolean; bKFast?: boolean }
+
+const template = (decls: string, loaders: string, order: LoadOrder = {}) => `${PARAMS}${decls}
 const TK = 16u;
 var<workgroup> As: array<f32, 1024>;
 var<workgroup> Bs: array<f32, 1024>;
@@ -19,10 +26,10 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3
   var acc: array<f32, 16>;
   for (var k0 = 0u; k0 < K; k0 += TK) {
     for (var e = li; e < 1024u; e += 256u) {
-      let kk = e % 16u; let mm = e / 16u;
+      ${order.aMFast ? 'let kk = e / 64u; let mm = e % 64u;' : 'let kk = e % 16u; let mm = e / 16u;'}
       let m = m0 + mm; let k = k0 + kk;
       As[kk * 64u + mm] = select(0.0, loadA(z, m, k), m < M && k < K);
-      let nn = e % 64u; let kb = e / 64u;
+      ${order.bKFast ? 'let nn = e / 16u; let kb = e % 16u;' : 'let nn = e % 64u; let kb = e / 64u;'}
       let n = n0 + nn; let k2 = k0 + kb;
       Bs[kb * 64u + nn] = select(0.0, loadB(z, k2, n), n < N && k2 < K);
     }
@@ -42,8 +49,19 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3
   }
 }`;
 
-const IO = (ins: string[], out: string) =>
-  ins.map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<f32>;\n`).join('') +
+/**
+ * Bindings; an input named in `half` holds f16 pairs (frozen weights kept in half precision are read
+ * in place: no f32 copy is made). Each input X gets an accessor xAt_X(i) clamped to the buffer.
+ */
+const IO = (ins: string[], out: string, half: string[] = []) =>
+  ins.map((n, i) => {
+    const h = half.includes(n);
+    const decl = `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<${h ? 'u32' : 'f32'}>;\n`;
+    const at = h
+      ? `fn at_${n}(i: u32) -> f32 { let j = min(i, 2u * arrayLength(&${n}) - 1u); let v = unpack2x16float(${n}[j >> 1u]); return select(v.x, v.y, (j & 1u) == 1u); }\n`
+      : `fn at_${n}(i: u32) -> f32 { return ${n}[min(i, arrayLength(&${n}) - 1u)]; }\n`;
+    return decl + at;
+  }).join('') +
   `@group(0) @binding(${ins.length + 1}) var<storage, read_write> ${out}: array<f32>;\n`;
 
 /**
@@ -51,16 +69,16 @@ const IO = (ins: string[], out: string) =>
  * of out-of-range elements, but the read itself must stay inside the buffer.
  * P: [M, N, K, transA, transB, a batch stride, b batch stride].
  */
-export const matmulKernel = template(IO(['A', 'B'], 'C'), `
+export const matmulKernel = (transA: boolean, transB: boolean, bHalf: boolean) => template(IO(['A', 'B'], 'C', bHalf ? ['B'] : []), `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let mm = min(m, P[0] - 1u); let kk = min(k, P[2] - 1u);
-  return A[z * P[5] + select(mm * P[2] + kk, kk * P[0] + mm, P[3] == 1u)];
+  return at_A(z * P[5] + select(mm * P[2] + kk, kk * P[0] + mm, P[3] == 1u));
 }
 fn loadB(z: u32, k: u32, n: u32) -> f32 {
   let nn = min(n, P[1] - 1u); let kk = min(k, P[2] - 1u);
-  return B[z * P[6] + select(kk * P[1] + nn, nn * P[2] + kk, P[4] == 1u)];
+  return at_B(z * P[6] + select(kk * P[1] + nn, nn * P[2] + kk, P[4] == 1u));
 }
-fn store(z: u32, m: u32, n: u32, v: f32) { C[(z * P[0] + m) * P[1] + n] = v; }`);
+fn store(z: u32, m: u32, n: u32, v: f32) { C[(z * P[0] + m) * P[1] + n] = v; }`, { aMFast: transA, bKFast: transB });
 
 // Conv parameters shared by the three passes, after M, N, K:
 // P[3..]: Nimg, Cin, H, W, Cout, OH, OW, KH, KW, strideH, strideW, padH, padW, groups, hasBias.
@@ -79,8 +97,8 @@ fn xAt(z: u32, img: u32, ci: u32, oh: u32, ow: u32, kh: u32, kw: u32) -> f32 {
 }`;
 
 /** Forward: M = Cout/g, N = Nimg*OH*OW, K = Cin/g*KH*KW. */
-export const convKernel = template(IO(['X', 'Wt', 'BIAS'], 'Y') + CONV_P, `
-fn loadA(z: u32, m: u32, k: u32) -> f32 { return Wt[min((z * coutg() + m) * P[2] + k, arrayLength(&Wt) - 1u)]; }
+export const convKernel = (wHalf: boolean) => template(IO(['X', 'Wt', 'BIAS'], 'Y', wHalf ? ['Wt'] : []) + CONV_P, `
+fn loadA(z: u32, m: u32, k: u32) -> f32 { return at_Wt((z * coutg() + m) * P[2] + k); }
 fn loadB(z: u32, k: u32, n: u32) -> f32 {
   let khw = kh_() * kw_(); let ci = k / khw; let r = k % khw;
   let ohw = oh_() * ow_(); let img = n / ohw; let p = n % ohw;
@@ -88,14 +106,14 @@ fn loadB(z: u32, k: u32, n: u32) -> f32 {
 }
 fn store(z: u32, m: u32, n: u32, v: f32) {
   let co = z * coutg() + m; let ohw = oh_() * ow_();
-  Y[((n / ohw) * cout() + co) * ohw + n % ohw] = v + select(0.0, BIAS[co], P[17] == 1u);
+  Y[((n / ohw) * cout() + co) * ohw + n % ohw] = v + select(0.0, at_BIAS(co), P[17] == 1u);
 }`);
 
 /** Input gradient: M = Cin/g, N = Nimg*H*W, K = Cout/g*KH*KW; dY read where (i + p - k) / s lands on an output. */
-export const convGradInputKernel = template(IO(['GY', 'Wt'], 'DX') + CONV_P.replace(/fn xAt[\s\S]*$/, ''), `
+export const convGradInputKernel = (wHalf: boolean) => template(IO(['GY', 'Wt'], 'DX', wHalf ? ['Wt'] : []) + CONV_P.replace(/fn xAt[\s\S]*$/, ''), `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let khw = kh_() * kw_();
-  return Wt[min(((z * coutg() + k / khw) * cing() + m) * khw + k % khw, arrayLength(&Wt) - 1u)];
+  return at_Wt(((z * coutg() + k / khw) * cing() + m) * khw + k % khw);
 }
 fn loadB(z: u32, k: u32, n: u32) -> f32 {
   let khw = kh_() * kw_(); let co = k / khw; let r = k % khw;
@@ -115,7 +133,7 @@ fn store(z: u32, m: u32, n: u32, v: f32) {
 export const convGradWeightKernel = template(IO(['GY', 'X'], 'DW') + CONV_P, `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let ohw = oh_() * ow_();
-  return GY[min(((k / ohw) * cout() + z * coutg() + m) * ohw + k % ohw, arrayLength(&GY) - 1u)];
+  return at_GY(((k / ohw) * cout() + z * coutg() + m) * ohw + k % ohw);
 }
 fn loadB(z: u32, k: u32, n: u32) -> f32 {
   let khw = kh_() * kw_(); let ci = n / khw; let r = n % khw;
