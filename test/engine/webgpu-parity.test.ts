@@ -45,11 +45,9 @@ const cases: Case[] = [
   { name: 'mse', inputs: [[4, 30], [4, 30]], fn: (xs) => E.mseLoss(xs[0], xs[1]) },
 ];
 
-test('webgpu matches cpu op by op, forward and backward', async (t) => {
-  const gpu = await webgpuOrSkip(t);
-  if (!gpu) return;
-  const rng = new E.Rng(7);
-  for (const c of cases) {
+/** Runs a case on cpu and on `gpu` and compares the outputs and input gradients. */
+async function compare(gpu: E.Backend, c: Case, rng: E.Rng): Promise<void> {
+  {
     const host = c.inputs.map((s) => rnd(rng, s.reduce((a, b) => a * b, 1), c.positive));
     const run = async (be: E.Backend) => {
       const xs = host.map((h, i) => E.tensor(h, c.inputs[i], 'f32', be).requireGrad());
@@ -68,6 +66,26 @@ test('webgpu matches cpu op by op, forward and backward', async (t) => {
     };
     cmp(got.y, want.y, 'forward');
     got.grads.forEach((g, i) => cmp(g, want.grads[i], `grad ${i}`));
+  }
+}
+
+test('webgpu matches cpu op by op, forward and backward', async (t) => {
+  const gpu = await webgpuOrSkip(t);
+  if (!gpu) return;
+  const rng = new E.Rng(7);
+  for (const c of cases) await compare(gpu, c, rng);
+});
+
+test('row reductions (norms, softmax) agree in their subgroup and workgroup-memory forms', async (t) => {
+  const gpu = await webgpuOrSkip(t);
+  if (!gpu) return;
+  const rows = cases.filter((c) => /norm|softmax/.test(c.name));
+  assert.ok(rows.length >= 5);
+  for (const subgroups of [true, false]) {
+    const be = new E.WebGPUBackend(gpu.ctx, null, { subgroups });
+    if (subgroups && !be.subgroups) { t.diagnostic('this adapter has no subgroups: only the workgroup-memory form runs'); continue; }
+    const rng = new E.Rng(11);
+    for (const c of rows) await compare(be, c, rng);
   }
 });
 

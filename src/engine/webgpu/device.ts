@@ -22,6 +22,8 @@ export interface GpuContext {
   report: AdapterReport;
   /** Optional features the device was created with. */
   features: Set<string>;
+  /** WGSL language extensions of this implementation (navigator.gpu.wgslLanguageFeatures). */
+  languageFeatures: Set<string>;
 }
 
 // Features sdlora uses when present; none is required.
@@ -103,7 +105,8 @@ export function gpuContext(): Promise<GpuContext> {
     device.addEventListener?.('uncapturederror', (ev) => {
       console.error(`WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
     });
-    return { device, adapter, report: describe(adapter), features: new Set(features) };
+    const lang = (gpu as unknown as { wgslLanguageFeatures?: Set<string> }).wgslLanguageFeatures;
+    return { device, adapter, report: describe(adapter), features: new Set(features), languageFeatures: new Set(lang ?? []) };
   })();
   ctxPromise.catch(() => { ctxPromise = null; });
   return ctxPromise;

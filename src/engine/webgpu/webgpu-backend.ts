@@ -41,8 +41,15 @@ export class WebGPUBackend implements Backend {
   private dummy: GPUBuffer;
   /** Dispatches issued (for tests and benchmarks). */
   dispatches = 0;
+  /** Row reductions use subgroup operations (adapter feature + WGSL subgroup_id). */
+  readonly subgroups: boolean;
 
-  constructor(readonly ctx: GpuContext, gc: (() => void) | null = null) {
+  constructor(readonly ctx: GpuContext, gc: (() => void) | null = null, opts: { subgroups?: boolean } = {}) {
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.SDLORA_WEBGPU_SUBGROUPS;
+    // On a software adapter (lavapipe) subgroups are emulated and measured slower (group norm
+    // 2x320x64x64: 67 ms against 38 ms), so there they are opt-in.
+    const wanted = opts.subgroups ?? (env === undefined ? !ctx.report.isFallback : env !== '0');
+    this.subgroups = wanted && ctx.features.has('subgroups') && ctx.languageFeatures.has('subgroup_id');
     this.device = ctx.device;
     this.pool = new BufferPool(ctx.device, gc, ctx.device.limits.maxStorageBufferBindingSize);
     this.pool.flush = () => this.flush();
@@ -329,7 +336,7 @@ export class WebGPUBackend implements Backend {
   norm(x: Storage, gamma: Storage | null, beta: Storage | null, L: NormLayout, eps: number, _dt?: DType, act: NormAct = 'none') {
     const y = this.out('f32', L.rows * L.size), mean = this.out('f32', L.rows), rstd = this.out('f32', L.rows);
     const b = gamma && !beta ? this.zeros('f32', L.channels) : beta;
-    this.run(normKernel, [L.rows, L.size, L.channels, L.inner, fbits(eps), gamma ? 1 : 0, +(act === 'silu')],
+    this.run(normKernel(this.subgroups), [L.rows, L.size, L.channels, L.inner, fbits(eps), gamma ? 1 : 0, +(act === 'silu')],
       [x as GpuStorage, gamma as GpuStorage | null, b as GpuStorage | null, y, mean, rstd], grid(L.rows));
     return { y, mean, rstd };
   }
@@ -339,22 +346,22 @@ export class WebGPUBackend implements Backend {
     const b = (gamma && !beta ? this.zeros('f32', L.channels) : beta) as GpuStorage | null;
     const P = [L.rows, L.size, L.channels, L.inner, 0, gamma ? 1 : 0, +(act === 'silu')];
     const stats = [gy, x, gamma, b, mean, rstd] as (GpuStorage | null)[];
-    this.run(normGradKernel, P, [...stats, dx], grid(L.rows));
+    this.run(normGradKernel(this.subgroups), P, [...stats, dx], grid(L.rows));
     if (!gamma) return { dx, dgamma: null, dbeta: null };
     const dgamma = this.out('f32', L.channels), dbeta = this.out('f32', L.channels);
-    this.run(normAffineGradKernel, [...P, (L.rows * L.size) / L.inner], [...stats, dgamma, dbeta], grid(L.channels));
+    this.run(normAffineGradKernel(this.subgroups), [...P, (L.rows * L.size) / L.inner], [...stats, dgamma, dbeta], grid(L.channels));
     return { dx, dgamma, dbeta };
   }
 
   softmax(x: Storage, rows: number, cols: number): Storage {
     const y = this.out('f32', rows * cols);
-    this.run(softmaxKernel, [rows, cols], [x as GpuStorage, y], grid(rows));
+    this.run(softmaxKernel(this.subgroups), [rows, cols], [x as GpuStorage, y], grid(rows));
     return y;
   }
 
   softmaxGrad(y: Storage, gy: Storage, rows: number, cols: number): Storage {
     const dx = this.out('f32', rows * cols);
-    this.run(softmaxGradKernel, [rows, cols], [y as GpuStorage, gy as GpuStorage, dx], grid(rows));
+    this.run(softmaxGradKernel(this.subgroups), [rows, cols], [y as GpuStorage, gy as GpuStorage, dx], grid(rows));
     return dx;
   }
 

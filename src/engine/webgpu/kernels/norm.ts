@@ -1,9 +1,12 @@
 // Row reductions with one 256-wide workgroup per row: group/layer norm and softmax, forward and
 // backward. Norm rows are normalized, then each element gets the affine channel
-// floor((row * size + i) / inner) % channels (see NormLayout).
+// floor((row * size + i) / inner) % channels (see NormLayout). Each kernel comes in two forms:
+// a workgroup-memory tree reduction (8 barrier rounds), and, where the adapter has subgroups and
+// WGSL's subgroup_id, subgroup sums whose per-subgroup partials are added by every invocation
+// (2 barriers).
 import { PARAMS, bindings } from './common.js';
 
-const REDUCE = `
+const TREE_REDUCE = `
 var<workgroup> red: array<f32, 256>;
 fn wgSum(v: f32, l: u32) -> f32 {
   workgroupBarrier();
@@ -26,12 +29,42 @@ fn wgMax(v: f32, l: u32) -> f32 {
   return red[0];
 }`;
 
-const ROW_MAIN = (body: string) => `
+const SUBGROUP_REDUCE = `
+var<workgroup> red: array<f32, 256>;
+var<private> sgId: u32;
+var<private> sgCount: u32;
+var<private> sgLane: u32;
+fn wgSum(v: f32, l: u32) -> f32 {
+  let s = subgroupAdd(v);
+  workgroupBarrier();
+  if (sgLane == 0u) { red[sgId] = s; }
+  workgroupBarrier();
+  var t = 0.0;
+  for (var k = 0u; k < sgCount; k++) { t += red[k]; }
+  return t;
+}
+fn wgMax(v: f32, l: u32) -> f32 {
+  let s = subgroupMax(v);
+  workgroupBarrier();
+  if (sgLane == 0u) { red[sgId] = s; }
+  workgroupBarrier();
+  var t = -3.0e38;
+  for (var k = 0u; k < sgCount; k++) { t = max(t, red[k]); }
+  return t;
+}`;
+
+const ROW_MAIN = (sg: boolean, body: string) => `
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
+fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32${
+  sg ? ', @builtin(subgroup_id) sgid: u32, @builtin(num_subgroups) nsg: u32, @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
+  ${sg ? 'sgId = sgid; sgCount = nsg; sgLane = sgi;' : ''}
   let row = w.y * nw.x + w.x;
 ${body}
 }`;
+
+/** Header and reduction helpers for the chosen form. */
+const reduce = (sg: boolean) => (sg ? 'enable subgroups;\nrequires subgroup_id;\n' : '');
+const REDUCE = (sg: boolean) => (sg ? SUBGROUP_REDUCE : TREE_REDUCE);
 
 // P: [rows, size, channels, inner, eps, hasAffine, act (1 = SiLU after the affine step)]
 const NORM_P = `
@@ -49,7 +82,7 @@ fn geff(e: u32, c: u32, m: f32, rs: f32) -> f32 {
 const NORM_FWD_P = `
 fn chan(row: u32, i: u32) -> u32 { return ((row * P[1] + i) / P[3]) % P[2]; }`;
 
-export const normKernel = PARAMS + bindings(['X', 'G', 'Bt'], ['Y', 'MEAN', 'RSTD']) + REDUCE + NORM_FWD_P + ROW_MAIN(`
+export const normKernel = (sg: boolean) => reduce(sg) + PARAMS + bindings(['X', 'G', 'Bt'], ['Y', 'MEAN', 'RSTD']) + REDUCE(sg) + NORM_FWD_P + ROW_MAIN(sg, `
   let size = P[1]; let o = row * size;
   let valid = row < P[0];
   var s = 0.0;
@@ -67,7 +100,7 @@ export const normKernel = PARAMS + bindings(['X', 'G', 'Bt'], ['Y', 'MEAN', 'RST
     Y[o + i] = select(v, v / (1.0 + exp(-v)), P[6] == 1u);
   }`);
 
-export const normGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'MEAN', 'RSTD'], ['DX']) + REDUCE + NORM_P + ROW_MAIN(`
+export const normGradKernel = (sg: boolean) => reduce(sg) + PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'MEAN', 'RSTD'], ['DX']) + REDUCE(sg) + NORM_P + ROW_MAIN(sg, `
   let size = P[1]; let o = row * size;
   let valid = row < P[0];
   let r = min(row, P[0] - 1u);
@@ -94,7 +127,7 @@ export const normGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'MEAN', '
  * dgamma / dbeta: one workgroup per channel, summing over the runs of `inner` elements that use it
  * (run j uses channel j % channels). P as the norm, plus [runs].
  */
-export const normAffineGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'MEAN', 'RSTD'], ['DG', 'DB']) + REDUCE + NORM_P + ROW_MAIN(`
+export const normAffineGradKernel = (sg: boolean) => reduce(sg) + PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'MEAN', 'RSTD'], ['DG', 'DB']) + REDUCE(sg) + NORM_P + ROW_MAIN(sg, `
   let c = row; let channels = P[2]; let inner = P[3]; let size = P[1];
   let valid = c < channels;
   let runs = P[7];
@@ -110,7 +143,7 @@ export const normAffineGradKernel = PARAMS + bindings(['GY', 'X', 'G', 'Bt', 'ME
   if (valid && l == 0u) { DG[c] = sg; DB[c] = sb; }`);
 
 // P: [rows, cols]
-export const softmaxKernel = PARAMS + bindings(['X'], ['Y']) + REDUCE + ROW_MAIN(`
+export const softmaxKernel = (sg: boolean) => reduce(sg) + PARAMS + bindings(['X'], ['Y']) + REDUCE(sg) + ROW_MAIN(sg, `
   let cols = P[1]; let o = row * cols;
   let valid = row < P[0];
   var mx = -3.0e38;
@@ -122,7 +155,7 @@ export const softmaxKernel = PARAMS + bindings(['X'], ['Y']) + REDUCE + ROW_MAIN
   if (!valid) { return; }
   for (var i = l; i < cols; i += 256u) { Y[o + i] = exp(X[o + i] - m) * inv; }`);
 
-export const softmaxGradKernel = PARAMS + bindings(['Yv', 'GY'], ['DX']) + REDUCE + ROW_MAIN(`
+export const softmaxGradKernel = (sg: boolean) => reduce(sg) + PARAMS + bindings(['Yv', 'GY'], ['DX']) + REDUCE(sg) + ROW_MAIN(sg, `
   let cols = P[1]; let o = row * cols;
   let valid = row < P[0];
   var s = 0.0;
