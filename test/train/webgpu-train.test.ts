@@ -48,6 +48,20 @@ describe('training on webgpu', () => {
     assert.ok(moved > 0, 'lora_up moved from zero on webgpu');
   });
 
+  it('resumes exactly from a saved state on webgpu (disk latent cache too)', async (t) => {
+    if (!(await webgpuOrSkip(t))) return;
+    const opts = { device: 'webgpu', optimizer_type: 'AdamW8bit', learning_rate: 1e-3, max_train_steps: 3, cache_latents: true, cache_latents_to_disk: true, seed: 8 };
+    const whole = await train(cfg({ ...opts, output_dir: path.join(tmp, 'whole') }), { log: quiet });
+    const out = path.join(tmp, 'parts');
+    const first = await train(cfg({ ...opts, output_dir: out, save_state: true }), { log: quiet, stopAfterSteps: 1 });
+    assert.equal(first.finalPath, null);
+    const rest = await train(cfg({ ...opts, output_dir: out, save_state: true, resume: path.join(out, 'last-state') }), { log: quiet });
+    assert.equal(rest.steps, 3);
+    assert.deepEqual(rest.losses.map((l) => l.loss), whole.losses.map((l) => l.loss));
+    const a = (await loadSafetensors(whole.finalPath!)).tensors, b = (await loadSafetensors(rest.finalPath!)).tensors;
+    for (const k of Object.keys(a)) assert.deepEqual(b[k].dataSync(), a[k].dataSync(), k);
+  });
+
   it('runs f16 weights, checkpointing, LoCon, cached latents, samples and state saving', async (t) => {
     if (!(await webgpuOrSkip(t))) return;
     const prompts = path.join(tmp, 'prompts.txt');
