@@ -51,7 +51,7 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3
 
 /**
  * Bindings; an input named in `half` holds f16 pairs (frozen weights kept in half precision are read
- * in place: no f32 copy is made). Each input X gets an accessor xAt_X(i) clamped to the buffer.
+ * in place: no f32 copy is made). Each input X gets an accessor at_X(i) clamped to the buffer.
  */
 const IO = (ins: string[], out: string, half: string[] = []) =>
   ins.map((n, i) => {
