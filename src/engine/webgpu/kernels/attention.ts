@@ -16,24 +16,16 @@ const io = (ins: string[], outs: string[]) =>
 // P: [batch, lq, lk, scale, causal]
 const HEAD = (d: number, dv: number, tile: number) => `${PARAMS}
 const D = ${d}u; const DV = ${dv}u; const T = ${tile}u; const WGS = ${ATTN_WG}u;
+var<workgroup> Kt: array<f32, ${tile * d}>;
+var<workgroup> Vt: array<f32, ${tile * dv}>;
 fn dotRow(a: ptr<function, array<f32, ${d}>>, b: u32) -> f32 { var s = 0.0; for (var c = 0u; c < D; c++) { s = fma((*a)[c], Kt[b * D + c], s); } return s; }
 `;
 
-/** Output and (for the backward) the log-sum-exp of each query row. */
-export const attentionForwardKernel = (d: number, dv: number) => {
-  const t = tileRows(d + dv);
-  return HEAD(d, dv, t) + io(['Q', 'K', 'V'], ['O', 'LSE']) + `
-var<workgroup> Kt: array<f32, ${t * d}>;
-var<workgroup> Vt: array<f32, ${t * dv}>;
-@compute @workgroup_size(${ATTN_WG})
-fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) l: u32) {
-  let b = w.y; let lq = P[1]; let lk = P[2]; let scale = pf(3u); let causal = P[4] == 1u;
-  let i = w.x * WGS + l;
-  let valid = i < lq;
-  var q: array<f32, ${d}>;
-  if (valid) { for (var c = 0u; c < D; c++) { q[c] = Q[(b * lq + i) * D + c]; } }
-  var acc: array<f32, ${dv}>;
-  var m = -3.0e38; var s = 0.0;
+/**
+ * The per-query loop over keys: tiles of K and V are loaded by the whole workgroup, then each
+ * valid query runs `perKey` for key t0 + jj (keys after the query skipped when causal).
+ */
+const streamKeys = (perKey: string) => `
   let kEnd = select(lk, min(lk, (w.x + 1u) * WGS), causal);
   for (var t0 = 0u; t0 < kEnd; t0 += T) {
     workgroupBarrier();
@@ -43,16 +35,31 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) l: u32
     if (valid) {
       let tEnd = min(T, kEnd - t0);
       for (var jj = 0u; jj < tEnd; jj++) {
-        if (causal && t0 + jj > i) { break; }
+        if (causal && t0 + jj > i) { break; }${perKey}
+      }
+    }
+  }`;
+
+/** Output and (for the backward) the log-sum-exp of each query row. */
+export const attentionForwardKernel = (d: number, dv: number) => {
+  const t = tileRows(d + dv);
+  return HEAD(d, dv, t) + io(['Q', 'K', 'V'], ['O', 'LSE']) + `
+@compute @workgroup_size(${ATTN_WG})
+fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) l: u32) {
+  let b = w.y; let lq = P[1]; let lk = P[2]; let scale = pf(3u); let causal = P[4] == 1u;
+  let i = w.x * WGS + l;
+  let valid = i < lq;
+  var q: array<f32, ${d}>;
+  if (valid) { for (var c = 0u; c < D; c++) { q[c] = Q[(b * lq + i) * D + c]; } }
+  var acc: array<f32, ${dv}>;
+  var m = -3.0e38; var s = 0.0;
+${streamKeys(`
         let x = dotRow(&q, jj) * scale;
         let mn = max(m, x);
         let corr = exp(m - mn); let p = exp(x - mn);
         s = s * corr + p;
         for (var c = 0u; c < DV; c++) { acc[c] = fma(p, Vt[jj * DV + c], acc[c] * corr); }
-        m = mn;
-      }
-    }
-  }
+        m = mn;`)}
   if (!valid) { return; }
   for (var c = 0u; c < DV; c++) { O[(b * lq + i) * DV + c] = acc[c] / s; }
   LSE[b * lq + i] = m + log(s);
@@ -74,8 +81,6 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @bu
 export const attentionGradQKernel = (d: number, dv: number) => {
   const t = tileRows(d + dv);
   return HEAD(d, dv, t) + io(['Q', 'K', 'V', 'GO', 'LSE', 'DELTA'], ['DQ']) + `
-var<workgroup> Kt: array<f32, ${t * d}>;
-var<workgroup> Vt: array<f32, ${t * dv}>;
 @compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) l: u32) {
   let b = w.y; let lq = P[1]; let lk = P[2]; let scale = pf(3u); let causal = P[4] == 1u;
@@ -86,24 +91,12 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) l: u32
   for (var c = 0u; c < D; c++) { q[c] = Q[row * D + c]; }
   for (var c = 0u; c < DV; c++) { go[c] = GO[row * DV + c]; }
   let lse = LSE[row]; let delta = DELTA[row];
-  let kEnd = select(lk, min(lk, (w.x + 1u) * WGS), causal);
-  for (var t0 = 0u; t0 < kEnd; t0 += T) {
-    workgroupBarrier();
-    for (var e = l; e < T * D; e += WGS) { let j = t0 + e / D; if (j < lk) { Kt[e] = K[(b * lk + j) * D + e % D]; } }
-    for (var e = l; e < T * DV; e += WGS) { let j = t0 + e / DV; if (j < lk) { Vt[e] = V[(b * lk + j) * DV + e % DV]; } }
-    workgroupBarrier();
-    if (valid) {
-      let tEnd = min(T, kEnd - t0);
-      for (var jj = 0u; jj < tEnd; jj++) {
-        if (causal && t0 + jj > i) { break; }
+${streamKeys(`
         let p = exp(dotRow(&q, jj) * scale - lse);
         var dp = 0.0;
         for (var c = 0u; c < DV; c++) { dp = fma(go[c], Vt[jj * DV + c], dp); }
         let ds = p * (dp - delta);
-        for (var c = 0u; c < D; c++) { dq[c] = fma(ds, Kt[jj * D + c], dq[c]); }
-      }
-    }
-  }
+        for (var c = 0u; c < D; c++) { dq[c] = fma(ds, Kt[jj * D + c], dq[c]); }`)}
   if (!valid) { return; }
   for (var c = 0u; c < D; c++) { DQ[row * D + c] = dq[c] * scale; }
 }`;
