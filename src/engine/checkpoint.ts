@@ -1,6 +1,7 @@
 // Gradient checkpointing: run a block without keeping its activations, then recompute them
 // during backward. Trades one extra forward of the block for its activation memory.
 import { gradLeaves, isGradEnabled, noGrad, withGrad } from './autograd.js';
+import type { Backend, Storage } from './backend.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -17,18 +18,28 @@ export interface ReplayableState {
   restore(s: unknown): void;
 }
 
+/**
+ * Runs fn in an allocation scope of `be` (backends without scopes: plain call); only the storage
+ * `keep` picks from the result survives the scope. If fn throws, everything it allocated goes.
+ */
+function inScope<T>(be: Backend | undefined, fn: () => T, keep: (r: T) => Storage[]): T {
+  be?.beginScope?.();
+  let r: T | undefined, done = false;
+  try {
+    r = fn();
+    done = true;
+    return r;
+  } finally {
+    be?.endScope?.(done ? keep(r as T) : []);
+  }
+}
+
 export function checkpointWithState(state: ReplayableState | undefined, fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
   if (!isGradEnabled()) return fn(...inputs);
   const saved = state?.save();
   // The block's temporaries die here; a GPU backend reclaims them now instead of after the step.
   const be = inputs[0]?.backend;
-  be?.beginScope?.();
-  let out: Tensor | undefined;
-  try {
-    out = noGrad(() => fn(...inputs));
-  } finally {
-    be?.endScope?.(out ? [out.storage] : []);
-  }
+  const out = inScope(be, () => noGrad(() => fn(...inputs)), (o) => [o.storage]);
   const y = out.detach();
   // Parameters inside fn are invisible here, so the node must exist even when no input needs a
   // gradient: mark the output as requiring one and let the recompute decide.
@@ -45,16 +56,12 @@ export function checkpointWithState(state: ReplayableState | undefined, fn: (...
       const now = state?.save();
       if (state) state.restore(saved);
       // The recomputed activations die with this node: only gradients leave the scope.
-      let leaves: Tensor[] = [];
-      be?.beginScope?.();
-      try {
-        withGrad(() => {
-          const z = fn(...xs);
-          if (z.requiresGrad) { leaves = gradLeaves(z); z.backward(gy); }
-        });
-      } finally {
-        be?.endScope?.([...xs, ...leaves].flatMap((t) => (t.grad ? [t.grad.storage] : [])));
-      }
+      inScope(be, () => withGrad(() => {
+        const z = fn(...xs);
+        const leaves = z.requiresGrad ? gradLeaves(z) : [];
+        if (z.requiresGrad) z.backward(gy);
+        return [...xs, ...leaves];
+      }), (ts) => ts.flatMap((t) => (t.grad ? [t.grad.storage] : [])));
       if (state) state.restore(now);
       return xs.map((d) => (d.requiresGrad ? d.grad : null));
     },

@@ -71,10 +71,7 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
     }
     // New tensors (noise, token ids) go where the model's weights are.
     const be = m.unet.weights.backend ?? E.getDefaultBackend();
-    const prevBackend = E.getDefaultBackend();
-    E.setDefaultBackend(be);
-    let img: Tensor;
-    try {
+    const img = await E.withBackend(be, async () => {
       const chunks = Math.max(1, Math.ceil(m.tokenizer.encode(text).length / 75), Math.ceil(m.tokenizer.encode(neg.text).length / 75));
       const context = E.noGrad(() => E.concat([encodePrompt(m, neg.text, chunks, o.clipSkip ?? 1), encodePrompt(m, text, chunks, o.clipSkip ?? 1)], 0));
       const rng = new E.Rng(seed);
@@ -91,10 +88,8 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
         o.onStep?.(i + 1, steps);
         await be.collect?.(); // a GPU backend reclaims the step's temporaries before the next one
       }
-      img = E.noGrad(() => m.vae.decode(E.mulScalar(x, 1 / m.vae.config.scaling_factor)));
-    } finally {
-      E.setDefaultBackend(prevBackend);
-    }
+      return E.noGrad(() => m.vae.decode(E.mulScalar(x, 1 / m.vae.config.scaling_factor)));
+    });
     const rgb = await toRgb(img);
     const params = [
       `Steps: ${steps}`, `Sampler: ${SAMPLER_LABELS[sampler.name] ?? sampler.name}`, `CFG scale: ${cfg}`, `Seed: ${seed}`,

@@ -15,9 +15,7 @@ export class Weights {
   }
 
   get(name: string): Tensor {
-    const t = this.tensors.get(name);
-    if (!t) throw new Error(`${this.source}: missing weight "${name}"`);
-    this.used.add(name);
+    const t = this.raw(name);
     // Half-precision storage (mixed_precision) is widened for compute on each use.
     return t.dtype === 'f16' ? t.to('f32') : t;
   }

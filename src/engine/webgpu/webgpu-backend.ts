@@ -169,13 +169,13 @@ export class WebGPUBackend implements Backend {
     this.check(dtype);
     const s = this.out(dtype, n);
     this.endPass();
-    this.enc().clearBuffer(s.buffer, 0, s.bytes + ((4 - (s.bytes % 4)) % 4));
+    this.enc().clearBuffer(s.buffer, 0, s.bytes); // byteSize() is a multiple of 4
     return s;
   }
 
   async read(st: Storage): Promise<TypedArray> {
     const s = st as GpuStorage;
-    const size = s.bytes + ((4 - (s.bytes % 4)) % 4);
+    const size = s.bytes;
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.endPass();
     this.enc().copyBufferToBuffer(s.buffer, 0, staging, 0, size);
