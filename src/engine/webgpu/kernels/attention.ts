@@ -2,16 +2,12 @@
 // queries) streamed through workgroup memory in tiles, online softmax. No [Lq, Lk] buffer exists
 // in either direction; the backward recomputes probabilities from the saved log-sum-exp.
 // Head sizes are compiled in (register arrays), so each (d, dv) pair is its own pipeline.
-import { PARAMS } from './common.js';
+import { FLAT_MAIN, PARAMS, bindings } from './common.js';
 
 export const ATTN_WG = 64;
 
 /** Rows of a tile that fit 16 KiB of workgroup memory (the WebGPU default limit). */
 export const tileRows = (floatsPerRow: number) => Math.max(1, Math.min(64, Math.floor(4096 / floatsPerRow)));
-
-const io = (ins: string[], outs: string[]) =>
-  ins.map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<f32>;\n`).join('') +
-  outs.map((n, i) => `@group(0) @binding(${ins.length + i + 1}) var<storage, read_write> ${n}: array<f32>;\n`).join('');
 
 // P: [batch, lq, lk, scale, causal]
 const HEAD = (d: number, dv: number, tile: number) => `${PARAMS}
@@ -43,7 +39,7 @@ const streamKeys = (perKey: string) => `
 /** Output and (for the backward) the log-sum-exp of each query row. */
 export const attentionForwardKernel = (d: number, dv: number) => {
   const t = tileRows(d + dv);
-  return HEAD(d, dv, t) + io(['Q', 'K', 'V'], ['O', 'LSE']) + `
+  return HEAD(d, dv, t) + bindings(['Q', 'K', 'V'], ['O', 'LSE']) + `
 @compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) l: u32) {
   let b = w.y; let lq = P[1]; let lk = P[2]; let scale = pf(3u); let causal = P[4] == 1u;
@@ -67,20 +63,16 @@ ${streamKeys(`
 };
 
 /** Delta[i] = dO[i] . O[i]. P: [rows, dv]. */
-export const attentionDeltaKernel = `${PARAMS}${io(['GO', 'O'], ['DELTA'])}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
-  let r = (w.y * nw.x + w.x) * 256u + l;
-  if (r >= P[0]) { return; }
+export const attentionDeltaKernel = PARAMS + bindings(['GO', 'O'], ['DELTA']) + FLAT_MAIN(`
+  if (i >= P[0]) { return; }
   var s = 0.0;
-  for (var c = 0u; c < P[1]; c++) { s = fma(GO[r * P[1] + c], O[r * P[1] + c], s); }
-  DELTA[r] = s;
-}`;
+  for (var c = 0u; c < P[1]; c++) { s = fma(GO[i * P[1] + c], O[i * P[1] + c], s); }
+  DELTA[i] = s;`);
 
 /** dQ: per query, stream keys and values. */
 export const attentionGradQKernel = (d: number, dv: number) => {
   const t = tileRows(d + dv);
-  return HEAD(d, dv, t) + io(['Q', 'K', 'V', 'GO', 'LSE', 'DELTA'], ['DQ']) + `
+  return HEAD(d, dv, t) + bindings(['Q', 'K', 'V', 'GO', 'LSE', 'DELTA'], ['DQ']) + `
 @compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) l: u32) {
   let b = w.y; let lq = P[1]; let lk = P[2]; let scale = pf(3u); let causal = P[4] == 1u;
@@ -107,7 +99,7 @@ export const attentionGradKVKernel = (d: number, dv: number) => {
   const t = tileRows(d + dv + 2);
   return `${PARAMS}
 const D = ${d}u; const DV = ${dv}u; const T = ${t}u; const WGS = ${ATTN_WG}u;
-` + io(['Q', 'K', 'V', 'GO', 'LSE', 'DELTA'], ['DK', 'DV_']) + `
+` + bindings(['Q', 'K', 'V', 'GO', 'LSE', 'DELTA'], ['DK', 'DV_']) + `
 var<workgroup> Qt: array<f32, ${t * d}>;
 var<workgroup> Gt: array<f32, ${t * dv}>;
 var<workgroup> St: array<f32, ${2 * t}>;
