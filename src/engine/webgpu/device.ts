@@ -75,12 +75,17 @@ function describe(adapter: GPUAdapter): AdapterReport {
   };
 }
 
+/** The GPU entry point and its preferred adapter (null when there is none). */
+async function findAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter | null }> {
+  gpuPromise ??= getGpu();
+  const gpu = await gpuPromise;
+  return { gpu, adapter: await gpu.requestAdapter({ powerPreference: 'high-performance' }) };
+}
+
 /** Looks for an adapter without creating a device (for `sdlora doctor`). */
 export async function probeAdapter(): Promise<AdapterReport> {
   try {
-    gpuPromise ??= getGpu();
-    const gpu = await gpuPromise;
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    const { adapter } = await findAdapter();
     if (!adapter) return { found: false, reason: `no WebGPU adapter. ${NO_ADAPTER_HELP}`, features: [], limits: {} };
     return describe(adapter);
   } catch (e) {
@@ -93,9 +98,7 @@ let ctxPromise: Promise<GpuContext> | null = null;
 /** The process-wide device, created on first use with the adapter's maximum limits. */
 export function gpuContext(): Promise<GpuContext> {
   ctxPromise ??= (async () => {
-    gpuPromise ??= getGpu();
-    const gpu = await gpuPromise;
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    const { gpu, adapter } = await findAdapter();
     if (!adapter) throw new Error(`WebGPU: no adapter found. ${NO_ADAPTER_HELP}`);
     const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
     const requiredLimits: Record<string, number> = {};
