@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { bytesToUnicode } from '../../src/models/clip-tokenizer.js';
-import { goldenDir } from './golden.js';
+import { goldenCase } from './golden.js';
 
 export function byteVocab(): Record<string, number> {
   const chars = bytesToUnicode().ordered;
@@ -14,16 +14,15 @@ export function byteVocab(): Record<string, number> {
 }
 
 export async function tinyModelFolder(): Promise<string> {
-  const g = goldenDir();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sdlora-tiny-'));
   for (const [sub, src, cfg, name] of [
-    ['unet', 'unet-tiny/unet.safetensors', 'unet-tiny/config.json', 'diffusion_pytorch_model.safetensors'],
-    ['vae', 'vae-tiny/vae.safetensors', 'vae-tiny/config.json', 'diffusion_pytorch_model.safetensors'],
-    ['text_encoder', 'clip-text-tiny/text_encoder.safetensors', 'clip-text-tiny/config.json', 'model.safetensors'],
+    ['unet', path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'unet.safetensors'), path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'config.json'), 'diffusion_pytorch_model.safetensors'],
+    ['vae', path.join(goldenCase('vae'), 'vae.safetensors'), path.join(goldenCase('vae'), 'config.json'), 'diffusion_pytorch_model.safetensors'],
+    ['text_encoder', path.join(goldenCase('sd1-text'), 'text_encoder.safetensors'), path.join(goldenCase('sd1-text'), 'config.json'), 'model.safetensors'],
   ]) {
     await mkdir(path.join(dir, sub), { recursive: true });
-    await copyFile(path.join(g, src), path.join(dir, sub, name));
-    await copyFile(path.join(g, cfg), path.join(dir, sub, 'config.json'));
+    await copyFile(src, path.join(dir, sub, name));
+    await copyFile(cfg, path.join(dir, sub, 'config.json'));
   }
   await mkdir(path.join(dir, 'tokenizer'));
   await writeFile(path.join(dir, 'tokenizer', 'vocab.json'), JSON.stringify(byteVocab()));

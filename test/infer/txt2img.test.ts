@@ -10,7 +10,7 @@ import { parsePrompt } from '../../src/infer/prompt.js';
 import { txt2img } from '../../src/infer/txt2img.js';
 import { LoRALibrary } from '../../src/lora/library.js';
 import { loadSDModel, type SDModel } from '../../src/models/sd-model.js';
-import { goldenDir } from '../helpers/golden.js';
+import { goldenCase, goldenDir } from '../helpers/golden.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
 
 let model: SDModel;
@@ -24,8 +24,8 @@ describe('txt2img', () => {
     model = await loadSDModel(await tinyModelFolder());
     const libDir = await mkdtemp(path.join(os.tmpdir(), 'sdlora-lib-'));
     await mkdir(path.join(libDir, 'styles', 'nested'), { recursive: true });
-    await copyFile(path.join(goldenDir(), 'lora/lora_a.safetensors'), path.join(libDir, 'styles', 'nested', 'shapes.safetensors'));
-    await copyFile(path.join(goldenDir(), 'lora/lora_b.safetensors'), path.join(libDir, 'other.safetensors'));
+    await copyFile(path.join(goldenCase('lora'), 'lora_a.safetensors'), path.join(libDir, 'styles', 'nested', 'shapes.safetensors'));
+    await copyFile(path.join(goldenCase('lora'), 'lora_b.safetensors'), path.join(libDir, 'other.safetensors'));
     library = await LoRALibrary.scan(libDir);
   });
 

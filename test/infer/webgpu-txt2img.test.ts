@@ -9,7 +9,7 @@ import * as E from '../../src/engine/index.js';
 import { txt2img } from '../../src/infer/txt2img.js';
 import { LoRALibrary } from '../../src/lora/library.js';
 import { loadSDModel, moveModel } from '../../src/models/sd-model.js';
-import { goldenDir } from '../helpers/golden.js';
+import { goldenCase, goldenDir } from '../helpers/golden.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
 import { webgpuOrSkip } from '../helpers/webgpu.js';
 
@@ -23,7 +23,7 @@ describe('txt2img on webgpu', () => {
     const onGpu = moveModel(await loadSDModel(folder), gpu);
     assert.equal(onGpu.unet.weights.backend, gpu);
     const libDir = await mkdtemp(path.join(os.tmpdir(), 'sdlora-gpu-lib-'));
-    await copyFile(path.join(goldenDir(), 'lora/lora_a.safetensors'), path.join(libDir, 'shapes.safetensors'));
+    await copyFile(path.join(goldenCase('lora'), 'lora_a.safetensors'), path.join(libDir, 'shapes.safetensors'));
     const library = await LoRALibrary.scan(libDir);
     for (const [sampler, prompt] of [['euler_a', 'a red circle'], ['dpmpp_2m', 'a red circle <lora:shapes:1>']]) {
       const o = { prompt, width: 32, height: 32, steps: 3, seed: 9, sampler };

@@ -1,7 +1,7 @@
 // LoRA application parity with sd-scripts (merge and runtime), and one LoRA training step's
 // loss and gradients (lora-backward).
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
@@ -13,17 +13,16 @@ import { CLIPTextModel } from '../../src/models/clip-text.js';
 import { UNet2DConditionModel } from '../../src/models/unet.js';
 import { DDPMScheduler, SD15_SCHEDULER } from '../../src/schedulers/index.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { goldenDir } from '../helpers/golden.js';
+import { goldenCase, requireFile } from '../helpers/golden.js';
 import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
 
-const root = goldenDir();
-const loraDir = path.join(root, 'lora');
+const loraDir = goldenCase('lora');
 const close = (a: Tensor, b: Tensor, what: string, atol = 1e-4) => {
   const d = maxAbsDiff(a.dataSync(), b.dataSync());
   assert.ok(d <= atol, `${what}: max |diff| ${d.toExponential(2)}`);
 };
 
-describe('golden parity: LoRA', { skip: !existsSync(loraDir) }, () => {
+describe('golden parity: LoRA', () => {
   before(() => E.initCpuBackend());
 
   // Cases named `<field>.<combo>` in io.safetensors; combos: a_m<k> (A at k) or a<k>_b<j>.
@@ -82,8 +81,8 @@ describe('golden parity: LoRA', { skip: !existsSync(loraDir) }, () => {
     assert.ok(r.unknown.length > 0 && r.unknown.every((n) => n.startsWith('lora_te_')), 'text-encoder modules are unknown without a text encoder');
   });
 
-  it('lora-backward: loss and every LoRA gradient of one training step', { skip: !existsSync(path.join(root, 'lora-backward')) }, async () => {
-    const io = (await loadSafetensors(path.join(root, 'lora-backward/io.safetensors'))).tensors;
+  it('lora-backward: loss and every LoRA gradient of one training step', async () => {
+    const io = (await loadSafetensors(requireFile(goldenCase('lora-backward'), 'io.safetensors'))).tensors;
     const unet = await goldenUNet(), te = await goldenTextEncoder();
     const lora = await loadLoRA(path.join(loraDir, 'lora_a.safetensors'));
     for (const m of lora.modules.values()) { m.down = m.down.detach().requireGrad(); m.up = m.up.detach().requireGrad(); }

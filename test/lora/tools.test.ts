@@ -17,10 +17,9 @@ import { loraTargets } from '../../src/lora/targets.js';
 import { chooseRank, extractLoRA, resizeLoRA, svdMergeLoRAs } from '../../src/lora/tools.js';
 import { loadSingleFile, loadStateDict, readJson } from '../../src/models/loader.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { goldenDir } from '../helpers/golden.js';
+import { goldenCase } from '../helpers/golden.js';
 import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
 
-const g = goldenDir();
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'sdlora-tools-'));
 let A: LoRAFile, B: LoRAFile;
 const rng = new E.Rng(5);
@@ -30,8 +29,8 @@ const delta = (m: { up: Tensor; down: Tensor; alpha: number }, k = 1) => E.mulSc
 describe('LoRA tools', () => {
   before(async () => {
     await E.initCpuBackend();
-    A = await loadLoRA(path.join(g, 'lora/lora_a.safetensors'));
-    B = await loadLoRA(path.join(g, 'lora/lora_b.safetensors'));
+    A = await loadLoRA(path.join(goldenCase('lora'), 'lora_a.safetensors'));
+    B = await loadLoRA(path.join(goldenCase('lora'), 'lora_b.safetensors'));
   });
 
   it('SVD of a low-rank product and randomized truncated SVD', () => {
@@ -105,16 +104,16 @@ describe('LoRA tools', () => {
     assert.deepEqual(keys, [...keys].sort());
 
     const all: [string, Tensor][] = [];
-    for (const f of ['unet-tiny/unet_ldm.safetensors', 'vae-tiny/vae_ldm.safetensors', 'clip-text-tiny/text_encoder_ldm.safetensors']) all.push(...(await loadStateDict(path.join(g, f))).entries());
+    for (const f of [path.join(goldenCase('sd1-unet', 'unet_ldm.safetensors'), 'unet_ldm.safetensors'), path.join(goldenCase('vae'), 'vae_ldm.safetensors'), path.join(goldenCase('sd1-text'), 'text_encoder_ldm.safetensors')]) all.push(...(await loadStateDict(f)).entries());
     const ckpt = path.join(tmp, 'tiny.safetensors');
     await saveSafetensors(ckpt, all);
     const merged = path.join(tmp, 'tiny-merged.safetensors');
-    const unetConfig = readJson(path.join(g, 'unet-tiny/config.json'));
+    const unetConfig = readJson(path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'config.json'));
     const r = await mergeIntoCheckpoint(ckpt, [{ lora: A, ratio: 0.7 }, { lora: B, ratio: 0.3 }], merged, { unetConfig });
     assert.equal(r.changed, A.modules.size);
     assert.deepEqual(r.unknown, []);
-    const m = await loadSingleFile(merged, { unet: unetConfig, vae: readJson(path.join(g, 'vae-tiny/config.json')), textEncoder: readJson(path.join(g, 'clip-text-tiny/config.json')) });
-    const io = (await loadSafetensors(path.join(g, 'lora/io.safetensors'))).tensors;
+    const m = await loadSingleFile(merged, { unet: unetConfig, vae: readJson(path.join(goldenCase('vae'), 'config.json')), textEncoder: readJson(path.join(goldenCase('sd1-text'), 'config.json')) });
+    const io = (await loadSafetensors(path.join(goldenCase('lora'), 'io.safetensors'))).tensors;
     E.noGrad(() => {
       assert.ok(maxAbsDiff(m.unet.forward(io.sample, io.timestep, io.encoder_hidden_states).dataSync(), io['unet_out.a0.7_b0.3'].dataSync()) < 1e-4);
       assert.ok(maxAbsDiff(m.textEncoder.forward(io.input_ids).lastHiddenState.dataSync(), io['te_last_hidden_state.a0.7_b0.3'].dataSync()) < 1e-4);
@@ -125,8 +124,8 @@ describe('LoRA tools', () => {
   it('runs the CLI: lora list, resize, merge-loras', () => {
     const cli = path.resolve('bin/sdlora.js');
     const resized = path.join(tmp, 'resized.safetensors');
-    execFileSync('node', [cli, 'lora', 'resize', path.join(g, 'lora/lora_a.safetensors'), '--rank', '2', '--out', resized], { stdio: 'pipe' });
-    execFileSync('node', [cli, 'lora', 'merge-loras', '--lora', `${path.join(g, 'lora/lora_a.safetensors')}:0.5`, `${path.join(g, 'lora/lora_b.safetensors')}:0.5`, '--rank', '4', '--out', path.join(tmp, 'ab.safetensors')], { stdio: 'pipe' });
+    execFileSync('node', [cli, 'lora', 'resize', path.join(goldenCase('lora'), 'lora_a.safetensors'), '--rank', '2', '--out', resized], { stdio: 'pipe' });
+    execFileSync('node', [cli, 'lora', 'merge-loras', '--lora', `${path.join(goldenCase('lora'), 'lora_a.safetensors')}:0.5`, `${path.join(goldenCase('lora'), 'lora_b.safetensors')}:0.5`, '--rank', '4', '--out', path.join(tmp, 'ab.safetensors')], { stdio: 'pipe' });
     const list = JSON.parse(execFileSync('node', [cli, 'lora', 'list', tmp, '--json'], { encoding: 'utf8' })) as { loras: { name: string; dim: string; hash: string }[] };
     const byName = Object.fromEntries(list.loras.map((l) => [l.name, l]));
     assert.equal(byName.resized.dim, '2');

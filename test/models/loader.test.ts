@@ -9,21 +9,20 @@ import * as E from '../../src/engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import { loadDiffusersFolder, loadSingleFile, loadStateDict, readJson } from '../../src/models/loader.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { goldenDir } from '../helpers/golden.js';
+import { goldenCase } from '../helpers/golden.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
 
-const g = goldenDir();
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'sdlora-load-'));
 const configs = {
-  unet: readJson(path.join(g, 'unet-tiny/config.json')),
-  vae: readJson(path.join(g, 'vae-tiny/config.json')),
-  textEncoder: readJson(path.join(g, 'clip-text-tiny/config.json')),
+  unet: readJson(path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'config.json')),
+  vae: readJson(path.join(goldenCase('vae'), 'config.json')),
+  textEncoder: readJson(path.join(goldenCase('sd1-text'), 'config.json')),
 };
 
 async function checkOutputs(m: Awaited<ReturnType<typeof loadSingleFile>>, tol: number): Promise<void> {
-  const u = (await loadSafetensors(path.join(g, 'unet-tiny/io.safetensors'))).tensors;
-  const v = (await loadSafetensors(path.join(g, 'vae-tiny/io.safetensors'))).tensors;
-  const c = (await loadSafetensors(path.join(g, 'clip-text-tiny/io.safetensors'))).tensors;
+  const u = (await loadSafetensors(path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'io.safetensors'))).tensors;
+  const v = (await loadSafetensors(path.join(goldenCase('vae'), 'io.safetensors'))).tensors;
+  const c = (await loadSafetensors(path.join(goldenCase('sd1-text'), 'io.safetensors'))).tensors;
   E.noGrad(() => {
     assert.ok(maxAbsDiff(m.unet.forward(u.sample, u.timestep, u.encoder_hidden_states).dataSync(), u.out.dataSync()) < tol, 'unet');
     assert.ok(maxAbsDiff(m.vae.decode(v.latent).dataSync(), v.decoded.dataSync()) < tol, 'vae');
@@ -40,8 +39,8 @@ describe('model loaders', () => {
 
   it('loads a single-file LDM checkpoint (f32, and f16 converted on load)', async () => {
     const all: [string, E.Tensor][] = [];
-    for (const f of ['unet-tiny/unet_ldm.safetensors', 'vae-tiny/vae_ldm.safetensors', 'clip-text-tiny/text_encoder_ldm.safetensors']) {
-      all.push(...(await loadStateDict(path.join(g, f))).entries());
+    for (const f of [path.join(goldenCase('sd1-unet', 'unet_ldm.safetensors'), 'unet_ldm.safetensors'), path.join(goldenCase('vae'), 'vae_ldm.safetensors'), path.join(goldenCase('sd1-text'), 'text_encoder_ldm.safetensors')]) {
+      all.push(...(await loadStateDict(f)).entries());
     }
     all.push(['cond_stage_model.transformer.text_model.embeddings.position_ids', E.tensor(Int32Array.from({ length: 77 }, (_, i) => i), [1, 77], 'i32')]);
     const f32 = path.join(tmp, 'tiny.safetensors');
@@ -57,7 +56,7 @@ describe('model loaders', () => {
     await writeFile(bin, 'x');
     await assert.rejects(loadSingleFile(bin), /model\.ckpt: pickle checkpoints/);
     const part = path.join(tmp, 'unet-only.safetensors');
-    await copyFile(path.join(g, 'unet-tiny/unet_ldm.safetensors'), part);
+    await copyFile(path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'unet_ldm.safetensors'), part);
     await assert.rejects(loadSingleFile(part, configs), /unet-only\.safetensors: not a complete Stable Diffusion checkpoint \(no first_stage_model/);
     await assert.rejects(loadDiffusersFolder(tmp), /not a diffusers model folder/);
   });
@@ -67,7 +66,7 @@ describe('UNet parameter list', () => {
   it('derives exactly the golden checkpoint\'s keys and shapes from the config', async () => {
     const { parseUNetConfig } = await import('../../src/models/unet-config.js');
     const { unetParamShapes } = await import('../../src/models/unet-params.js');
-    const sd = await loadStateDict(path.join(g, 'unet-tiny/unet.safetensors'));
+    const sd = await loadStateDict(path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'unet.safetensors'));
     const shapes = unetParamShapes(parseUNetConfig(configs.unet));
     assert.deepEqual([...shapes.keys()].sort(), [...sd.keys()].sort());
     for (const [k, s] of shapes) assert.deepEqual(s, [...sd.get(k)!.shape], k);
@@ -80,10 +79,10 @@ describe('VAE and CLIP parameter lists', () => {
     const { parseVAEConfig } = await import('../../src/models/vae.js');
     const { parseCLIPTextConfig } = await import('../../src/models/clip-text.js');
     for (const [shapes, file] of [
-      [vaeParamShapes(parseVAEConfig(configs.vae)), 'vae-tiny/vae.safetensors'],
-      [clipParamShapes(parseCLIPTextConfig(configs.textEncoder)), 'clip-text-tiny/text_encoder.safetensors'],
+      [vaeParamShapes(parseVAEConfig(configs.vae)), path.join(goldenCase('vae'), 'vae.safetensors')],
+      [clipParamShapes(parseCLIPTextConfig(configs.textEncoder)), path.join(goldenCase('sd1-text'), 'text_encoder.safetensors')],
     ] as const) {
-      const sd = await loadStateDict(path.join(g, file));
+      const sd = await loadStateDict(file);
       assert.deepEqual([...shapes.keys()].sort(), [...sd.keys()].sort(), file);
       for (const [k, s] of shapes) assert.deepEqual(s, [...sd.get(k)!.shape], k);
     }

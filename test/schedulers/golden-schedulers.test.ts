@@ -9,9 +9,9 @@ import type { Tensor } from '../../src/engine/index.js';
 import { parsePythonJson } from '../../src/io/python-json.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { DDPMScheduler, alphasCumprod, betas, createSampler, parseSchedulerConfig } from '../../src/schedulers/index.js';
-import { goldenDir } from '../helpers/golden.js';
+import { goldenCase } from '../helpers/golden.js';
 
-const dir = path.join(goldenDir(), 'schedulers');
+const dir = goldenCase('schedulers');
 const io = (await loadSafetensors(path.join(dir, 'io.safetensors'))).tensors;
 const configs = parsePythonJson(readFileSync(path.join(dir, 'scheduler_configs.json'), 'utf8')) as Record<string, Record<string, unknown>>;
 const base = parseSchedulerConfig(JSON.parse(readFileSync(path.join(dir, 'scheduler_config.json'), 'utf8')));

@@ -7,7 +7,7 @@ import { DDPMScheduler, SD15_SCHEDULER } from '../../src/schedulers/index.js';
 import { allSnr, debiasedWeight, minSnrWeight, scaleVPredLikeNoisePred } from '../../src/train/loss-weights.js';
 import { lrFactor } from '../../src/train/lr-schedulers.js';
 import { createOptimizer } from '../../src/train/optimizers.js';
-import { goldenDir } from '../helpers/golden.js';
+import { goldenCase, goldenDir } from '../helpers/golden.js';
 
 /** Minimizes sum((x - t)^2) and returns the final distance to t. */
 function run(type: string, lr: number, steps: number, args: Record<string, string> = {}): { dist: number; x: Float32Array } {
@@ -73,7 +73,7 @@ describe('lr schedules', () => {
 
 describe('loss weights (sd-scripts)', () => {
   it('match the golden min-SNR, debiased and v-pred scaling values', async () => {
-    const io = (await loadSafetensors(path.join(goldenDir(), 'schedulers/io.safetensors'))).tensors;
+    const io = (await loadSafetensors(path.join(goldenCase('schedulers'), 'io.safetensors'))).tensors;
     const snr = allSnr(new DDPMScheduler(SD15_SCHEDULER).alphasCumprod);
     const ref = io['sd_scripts.all_snr'].dataSync();
     for (let t = 0; t < 1000; t += 37) assert.ok(Math.abs(snr[t] - ref[t]) <= 1e-4 * ref[t], `snr ${t}`);
