@@ -1,6 +1,8 @@
-// Converts original Stable Diffusion (LDM/CompVis) single-file key names to diffusers names.
-// The block numbering is derived from the model config (levels, layers per block, which levels
-// have attention), so it is not tied to SD 1.5's four levels.
+// Converts original Stable Diffusion (LDM/CompVis, and SDXL's SGM `model.diffusion_model.*`) single-file
+// key names to diffusers names and back, as sd-scripts' model_util.py / sdxl_model_util.py
+// (make_unet_conversion_map) and diffusers' single_file_utils.py do. The block numbering is derived
+// from the model config (levels, layers per block, which levels have attention), so it is not tied
+// to SD 1.5's four levels or SDXL's three. The reverse direction gives kohya's SDXL LoRA names.
 import type { Tensor } from '../engine/tensor.js';
 import { reshape } from '../engine/ops/layout.js';
 import type { UNetConfig } from './unet-config.js';
@@ -23,6 +25,8 @@ export function unetPrefixMap(c: UNetConfig): PrefixMap {
     ['middle_block.0.', 'mid_block.resnets.0.', 'resnet'], ['middle_block.1.', 'mid_block.attentions.0.', 'plain'],
     ['middle_block.2.', 'mid_block.resnets.1.', 'resnet'],
   ];
+  // SDXL's `label_emb` is SGM's Sequential(Sequential(Linear, SiLU, Linear)) for the added conditioning.
+  if (c.addition) m.push(['label_emb.0.0.', 'add_embedding.linear_1.', 'plain'], ['label_emb.0.2.', 'add_embedding.linear_2.', 'plain']);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < L; j++) {
       const k = 1 + i * (L + 1) + j;
@@ -72,6 +76,25 @@ export function ldmToDiffusers(key: string, map: PrefixMap): { name: string; squ
   return { name: diff + rest, squeeze: kind === 'vae-attn' && rest.endsWith('weight') };
 }
 
+/**
+ * The LDM/SGM name of a diffusers key or module path (`down_blocks.1.attentions.0.proj_in` ->
+ * `input_blocks.4.1.proj_in`); names no rule covers are returned unchanged.
+ */
+export function diffusersToLdm(name: string, map: PrefixMap): string {
+  let sorted = reverseCache.get(map);
+  if (!sorted) { sorted = [...map].sort((a, b) => b[1].length - a[1].length); reverseCache.set(map, sorted); }
+  const dotted = `${name}.`;
+  const rule = sorted.find(([, diff]) => dotted.startsWith(diff));
+  if (!rule) return name;
+  const [ldm, diff, kind] = rule;
+  let rest = dotted.slice(diff.length);
+  const renames = kind === 'resnet' ? RESNET : kind === 'vae-resnet' ? VAE_RESNET : kind === 'vae-attn' ? VAE_ATTN : [];
+  const r = renames.find(([, d]) => rest.startsWith(d));
+  if (r) rest = r[0] + rest.slice(r[1].length);
+  return (ldm + rest).slice(0, -1);
+}
+
+const reverseCache = new WeakMap<PrefixMap, PrefixMap>();
 const ruleCache = new WeakMap<PrefixMap, PrefixMap>();
 function sortedRules(map: PrefixMap): PrefixMap {
   let s = ruleCache.get(map);

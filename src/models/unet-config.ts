@@ -1,4 +1,5 @@
-// The subset of diffusers' UNet2DConditionModel config that SD 1.x/2.x use, read from config.json.
+// The subset of diffusers' UNet2DConditionModel config that SD 1.x, SD 2.x and SDXL use, read from
+// config.json (diffusers unets/unet_2d_condition.py). Variants outside that subset are refused by name.
 export interface UNetConfig {
   in_channels: number;
   out_channels: number;
@@ -17,7 +18,20 @@ export interface UNetConfig {
   flip_sin_to_cos: boolean;
   freq_shift: number;
   downsample_padding: number;
+  /**
+   * SDXL's added conditioning (`addition_embed_type: "text_time"`): pooled text embeds and six
+   * sinusoidally embedded size/crop ids through `add_embedding`; null for SD 1.x/2.x.
+   */
+  addition: { type: 'text_time'; time_embed_dim: number; input_dim: number } | null;
 }
+
+const FIXED: [string, unknown[]][] = [
+  ['act_fn', ['silu']], ['time_embedding_type', ['positional']], ['resnet_time_scale_shift', ['default']],
+  ['conv_in_kernel', [3]], ['conv_out_kernel', [3]], ['center_input_sample', [false]], ['dual_cross_attention', [false]],
+  ['only_cross_attention', [false]], ['class_embeddings_concat', [false]], ['resnet_skip_time_act', [false]],
+  ['resnet_out_scale_factor', [1]], ['mid_block_scale_factor', [1]], ['attention_type', ['default']],
+  ['cross_attention_norm', [null]], ['timestep_post_act', [null]], ['time_embedding_act_fn', [null]], ['dropout', [0]],
+];
 
 const perLevel = (v: unknown, n: number, what: string): number[] => {
   if (typeof v === 'number') return new Array(n).fill(v);
@@ -39,9 +53,20 @@ export function parseUNetConfig(raw: Record<string, unknown>, source = 'unet con
   }
   const mid = (raw.mid_block_type as string | undefined) ?? 'UNetMidBlock2DCrossAttn';
   if (mid !== 'UNetMidBlock2DCrossAttn') throw new Error(`${source}: mid_block_type ${mid} is not supported`);
-  for (const k of ['class_embed_type', 'addition_embed_type', 'encoder_hid_dim', 'time_cond_proj_dim']) {
-    if (raw[k] !== null && raw[k] !== undefined) throw new Error(`${source}: "${k}" (${JSON.stringify(raw[k])}) is not supported (SD 1.x/2.x UNets only)`);
+  for (const k of ['class_embed_type', 'encoder_hid_dim', 'time_cond_proj_dim', 'reverse_transformer_layers_per_block', 'time_embedding_dim']) {
+    if (raw[k] !== null && raw[k] !== undefined) throw new Error(`${source}: "${k}" (${JSON.stringify(raw[k])}) is not supported (SD 1.x/2.x/SDXL UNets only)`);
   }
+  // Keys whose other values would change the computation: only the value implemented here is accepted.
+  for (const [k, ok] of FIXED) {
+    if (raw[k] !== undefined && raw[k] !== null && !ok.includes(raw[k] as never)) throw new Error(`${source}: "${k}" ${JSON.stringify(raw[k])} is not supported (expected ${ok.map((v) => JSON.stringify(v)).join(' or ')})`);
+  }
+  const additionType = raw.addition_embed_type ?? null;
+  if (additionType !== null && additionType !== 'text_time') {
+    throw new Error(`${source}: addition_embed_type ${JSON.stringify(additionType)} is not supported (only SDXL's "text_time")`);
+  }
+  const addition = additionType === 'text_time'
+    ? { type: 'text_time' as const, time_embed_dim: need('addition_time_embed_dim') as number, input_dim: need('projection_class_embeddings_input_dim') as number }
+    : null;
   const heads = perLevel(raw.num_attention_heads ?? raw.attention_head_dim ?? 8, n, 'attention_head_dim');
   return {
     in_channels: need('in_channels') as number,
@@ -60,5 +85,6 @@ export function parseUNetConfig(raw: Record<string, unknown>, source = 'unet con
     flip_sin_to_cos: (raw.flip_sin_to_cos as boolean) ?? true,
     freq_shift: (raw.freq_shift as number) ?? 0,
     downsample_padding: (raw.downsample_padding as number) ?? 1,
+    addition,
   };
 }

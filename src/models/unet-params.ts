@@ -33,6 +33,7 @@ export function unetParamShapes(c: UNetConfig): Map<string, number[]> {
     proj(`${p}.proj_out`);
   };
   linP('time_embedding.linear_1', temb, boc[0]); linP('time_embedding.linear_2', temb, temb);
+  if (c.addition) { linP('add_embedding.linear_1', temb, c.addition.input_dim); linP('add_embedding.linear_2', temb, temb); }
   convP('conv_in', boc[0], c.in_channels, 3);
   let out = boc[0];
   for (let i = 0; i < n; i++) {

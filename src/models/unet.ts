@@ -1,5 +1,6 @@
-// UNet2DConditionModel (SD 1.x / 2.x) as in diffusers, driven by its config; weights are read by
-// their diffusers names.
+// UNet2DConditionModel (SD 1.x / 2.x / SDXL) as in diffusers (models/unets/unet_2d_condition.py),
+// driven by its config; weights are read by their diffusers names. SDXL's `text_time` added
+// conditioning arrives as a typed argument, diffusers' `added_cond_kwargs`.
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { attention, conv, gnorm, gnormSilu, lin, lnorm, resnet, toImage, toTokens } from './layers.js';
@@ -28,6 +29,14 @@ export function timestepEmbedding(t: Tensor, dim: number, flipSinToCos: boolean,
 
 /** Timesteps as numbers (device tensors made from host values keep a host copy). */
 const hostValues = (t: Tensor): ArrayLike<number> => (t.dtype === 'f16' ? t.to('f32').dataSync() : t.dataSync());
+
+/** SDXL's added conditioning (diffusers `added_cond_kwargs`). */
+export interface AddedConditioning {
+  /** Pooled text embedding of the second text encoder, [B, projection_dim]. */
+  textEmbeds: Tensor;
+  /** [B, 6]: original h, w, crop top, left, target h, w (host values; not differentiated). */
+  timeIds: Tensor;
+}
 
 export interface UNetOptions {
   /** Recompute each block in backward instead of keeping its activations. */
@@ -60,14 +69,38 @@ export class UNet2DConditionModel {
     return E.add(out, x);
   }
 
-  forward(sample: Tensor, timesteps: Tensor, context: Tensor): Tensor {
+  /**
+   * SDXL `text_time`: each of the six ids embedded sinusoidally (flattened, then [B, 6 * dim]),
+   * appended after the pooled text embeds, then `add_embedding` (linear, SiLU, linear). [B, temb]
+   */
+  addedEmbedding(added: AddedConditioning | undefined, batch: number, backend: E.Backend): Tensor | null {
+    const a = this.config.addition;
+    if (!a) {
+      if (added) throw new Error(`${this.weights.source}: this UNet has no addition_embed_type, so it takes no text_embeds/time_ids (an SD 1.x/2.x model given SDXL conditioning)`);
+      return null;
+    }
+    if (!added) throw new Error(`${this.weights.source}: addition_embed_type "text_time" needs text_embeds and time_ids (SDXL conditioning)`);
+    const { textEmbeds, timeIds } = added;
+    if (timeIds.shape[0] !== batch || textEmbeds.shape[0] !== batch) throw new Error(`text_embeds ${JSON.stringify(textEmbeds.shape)} / time_ids ${JSON.stringify(timeIds.shape)}: batch must be ${batch}`);
+    const flat = E.tensor(hostValues(timeIds), [timeIds.size], 'f32', E.cpuBackend);
+    const timeEmb = E.reshape(timestepEmbedding(flat, a.time_embed_dim, this.config.flip_sin_to_cos, this.config.freq_shift, backend), [batch, -1]);
+    const addEmbeds = E.concat([textEmbeds.dtype === 'f32' ? textEmbeds : textEmbeds.to('f32'), timeEmb], 1);
+    if (addEmbeds.shape[1] !== a.input_dim) {
+      throw new Error(`text_embeds width ${textEmbeds.shape[1]} + ${timeIds.shape[1]} time ids x ${a.time_embed_dim} != projection_class_embeddings_input_dim ${a.input_dim}`);
+    }
+    return lin(this.weights, 'add_embedding.linear_2', E.silu(lin(this.weights, 'add_embedding.linear_1', addEmbeds)));
+  }
+
+  forward(sample: Tensor, timesteps: Tensor, context: Tensor, added?: AddedConditioning): Tensor {
     const w = this.weights, c = this.config;
     const groups = c.norm_num_groups, eps = c.norm_eps;
     const n = c.block_out_channels.length;
     let ts = timesteps;
     if (ts.size === 1 && sample.shape[0] > 1) ts = E.tensor(new Array(sample.shape[0]).fill(hostValues(ts)[0]), [sample.shape[0]], 'f32', E.cpuBackend);
     const tproj = timestepEmbedding(ts, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift, sample.backend);
-    const temb = lin(w, 'time_embedding.linear_2', E.silu(lin(w, 'time_embedding.linear_1', tproj)));
+    let temb = lin(w, 'time_embedding.linear_2', E.silu(lin(w, 'time_embedding.linear_1', tproj)));
+    const aug = this.addedEmbedding(added, sample.shape[0], sample.backend);
+    if (aug) temb = E.add(temb, aug);
 
     let h = conv(w, 'conv_in', sample, { padding: 1 });
     const skips: Tensor[] = [h];

@@ -78,8 +78,18 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
           const weights = (await weightsFor(wf, 'unet', c.config)).toBackend(be);
           const unet = new UNet2DConditionModel(cfg, weights);
           const dev = (x: Tensor) => x.toBackend(be);
+          // SDXL (addition_embed_type text_time): the case must hold the added conditioning.
+          const sdxl = cfg.addition !== null;
+          if (sdxl) for (const k of ['text_embeds', 'time_ids']) assert.ok(io[k], `${ioPath} lacks ${k} (needed by addition_embed_type text_time)`);
+          const textEmbeds = sdxl ? dev(io.text_embeds) : null;
+          const added = () => (textEmbeds ? { textEmbeds, timeIds: io.time_ids } : undefined);
+          if (sdxl && io.aug_emb) {
+            const aug = E.noGrad(() => unet.addedEmbedding(added(), io.sample.shape[0], be));
+            assert.ok(aug, 'addedEmbedding of an SDXL UNet');
+            await close(aug, io.aug_emb, 'aug_emb');
+          }
           if (!io.loss) {
-            const out = E.noGrad(() => unet.forward(dev(io.sample), dev(io.timestep), dev(io.encoder_hidden_states)));
+            const out = E.noGrad(() => unet.forward(dev(io.sample), dev(io.timestep), dev(io.encoder_hidden_states), added()));
             await close(out, io.out, 'out');
             assert.deepEqual(weights.unused(), [], 'every weight is used');
             return;
@@ -87,7 +97,8 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
           weights.requireGrad();
           const sample = dev(io.sample).requireGrad();
           const ctx = dev(io.encoder_hidden_states).requireGrad();
-          const out = unet.forward(sample, dev(io.timestep), ctx);
+          textEmbeds?.requireGrad();
+          const out = unet.forward(sample, dev(io.timestep), ctx, added());
           await close(out, io.out, 'out');
           const loss = E.mseLoss(out, dev(io.target));
           const lv = await loss.value();
@@ -96,9 +107,14 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
           const gradTol = (t: Tensor) => 1e-4 * Math.max(...[...t.dataSync()].map(Math.abs));
           await close(sample.grad!, io.grad_sample, 'grad_sample', gradTol(io.grad_sample));
           await close(ctx.grad!, io.grad_encoder_hidden_states, 'grad_encoder_hidden_states', gradTol(io.grad_encoder_hidden_states));
+          if (textEmbeds) {
+            assert.ok(io.grad_text_embeds, `${ioPath} lacks grad_text_embeds`);
+            await close(textEmbeds.grad!, io.grad_text_embeds, 'grad_text_embeds', gradTol(io.grad_text_embeds));
+          }
           const named = Object.keys(io).filter((k) => k.startsWith('grad.') && !k.endsWith('_f64'));
           assert.ok(named.length > 0);
           for (const k of named) await close(weights.get(k.slice(5)).grad!, io[k], k, gradTol(io[k]));
+          assert.deepEqual(weights.unused(), [], 'every weight is used');
         });
       }
     } else if (cls === 'AutoencoderKL') {
