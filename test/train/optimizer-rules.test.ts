@@ -15,6 +15,10 @@ const NAMES: Name[] = ['a', 'b'];
 function grad(n: Name, s: number): Float64Array {
   return f32Values({ length: SIZES[n] }, (_, i) => (i % 11 === 5 ? 0 : Math.sin(1.7 * i + 0.9 * s + (n === 'a' ? 0.3 : 0)) * 10 ** -(1 + (i % 4))));
 }
+/** A steady descent direction with per-step wobble, so Prodigy's d estimate grows. */
+function steadyGrad(n: Name, s: number): Float64Array {
+  return f32Values({ length: SIZES[n] }, (_, i) => (i % 11 === 5 ? 0 : Math.sin(1.7 * i + (n === 'a' ? 0.3 : 0)) * (1 + 0.3 * Math.sin(0.9 * s + i)) * 10 ** -(1 + (i % 4))));
+}
 const start = (n: Name, scale = 1) => f32Values({ length: SIZES[n] }, (_, i) => scale * Math.cos(0.37 * i + (n === 'a' ? 1 : 0)));
 /** Values that float32 holds exactly, so both sides start from the same numbers. */
 function f32Values(a: { length: number }, f: (_: unknown, i: number) => number): Float64Array { return Float64Array.from(Float32Array.from(a, f)); }
@@ -22,13 +26,13 @@ function f32Values(a: { length: number }, f: (_: unknown, i: number) => number):
 type Ref = (x: Record<Name, Float64Array>, g: Record<Name, Float64Array>, lr: Record<Name, number>, t: number) => void;
 
 /** Runs sdlora's optimizer and the float64 reference for three steps; returns both trajectories. */
-function compare(type: string, args: Record<string, string>, lrs: Record<'te' | 'unet', number>, ref: Ref, scale = 1) {
+function compare(type: string, args: Record<string, string>, lrs: Record<'te' | 'unet', number>, ref: Ref, scale = 1, gradient = grad) {
   const opt = createOptimizer(type, new Map(Object.entries(lrs).map(([k, lr]) => [k, { name: k, lr }])), args);
   const x32 = { a: Float32Array.from(start('a', scale)), b: Float32Array.from(start('b', scale)) };
   const x64 = { a: Float64Array.from(x32.a), b: Float64Array.from(x32.b) };
   const steps: { got: Record<Name, Float32Array>; want: Record<Name, Float64Array> }[] = [];
   for (let t = 1; t <= 3; t++) {
-    const g = { a: grad('a', t - 1), b: grad('b', t - 1) };
+    const g = { a: gradient('a', t - 1), b: gradient('b', t - 1) };
     opt.update(NAMES.map((n) => ({ name: n, group: GROUP[n], data: x32[n] })), NAMES.map((n) => Float32Array.from(g[n])), new Map(Object.entries(lrs)));
     ref(x64, g, { a: lrs.te, b: lrs.unet }, t);
     steps.push({ got: { a: Float32Array.from(x32.a), b: Float32Array.from(x32.b) }, want: { a: Float64Array.from(x64.a), b: Float64Array.from(x64.b) } });
@@ -125,7 +129,7 @@ function sgdNesterovRef(mu: number, wd: number): Ref {
  * implements it: s and the numerator weighted by d/d0 · d·lr; optional bias correction and
  * safeguard warm-up).
  */
-function prodigyRef(o: { b1: number; b2: number; eps: number; wd: number; d0: number; dCoef: number; biasCorr: boolean; safeguard: boolean }): Ref {
+function prodigyRef(o: { b1: number; b2: number; eps: number; wd: number; d0: number; dCoef: number; biasCorr: boolean; safeguard: boolean }, ds: number[] = []): Ref {
   const b3 = Math.sqrt(o.b2);
   const m: Record<string, Float64Array> = {}, v: Record<string, Float64Array> = {}, s: Record<string, Float64Array> = {}, x0: Record<string, Float64Array> = {};
   let d = o.d0, num = 0;
@@ -145,6 +149,7 @@ function prodigyRef(o: { b1: number; b2: number; eps: number; wd: number; d0: nu
     }
     num = b3 * num + (d / o.d0) * dlr * dot;
     d = Math.max(d, (o.dCoef * num) / den); // the paper's d_{k+1} = max(d_k, d̂_{k+1}) (growth rate unbounded)
+    ds.push(d);
     for (const n of NAMES) for (let i = 0; i < SIZES[n]; i++) {
       x[n][i] -= o.wd * dlr * x[n][i];
       x[n][i] -= (dlr * m[n][i]) / (Math.sqrt(v[n][i]) + d * o.eps);
@@ -175,15 +180,17 @@ describe('optimizers follow their published update rules (float64 references, 3 
     // first steps (about d0 = 1e-6); the bound is 1e-3 of the largest move.
     const one = { te: 1, unet: 1 };
     const check = (args: Record<string, string>, o: Parameters<typeof prodigyRef>[0], what: string) => {
-      const steps = compare('Prodigy', args, one, prodigyRef(o), 1e-3);
+      const ds: number[] = [];
+      const steps = compare('Prodigy', args, one, prodigyRef(o, ds), 1e-3, steadyGrad);
+      assert.ok(ds[1] > o.d0 && ds[2] > ds[1], `${what}: d grows in the reference (${ds})`);
       const x0 = { a: start('a', 1e-3), b: start('b', 1e-3) };
       const moved = Math.max(...steps.flatMap(({ want }) => NAMES.flatMap((n) => [...want[n]].map((v, i) => Math.abs(v - x0[n][i])))));
-      assert.ok(moved > 1e-7, `${what}: the reference moves (${moved})`);
       assertClose(steps, () => 1e-3 * moved, what);
     };
-    check({}, { b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0, d0: 1e-6, dCoef: 1, biasCorr: false, safeguard: false }, 'Prodigy');
-    check({ weight_decay: '0.1', use_bias_correction: 'True', safeguard_warmup: 'True', d_coef: '2', d0: '1e-5' },
-      { b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.1, d0: 1e-5, dCoef: 2, biasCorr: true, safeguard: true }, 'Prodigy args');
+    const base = { b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0, d0: 1e-6, dCoef: 1, biasCorr: false, safeguard: false };
+    check({}, base, 'Prodigy');
+    check({ weight_decay: '0.1', use_bias_correction: 'True', d_coef: '5', d0: '2e-6' }, { ...base, wd: 0.1, biasCorr: true, dCoef: 5, d0: 2e-6 }, 'Prodigy decay, bias correction');
+    check({ safeguard_warmup: 'True', use_bias_correction: 'True', betas: '0.8,0.99', d_coef: '20' }, { ...base, b1: 0.8, b2: 0.99, safeguard: true, biasCorr: true, dCoef: 20 }, 'Prodigy safeguard warm-up');
     assert.throws(() => compare('Prodigy', {}, lrs, prodigyRef({ b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0, d0: 1e-6, dCoef: 1, biasCorr: false, safeguard: false })), /same lr/);
   });
 
