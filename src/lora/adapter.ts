@@ -1,5 +1,6 @@
-// Runtime LoRA: a layer's output plus multiplier * scale * up(down(x)), leaving the base weight
-// untouched (several LoRAs at once, each with its own multiplier; the trainer's path).
+// Runtime adapters: a layer's output plus multiplier * scale * up(down(x)) for LoRA, or plus the
+// layer's op with multiplier * delta for the other kinds; the base weight stays untouched (several
+// at once, each with its own multiplier; the trainer's path).
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 
@@ -23,5 +24,20 @@ export class LoRAAdapter implements LayerAdapter {
 
   apply(x: Tensor, convOpts?: E.Conv2dOptions): Tensor {
     return loraUp(loraDown(x, this.down, convOpts), this.up, this.scale * this.multiplier);
+  }
+}
+
+/**
+ * Runtime form of the modules that are not a plain down/up pair (LoHa, LoKr, DoRA, Tucker LoCon,
+ * full diffs): the layer's op run once more with multiplier * delta as its weight (and the bias
+ * delta added), as ComfyUI patches the weight. The delta is computed once, when attached.
+ */
+export class DeltaAdapter implements LayerAdapter {
+  constructor(public delta: Tensor, public biasDelta: Tensor | null, public multiplier: number) {}
+
+  apply(x: Tensor, convOpts?: E.Conv2dOptions): Tensor {
+    const w = E.mulScalar(this.delta, this.multiplier);
+    const b = this.biasDelta ? E.mulScalar(this.biasDelta, this.multiplier) : null;
+    return this.delta.rank === 4 ? E.conv2d(x, w, b, convOpts) : E.linear(x, w, b);
   }
 }

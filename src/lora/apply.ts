@@ -1,9 +1,13 @@
-// Applying kohya LoRA files to loaded models: at runtime (adapters) or merged into the weights
-// (W + multiplier * alpha/rank * up @ down, as sd-scripts' merge_to).
+// Applying LoRA-family files to loaded models: at runtime (adapters) or merged into the weights
+// (W + multiplier * delta; for kohya LoRA W + multiplier * alpha/rank * up @ down, as sd-scripts'
+// merge_to). A file with modules of a format sdlora does not apply is refused (never applied as a
+// silent no-op) unless the caller allows a partial application; so is a file that matches no layer.
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Weights } from '../models/weights.js';
-import { LoRAAdapter } from './adapter.js';
+import { DeltaAdapter, type LayerAdapter, LoRAAdapter } from './adapter.js';
+import { moduleBiasDelta, moduleDelta } from './formats/delta.js';
+import type { AdapterModule, UnsupportedModule } from './formats/kinds.js';
 import { type LoRAFile, type LoRAModuleWeights, scaleOf } from './lora-file.js';
 import { TE_PREFIX, UNET_PREFIX, nameIndex } from './names.js';
 
@@ -15,14 +19,23 @@ export interface LoRATargets {
 export interface Multipliers {
   unet: number;
   te: number;
+  /** Per-module multipliers by kohya module name, in place of unet / te for those modules. */
+  modules?: ReadonlyMap<string, number>;
+}
+
+export interface ApplyOptions {
+  /** Skip modules of formats sdlora does not apply (they are listed in the report) instead of refusing the file. */
+  allowPartial?: boolean;
 }
 
 export interface ApplyReport {
   applied: number;
   /** Module names in the file that match no layer of the given models. */
   unknown: string[];
+  /** Modules skipped because of their format (only with allowPartial). */
+  skipped: UnsupportedModule[];
   /** The runtime adapters and the model weights they are attached to. */
-  adapters: [Weights, LoRAAdapter][];
+  adapters: [Weights, LayerAdapter][];
 }
 
 /** Takes the adapters of an applyLoRA call off their models again. */
@@ -31,17 +44,39 @@ export function removeLoRA(r: ApplyReport): void {
   r.adapters = [];
 }
 
-/** Resolves each module of the file to (model weights, layer path). */
-function resolve(lora: LoRAFile, t: LoRATargets): { hits: [Weights, string, LoRAModuleWeights, 'unet' | 'te'][]; unknown: string[] } {
-  const idx: [string, Weights | undefined, 'unet' | 'te'][] = [[UNET_PREFIX, t.unet, 'unet'], [TE_PREFIX, t.textEncoder, 'te']];
-  const maps = idx.map(([prefix, w, kind]) => [prefix, w, kind, w ? nameIndex(w, prefix) : new Map<string, string>()] as const);
-  const hits: [Weights, string, LoRAModuleWeights, 'unet' | 'te'][] = [];
+interface Hit { w: Weights; layer: string; m: AdapterModule; mult: number }
+
+/** The formats of unsupported modules, counted: "LyCORIS IA3 (weight, on_input) x12". */
+function formatList(u: UnsupportedModule[]): string {
+  const n = new Map<string, number>();
+  for (const x of u) n.set(x.format, (n.get(x.format) ?? 0) + 1);
+  return [...n].map(([f, c]) => `${f}: ${c} module${c > 1 ? 's' : ''}`).join('; ');
+}
+
+/** Refuses unsupported formats (unless allowed) and files that would change nothing. */
+function checkApplicable(lora: LoRAFile, hits: number, unknown: string[], o: ApplyOptions): void {
+  if (lora.unsupported.length && !o.allowPartial) {
+    throw new Error(`${lora.path}: ${lora.unsupported.length} module(s) are in a format sdlora does not apply (${formatList(lora.unsupported)}; first: ${lora.unsupported[0].name}). `
+      + 'Applying the rest would silently change the result; use --allow-partial (allowPartial) to skip them with a warning');
+  }
+  if (!hits) {
+    const why = unknown.length ? `none of its ${unknown.length} modules matches a layer of this model (first: ${unknown[0]})` : 'it holds no module sdlora can apply';
+    throw new Error(`${lora.path}: ${why}; applying it would change nothing`);
+  }
+}
+
+/** Resolves each module of the file to (model weights, layer path, multiplier). */
+function resolve(lora: LoRAFile, t: LoRATargets, mult: Multipliers, o: ApplyOptions): { hits: Hit[]; unknown: string[] } {
+  const idx: [string, Weights | undefined, number][] = [[UNET_PREFIX, t.unet, mult.unet], [TE_PREFIX, t.textEncoder, mult.te]];
+  const maps = idx.map(([prefix, w, k]) => [prefix, w, k, w ? nameIndex(w, prefix) : new Map<string, string>()] as const);
+  const hits: Hit[] = [];
   const unknown: string[] = [];
-  for (const m of lora.modules.values()) {
+  for (const m of lora.adapters.values()) {
     const found = maps.find(([prefix, w, , map]) => w && m.name.startsWith(prefix) && map.has(m.name));
     if (!found) { unknown.push(m.name); continue; }
-    hits.push([found[1]!, found[3].get(m.name)!, m, found[2]]);
+    hits.push({ w: found[1]!, layer: found[3].get(m.name)!, m, mult: mult.modules?.get(m.name) ?? found[2] });
   }
+  checkApplicable(lora, hits.length, unknown, o);
   return { hits, unknown };
 }
 
@@ -53,46 +88,78 @@ function checkShapes(w: Weights, layer: string, m: LoRAModuleWeights, file: stri
   }
 }
 
-/** Attaches the file's modules as runtime adapters. Remove them with weights.removeAdapter. */
-export function applyLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers): ApplyReport {
-  const { hits, unknown } = resolve(lora, t);
-  const adapters: [Weights, LoRAAdapter][] = [];
-  for (const [w, layer, m, kind] of hits) {
-    checkShapes(w, layer, m, lora.path);
-    // The LoRA's tensors go where the model lives (a model on webgpu, a file read on cpu).
-    const be = w.raw(`${layer}.weight`).backend;
-    const a = new LoRAAdapter(m.down.toBackend(be), m.up.toBackend(be), scaleOf(m), kind === 'unet' ? mult.unet : mult.te);
-    w.addAdapter(layer, a);
-    adapters.push([w, a]);
+/** A plain down/up pair, which runs as two small projections instead of a full-size delta. */
+const plainLoRA = (m: AdapterModule): LoRAModuleWeights | null => (m.kind === 'lora' && !m.mid && !m.doraScale ? m.weights : null);
+
+/** The module's weight and bias deltas at multiplier 1 for a layer, errors naming file, module and layer. */
+function deltas(h: Hit, file: string): { weight: Tensor; bias: Tensor | null } {
+  const base = h.w.get(`${h.layer}.weight`);
+  try {
+    const weight = moduleDelta(h.m, base);
+    const bias = moduleBiasDelta(h.m);
+    if (bias && (!h.w.has(`${h.layer}.bias`) || bias.size !== base.shape[0])) throw new Error(`diff_b [${bias.shape}] does not fit the layer's bias`);
+    return { weight, bias: bias ? bias.toBackend(base.backend) : null };
+  } catch (e) {
+    throw new Error(`${file}: module "${h.m.name}" does not fit layer ${h.layer} [${base.shape}]: ${(e as Error).message}`);
   }
-  return { applied: hits.length, unknown, adapters };
+}
+
+/** The runtime adapter of one module: two projections for a plain LoRA, else its full-size delta. */
+function makeAdapter(h: Hit, file: string): LayerAdapter {
+  const plain = plainLoRA(h.m);
+  if (!plain) {
+    const d = E.noGrad(() => deltas(h, file));
+    return new DeltaAdapter(d.weight, d.bias, h.mult);
+  }
+  checkShapes(h.w, h.layer, plain, file);
+  // The LoRA's tensors go where the model lives (a model on webgpu, a file read on cpu).
+  const be = h.w.raw(`${h.layer}.weight`).backend;
+  return new LoRAAdapter(plain.down.toBackend(be), plain.up.toBackend(be), scaleOf(plain), h.mult);
+}
+
+/** Attaches the file's modules as runtime adapters (all built before any is attached). Remove them with removeLoRA. */
+export function applyLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers, o: ApplyOptions = {}): ApplyReport {
+  const { hits, unknown } = resolve(lora, t, mult, o);
+  const built = hits.map((h) => [h, makeAdapter(h, lora.path)] as const);
+  const adapters: [Weights, LayerAdapter][] = [];
+  for (const [h, a] of built) {
+    h.w.addAdapter(h.layer, a);
+    adapters.push([h.w, a]);
+  }
+  return { applied: hits.length, unknown, skipped: o.allowPartial ? lora.unsupported : [], adapters };
 }
 
 /** up @ down as a weight delta of the layer's shape (1x1 and 3x3 convs included). */
 export function loraDelta(m: LoRAModuleWeights, baseShape: readonly number[]): Tensor {
   const r = m.down.shape[0];
   const up2 = E.reshape(m.up, [m.up.shape[0], r]);
-  if (baseShape.length === 2) return E.matmul(up2, E.reshape(m.down, [r, -1]));
-  // conv: (out, r) @ (r, in*kh*kw), reshaped to the kernel
   return E.reshape(E.matmul(up2, E.reshape(m.down, [r, -1])), baseShape);
 }
 
-/** New weights with the LoRA merged in; the originals are left as they are. */
-export function mergeLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers): { unet?: Weights; textEncoder?: Weights; report: ApplyReport } {
-  const { hits, unknown } = resolve(lora, t);
+/** New weights with the file merged in; the originals are left as they are. */
+export function mergeLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers, o: ApplyOptions = {}): { unet?: Weights; textEncoder?: Weights; report: ApplyReport } {
+  const { hits, unknown } = resolve(lora, t, mult, o);
   const changes = new Map<Weights, Map<string, Tensor>>();
+  const addTo = (w: Weights, key: string, d: Tensor, k: number) => {
+    const ch = changes.get(w) ?? new Map<string, Tensor>();
+    const base = ch.get(key) ?? w.get(key);
+    ch.set(key, E.add(base, E.mulScalar(d.toBackend(base.backend), k)));
+    changes.set(w, ch);
+  };
   E.noGrad(() => {
-    for (const [w, layer, m, kind] of hits) {
-      checkShapes(w, layer, m, lora.path);
-      const key = `${layer}.weight`;
-      const ch = changes.get(w) ?? new Map<string, Tensor>();
-      const base = ch.get(key) ?? w.get(key);
-      const k = scaleOf(m) * (kind === 'unet' ? mult.unet : mult.te);
-      const delta = loraDelta(m, base.shape).toBackend(base.backend);
-      ch.set(key, E.add(base, E.mulScalar(delta, k)));
-      changes.set(w, ch);
+    for (const h of hits) {
+      const plain = plainLoRA(h.m);
+      const key = `${h.layer}.weight`;
+      if (plain) {
+        checkShapes(h.w, h.layer, plain, lora.path);
+        addTo(h.w, key, loraDelta(plain, h.w.raw(key).shape), scaleOf(plain) * h.mult);
+        continue;
+      }
+      const d = deltas(h, lora.path);
+      addTo(h.w, key, d.weight, h.mult);
+      if (d.bias) addTo(h.w, `${h.layer}.bias`, d.bias, h.mult);
     }
   });
   const merged = (w?: Weights) => (w ? w.withTensors(changes.get(w) ?? new Map(), `${w.source} + ${lora.path}`) : undefined);
-  return { unet: merged(t.unet), textEncoder: merged(t.textEncoder), report: { applied: hits.length, unknown, adapters: [] } };
+  return { unet: merged(t.unet), textEncoder: merged(t.textEncoder), report: { applied: hits.length, unknown, skipped: o.allowPartial ? lora.unsupported : [], adapters: [] } };
 }

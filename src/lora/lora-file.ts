@@ -1,6 +1,12 @@
-// kohya-ss/sd-scripts LoRA files: `<lora_name>.lora_down.weight`, `.lora_up.weight`, `.alpha`.
+// LoRA-family files: kohya-ss/sd-scripts LoRA/LoCon (`<lora_name>.lora_down.weight`, `.lora_up.weight`,
+// `.alpha`), LyCORIS LoHa/LoKr/full/DoRA and diffusers/PEFT `lora_A/lora_B`, the key formats A1111's
+// Lora extension and ComfyUI load (formats/keys.ts). Plain LoRA modules keep the `LoRAModuleWeights`
+// shape that the SVD tools and training use; every module, plain or not, is in `adapters`.
+import { reshape } from '../engine/index.js';
 import type { Tensor } from '../engine/tensor.js';
 import { SafetensorsFile } from '../io/safetensors.js';
+import { type AdapterModule, type Algorithm, type UnsupportedModule } from './formats/kinds.js';
+import { type KeyGroup, classifyParts, groupKeys } from './formats/keys.js';
 
 export interface LoRAModuleWeights {
   name: string;
@@ -12,39 +18,138 @@ export interface LoRAModuleWeights {
 
 export interface LoRAFile {
   path: string;
+  /** The plain LoRA/LoCon modules (no DoRA, no Tucker mid): what resize / merge-loras / training resume use. */
   modules: Map<string, LoRAModuleWeights>;
+  /** Every module sdlora applies, of any kind, by kohya module name. */
+  adapters: Map<string, AdapterModule>;
+  /** Modules of formats sdlora does not apply; applying the file refuses them unless told to skip them. */
+  unsupported: UnsupportedModule[];
+  /** The file's algorithms (one unless it mixes kinds). */
+  algorithms: Algorithm[];
   metadata: Record<string, string>;
-  /** Keys this loader does not understand (other network types, DoRA scales...). */
+  /** Keys of the unsupported modules. */
   unsupportedKeys: string[];
 }
 
 export const rankOf = (m: LoRAModuleWeights): number => m.down.shape[0];
 export const scaleOf = (m: LoRAModuleWeights): number => m.alpha / rankOf(m);
 
+type Parts = Map<string, Tensor>;
+
+function need(parts: Parts, names: string[], module: string, kind: string): Tensor[] {
+  const missing = names.filter((n) => !parts.has(n));
+  if (missing.length) throw new Error(`${kind} module "${module}" lacks ${missing.join(', ')}`);
+  return names.map((n) => parts.get(n)!);
+}
+
+/** A 1-D DoRA magnitude (PEFT lora_magnitude_vector) is per output row, as [out, 1]. */
+const doraOf = (parts: Parts): Tensor | undefined => {
+  const d = parts.get('dora_scale');
+  return d && d.rank === 1 ? reshape(d, [d.shape[0], 1]) : d;
+};
+
+function loraModule(name: string, parts: Parts): AdapterModule {
+  const [down, up] = need(parts, ['lora_down.weight', 'lora_up.weight'], name, 'LoRA');
+  const rank = down.shape[0];
+  if (up.shape[1] !== rank) throw new Error(`module "${name}": lora_up [${up.shape}] does not match lora_down [${down.shape}]`);
+  const alpha = parts.get('alpha')?.dataSync()[0] ?? rank;
+  return { kind: 'lora', name, weights: { name, down, up, alpha }, mid: parts.get('lora_mid.weight'), doraScale: doraOf(parts) };
+}
+
+function lohaModule(name: string, parts: Parts): AdapterModule {
+  const [w1a, w1b, w2a, w2b] = need(parts, ['hada_w1_a', 'hada_w1_b', 'hada_w2_a', 'hada_w2_b'], name, 'LoHa');
+  const t1 = parts.get('hada_t1'), t2 = parts.get('hada_t2');
+  if (!t1 !== !t2) throw new Error(`LoHa module "${name}" has ${t1 ? 'hada_t1 without hada_t2' : 'hada_t2 without hada_t1'}`);
+  return { kind: 'loha', name, w1a, w1b, w2a, w2b, t1, t2, alpha: parts.get('alpha')?.dataSync()[0], doraScale: doraOf(parts) };
+}
+
+function lokrModule(name: string, parts: Parts): AdapterModule {
+  const g = (k: string) => parts.get(k);
+  if (!g('lokr_w1') && !(g('lokr_w1_a') && g('lokr_w1_b'))) throw new Error(`LoKr module "${name}" has neither lokr_w1 nor lokr_w1_a + lokr_w1_b`);
+  if (!g('lokr_w2') && !(g('lokr_w2_a') && g('lokr_w2_b'))) throw new Error(`LoKr module "${name}" has neither lokr_w2 nor lokr_w2_a + lokr_w2_b`);
+  return {
+    kind: 'lokr', name, w1: g('lokr_w1'), w1a: g('lokr_w1_a'), w1b: g('lokr_w1_b'),
+    w2: g('lokr_w2'), w2a: g('lokr_w2_a'), w2b: g('lokr_w2_b'), t2: g('lokr_t2'),
+    alpha: g('alpha')?.dataSync()[0], doraScale: doraOf(parts),
+  };
+}
+
+function fullModule(name: string, parts: Parts): AdapterModule {
+  const [diff] = need(parts, ['diff'], name, 'full-diff');
+  return { kind: 'full', name, diff, diffB: parts.get('diff_b') };
+}
+
+const BUILD = { lora: loraModule, loha: lohaModule, lokr: lokrModule, full: fullModule };
+
+/** The algorithm `lora list` shows for one module. */
+export function algorithmOf(m: AdapterModule, peft: boolean): Algorithm {
+  if (m.doraScale) return 'dora';
+  if (m.kind !== 'lora') return m.kind;
+  if (peft) return 'peft';
+  const d = m.weights.down.shape;
+  return m.mid || (d.length === 4 && d[2] * d[3] > 1) ? 'locon' : 'lora';
+}
+
+/** Names of modules holding NaN or Inf. */
+function nonFinite(tensors: Map<string, Parts>): string[] {
+  const bad: string[] = [];
+  for (const [name, parts] of tensors) {
+    for (const t of parts.values()) if (t.dtype !== 'i32' && !t.dataSync().every(Number.isFinite)) { bad.push(name); break; }
+  }
+  return bad;
+}
+
+async function readGroups(f: SafetensorsFile, groups: KeyGroup[]): Promise<Map<string, Parts>> {
+  const out = new Map<string, Parts>();
+  for (const g of groups) {
+    const parts: Parts = new Map();
+    for (const [part, key] of g.parts) parts.set(part, await f.read(key));
+    out.set(g.name, parts);
+  }
+  return out;
+}
+
 export async function loadLoRA(path: string): Promise<LoRAFile> {
   const f = await SafetensorsFile.open(path);
   try {
-    const parts = new Map<string, Partial<{ down: Tensor; up: Tensor; alpha: number }>>();
-    const unsupported: string[] = [];
-    for (const key of f.keys()) {
-      const m = /^(.*)\.(lora_down\.weight|lora_up\.weight|alpha)$/.exec(key);
-      if (!m) { unsupported.push(key); continue; }
-      const p = parts.get(m[1]) ?? {};
-      const t = await f.read(key);
-      if (m[2] === 'alpha') p.alpha = t.dataSync()[0];
-      else if (m[2] === 'lora_down.weight') p.down = t;
-      else p.up = t;
-      parts.set(m[1], p);
+    if (!f.keys().length) throw new Error('it holds no tensors');
+    const groups = [...groupKeys(f.keys()).values()];
+    const unsupported: UnsupportedModule[] = [];
+    const applied: [KeyGroup, keyof typeof BUILD][] = [];
+    for (const g of groups) {
+      const c = classifyParts(new Set(g.parts.keys()));
+      if ('kind' in c) applied.push([g, c.kind]);
+      else unsupported.push({ name: g.name, format: c.format, keys: [...g.parts.values()] });
     }
-    const modules = new Map<string, LoRAModuleWeights>();
-    for (const [name, p] of parts) {
-      if (!p.down || !p.up) throw new Error(`${path}: module "${name}" lacks its ${p.down ? 'lora_up' : 'lora_down'} weight`);
-      const rank = p.down.shape[0];
-      if (p.up.shape[1] !== rank) throw new Error(`${path}: module "${name}": lora_up [${p.up.shape}] does not match lora_down [${p.down.shape}]`);
-      modules.set(name, { name, down: p.down, up: p.up, alpha: p.alpha ?? rank });
+    const tensors = await readGroups(f, applied.map(([g]) => g));
+    const bad = nonFinite(tensors);
+    if (bad.length) {
+      throw new Error(`${bad.length} module(s) hold NaN or Inf values (${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ', ...' : ''}); `
+        + 'the run that wrote it diverged: use an earlier save of it');
     }
-    return { path, modules, metadata: f.metadata, unsupportedKeys: unsupported };
+    const adapters = new Map<string, AdapterModule>(), modules = new Map<string, LoRAModuleWeights>();
+    const algorithms = new Set<Algorithm>();
+    for (const [g, kind] of applied) {
+      const m = BUILD[kind](g.name, tensors.get(g.name)!);
+      adapters.set(g.name, m);
+      algorithms.add(algorithmOf(m, g.peft));
+      if (m.kind === 'lora' && !m.mid && !m.doraScale) modules.set(g.name, m.weights);
+    }
+    return { path, modules, adapters, unsupported, algorithms: [...algorithms].sort(), metadata: f.metadata, unsupportedKeys: unsupported.flatMap((u) => u.keys) };
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
   } finally {
     await f.close();
   }
+}
+
+/** Throws for files the SVD tools cannot take: anything but plain LoRA / LoCon / PEFT LoRA modules. */
+export function assertPlainLoRA(lora: LoRAFile, tool: string): void {
+  const other = [...lora.adapters.values()].filter((m) => !lora.modules.has(m.name));
+  if (!other.length && !lora.unsupported.length && lora.modules.size) return;
+  const kinds = [...new Set(other.map((m) => algorithmOf(m, false)))];
+  const what = lora.unsupported.length ? `${lora.unsupported[0].format} (${lora.unsupported[0].name})`
+    : kinds.length ? `${kinds.join('+')} (e.g. ${other[0].name})` : 'no LoRA';
+  throw new Error(`${lora.path}: ${tool} works on LoRA/LoCon factors (lora_down/lora_up) only, and this file holds ${what} modules; `
+    + 'use lora merge to bake it into a checkpoint instead');
 }
