@@ -1,5 +1,6 @@
-// Sampler names as A1111/sd-scripts users know them, mapped to the diffusers schedulers.
-import { type SchedulerConfig, SD15_SCHEDULER } from './config.js';
+// Sampler names as A1111/sd-scripts users know them, mapped to the diffusers schedulers, and the
+// diffusers scheduler classes themselves by _class_name (Class.from_config of a resolved config).
+import { type SchedulerConfig, SD15_SCHEDULER, parseSchedulerConfig } from './config.js';
 import { DDIMScheduler } from './ddim.js';
 import { DDPMScheduler } from './ddpm.js';
 import { DPMSolverMultistepScheduler } from './dpm-solver.js';
@@ -23,7 +24,7 @@ export function samplerName(name: string): SamplerName {
 }
 
 export function createSampler(name: string, steps: number, config: SchedulerConfig = SD15_SCHEDULER): Sampler {
-  if (!Number.isInteger(steps) || steps < 1 || steps > config.num_train_timesteps) throw new Error(`steps must be an integer in [1, ${config.num_train_timesteps}], got ${steps}`);
+  checkSteps(steps, config);
   switch (samplerName(name)) {
     case 'ddim': return new DDIMScheduler(config, steps);
     case 'ddpm': return new DDPMScheduler(config).setTimesteps(steps);
@@ -32,6 +33,24 @@ export function createSampler(name: string, steps: number, config: SchedulerConf
     case 'dpmpp_2m': return new DPMSolverMultistepScheduler({ ...config, use_karras_sigmas: false }, steps);
     case 'dpmpp_2m_karras': return new DPMSolverMultistepScheduler({ ...config, use_karras_sigmas: true }, steps);
   }
+}
+
+/** The diffusers class a scheduler config names (`_class_name`), built for `steps` steps. */
+export function schedulerFromConfig(raw: Record<string, unknown>, steps: number): Sampler {
+  const config = parseSchedulerConfig(raw);
+  checkSteps(steps, config);
+  switch (raw._class_name) {
+    case 'DDIMScheduler': return new DDIMScheduler(config, steps);
+    case 'DDPMScheduler': return new DDPMScheduler(config).setTimesteps(steps);
+    case 'EulerDiscreteScheduler': return new EulerScheduler(config, steps);
+    case 'EulerAncestralDiscreteScheduler': return new EulerScheduler(config, steps, true);
+    case 'DPMSolverMultistepScheduler': return new DPMSolverMultistepScheduler(config, steps);
+    default: throw new Error(`scheduler config: _class_name ${String(raw._class_name)} is not supported (DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler)`);
+  }
+}
+
+function checkSteps(steps: number, config: SchedulerConfig): void {
+  if (!Number.isInteger(steps) || steps < 1 || steps > config.num_train_timesteps) throw new Error(`steps must be an integer in [1, ${config.num_train_timesteps}], got ${steps}`);
 }
 
 export type { Sampler } from './sampler.js';

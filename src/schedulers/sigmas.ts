@@ -1,5 +1,8 @@
-// Sigma (noise level) schedules shared by the Karras-style samplers (Euler, DPM-Solver).
+// Sigma (noise level) schedules of the Karras-style samplers (Euler, DPM-Solver), as diffusers
+// 0.30.3 computes them: training sigmas in float32 (torch), interpolation and the Karras / Lu
+// schedules in float64 (numpy), timesteps recovered by interpolating in log sigma (_sigma_to_t).
 import type { SchedulerConfig } from './config.js';
+import { linspace } from './numpy-math.js';
 
 const f = Math.fround;
 
@@ -8,36 +11,39 @@ export function trainingSigmas(acp: Float32Array): Float32Array {
   return acp.map((a) => f(Math.sqrt(f(f(1 - a) / a))));
 }
 
-/** np.interp of the training sigmas at (fractional) timesteps. */
-export function interpSigmas(ts: number[], sig: Float32Array): number[] {
-  return ts.map((t) => {
-    const lo = Math.min(Math.floor(t), sig.length - 1), hi = Math.min(lo + 1, sig.length - 1);
-    const w = t - lo;
-    return sig[lo] + (sig[hi] - sig[lo]) * w;
-  });
+/** np.log of the float32 training sigmas (float32). */
+export function logSigmas(sig: Float32Array): Float32Array {
+  return sig.map((s) => f(Math.log(s)));
 }
 
-/** Karras et al. (2022) rho=7 schedule between the largest and smallest training sigma. */
-export function karrasSigmas(sig: Float32Array, n: number): number[] {
-  const sMin = sig[0], sMax = sig[sig.length - 1], rho = 7;
-  const minInv = sMin ** (1 / rho), maxInv = sMax ** (1 / rho);
-  return Array.from({ length: n }, (_, i) => (maxInv + (n === 1 ? 0 : i / (n - 1)) * (minInv - maxInv)) ** rho);
+/** Karras et al. (2022) rho = 7 schedule from sigmaMax down to sigmaMin. */
+export function karrasSigmas(sigmaMin: number, sigmaMax: number, n: number): number[] {
+  const rho = 7, minInv = sigmaMin ** (1 / rho), maxInv = sigmaMax ** (1 / rho);
+  return linspace(0, 1, n).map((r) => (maxInv + r * (minInv - maxInv)) ** rho);
+}
+
+/** Lu et al. (2022) schedule, uniform in log sigma between the largest and smallest training sigma. */
+export function luSigmas(logSig: Float32Array, n: number): number[] {
+  const lo = logSig[0], hi = logSig[logSig.length - 1];
+  return linspace(0, 1, n).map((r) => Math.exp(hi + r * (lo - hi)));
 }
 
 /** The (fractional) training timestep of a sigma, by linear interpolation in log sigma. */
-export function sigmaToT(sigma: number, sig: Float32Array): number {
-  const logSigmas = Array.from(sig, (s) => Math.log(s));
+export function sigmaToT(sigma: number, logSig: Float32Array): number {
   const ls = Math.log(Math.max(sigma, 1e-10));
+  // The last index whose log sigma is <= ours (0 when none), kept below the final one.
   let low = 0;
-  for (let i = 0; i < logSigmas.length; i++) if (ls - logSigmas[i] >= 0) low = i;
-  low = Math.min(low, logSigmas.length - 2);
-  const a = logSigmas[low], b = logSigmas[low + 1];
-  const w = Math.min(1, Math.max(0, (a - ls) / (a - b)));
+  for (let i = 0; i < logSig.length; i++) if (ls - logSig[i] >= 0) low = i;
+  low = Math.min(low, logSig.length - 2);
+  const a = logSig[low], b = logSig[low + 1];
+  const w = Math.min(1, Math.max(0, (a - ls) / f(a - b))); // low - high is a float32 difference
   return (1 - w) * low + w * (low + 1);
 }
 
-/** np.linspace(0, T - 1, n)[::-1] (Euler's "linspace" spacing, fractional). */
-export function linspaceTimesteps(c: SchedulerConfig, n: number): number[] {
-  const T = c.num_train_timesteps - 1;
-  return Array.from({ length: n }, (_, i) => f(n === 1 ? 0 : (T * (n - 1 - i)) / (n - 1)));
+/** The sigma appended after the last step: 0, or the smallest training sigma (final_sigmas_type). */
+export function finalSigma(c: SchedulerConfig, acp: Float32Array): number {
+  const type = c.final_sigmas_type ?? 'zero';
+  if (type === 'zero') return 0;
+  if (type === 'sigma_min') return f(Math.sqrt(f(f(1 - acp[0]) / acp[0])));
+  throw new Error(`scheduler config: final_sigmas_type ${type} is not supported (zero, sigma_min)`);
 }
