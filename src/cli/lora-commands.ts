@@ -4,10 +4,11 @@ import type { Command } from 'commander';
 import * as E from '../engine/index.js';
 import { LoRALibrary } from '../lora/library.js';
 import { addnetHash, saveLoRA } from '../lora/lora-save.js';
-import { loadLoRA } from '../lora/lora-file.js';
+import { type LoRAFile, loadLoRA } from '../lora/lora-file.js';
 import { mergeIntoCheckpoint } from '../lora/merge-checkpoint.js';
 import { loraTargets } from '../lora/targets.js';
-import { type DynamicMethod, extractLoRA, resizeLoRA, svdMergeLoRAs } from '../lora/tools.js';
+import { extractMetadata, loraArchitecture, modelspec, resizeMetadata, svdMergeMetadata } from '../lora/tool-metadata.js';
+import { DEFAULT_CLAMP_QUANTILE, DYNAMIC_METHODS, type DynamicMethod, extractLoRA, resizeLoRA, svdMergeLoRAs } from '../lora/tools.js';
 import { loadSDModel } from '../models/sd-model.js';
 import { readJson } from '../models/loader.js';
 import { ProgressBar } from './progress.js';
@@ -36,9 +37,25 @@ const precisionOpt = (v: string) => {
   return (p === 'FLOAT' ? 'F32' : p === 'FP16' ? 'F16' : p) as 'F32' | 'F16' | 'BF16';
 };
 
-function minimalMeta(dims: number[], alphas: number[], extra: Record<string, string> = {}): Record<string, string> {
-  const same = (a: number[]) => (a.every((x) => x === a[0]) ? String(a[0]) : 'Dynamic');
-  return { ss_network_module: 'networks.lora', ss_network_dim: same(dims), ss_network_alpha: same(alphas), 'modelspec.sai_model_spec': '1.0.1', 'modelspec.architecture': 'stable-diffusion-v1/lora', ...extra };
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`expected a positive integer, got ${v}`);
+  return n;
+};
+
+const quantileOpt = (v: string) => {
+  const q = Number(v);
+  if (!(q >= 0 && q <= 1)) throw new Error(`--clamp-quantile must be in [0, 1], got ${v}`);
+  return q;
+};
+
+/** A LoRA for the SVD tools, which rewrite every module: keys they do not understand are refused, not dropped. */
+async function loadToolLoRA(file: string): Promise<LoRAFile> {
+  const l = await loadLoRA(file);
+  // `modules` holds only plain up/down pairs; LoHa, LoKr, DoRA, Tucker mids are in `adapters` alone.
+  const other = [...[...l.adapters.keys()].filter((n) => !l.modules.has(n)), ...l.unsupportedKeys];
+  if (other.length) throw new Error(`${file}: ${other.length} modules or keys are not plain LoRA/LoCon (${l.algorithms.join(', ')}; first: ${other[0]}); the SVD tools handle plain LoRA only`);
+  return l;
 }
 
 export function registerLoRACommands(program: Command): void {
@@ -82,52 +99,59 @@ export function registerLoRACommands(program: Command): void {
     });
 
   lora.command('merge-loras').description('merge several LoRAs into one by SVD (svd_merge_lora.py)')
-    .requiredOption('--lora <file:ratio...>', 'LoRA files with ratios').requiredOption('--rank <n>', 'new rank', Number)
-    .option('--conv-rank <n>', 'new rank of 3x3 conv modules', Number).option('--no-clamp', 'skip the 0.99-quantile clamp (exact best rank-k approximation)')
+    .requiredOption('--lora <file:ratio...>', 'LoRA files with ratios')
+    .option('--rank <n>', 'new rank (new_rank)', positiveInt, 4)
+    .option('--conv-rank <n>', 'new rank of 3x3 conv modules (new_conv_rank; default --rank)', positiveInt)
+    .option('--no-clamp', 'skip the 0.99-quantile clamp sd-scripts applies (exact best rank-k approximation)')
     .requiredOption('--out <file>', 'output LoRA').option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
     .action(async (o: { lora: string[]; rank: number; convRank?: number; clamp: boolean; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
-      const inputs = await Promise.all(o.lora.map(async (s) => { const w = weighted(s); return { lora: await loadLoRA(w.file), ratio: w.ratio }; }));
-      const modules = svdMergeLoRAs(inputs, o.rank, { convRank: o.convRank, clampQuantile: o.clamp ? 0.99 : null });
-      const meta = minimalMeta(modules.map((m) => m.down.shape[0]), modules.map((m) => m.alpha), { 'modelspec.merged_from': o.lora.join(', ') });
-      await saveLoRA(o.out, modules, meta, o.precision);
-      console.log(`${o.out}: ${modules.length} modules at rank ${o.rank}`);
+      const inputs = await Promise.all(o.lora.map(async (s) => { const w = weighted(s); return { lora: await loadToolLoRA(w.file), ratio: w.ratio }; }));
+      const convRank = o.convRank ?? o.rank;
+      const modules = svdMergeLoRAs(inputs, o.rank, { convRank, clampQuantile: o.clamp ? DEFAULT_CLAMP_QUANTILE : null });
+      const meta = svdMergeMetadata(inputs.map((i) => i.lora.metadata), o.rank, convRank);
+      const titles = inputs.map((i) => i.lora.metadata['modelspec.title'] ?? path.basename(i.lora.path, path.extname(i.lora.path)));
+      await saveLoRA(o.out, modules, { ...meta, ...modelspec(o.out, loraArchitecture(meta), titles.join(', ')) }, o.precision);
+      console.log(`${o.out}: ${modules.length} modules at rank ${o.rank} (conv ${convRank})${o.clamp ? '' : ', unclamped'}`);
     });
 
   lora.command('resize').description('change the rank of a LoRA by SVD (resize_lora.py)')
-    .argument('<in>', 'input LoRA').requiredOption('--rank <n>', 'new (maximum) rank', Number).requiredOption('--out <file>', 'output LoRA')
-    .option('--conv-rank <n>', 'rank for 3x3 conv modules', Number)
+    .argument('<in>', 'input LoRA').option('--rank <n>', 'new (maximum) rank (new_rank)', positiveInt, 4).requiredOption('--out <file>', 'output LoRA')
+    .option('--conv-rank <n>', 'rank of conv modules, 1x1 included as in sd-scripts (new_conv_rank; default --rank)', positiveInt)
     .option('--dynamic-method <m>', 'sv_ratio | sv_fro | sv_cumulative').option('--dynamic-param <x>', 'parameter of the dynamic method', Number)
     .option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
     .action(async (input: string, o: { rank: number; out: string; convRank?: number; dynamicMethod?: string; dynamicParam?: number; precision: 'F32' | 'F16' | 'BF16' }) => {
-      if (o.dynamicMethod && !['sv_ratio', 'sv_fro', 'sv_cumulative'].includes(o.dynamicMethod)) throw new Error(`--dynamic-method must be sv_ratio, sv_fro or sv_cumulative, got ${o.dynamicMethod}`);
-      if (o.dynamicMethod && o.dynamicParam === undefined) throw new Error('--dynamic-method needs --dynamic-param');
-      const file = await loadLoRA(input);
-      const bar = new ProgressBar('resize', 1, 'file');
-      const { modules, ranks } = resizeLoRA(file, o.rank, { convRank: o.convRank, method: o.dynamicMethod as DynamicMethod | undefined, param: o.dynamicParam });
-      bar.update(1);
-      const rs = [...ranks.values()];
-      const meta = { ...file.metadata, ...minimalMeta(rs, modules.map((m) => m.alpha)) };
-      meta.ss_training_comment = `dimension is resized from ${file.metadata.ss_network_dim ?? '?'} to ${o.rank}; ${file.metadata.ss_training_comment ?? ''}`.trim();
-      delete meta.sshs_model_hash; delete meta.sshs_legacy_hash;
+      if (o.dynamicMethod && !(DYNAMIC_METHODS as readonly string[]).includes(o.dynamicMethod)) throw new Error(`--dynamic-method must be ${DYNAMIC_METHODS.join(', ')}, got ${o.dynamicMethod}`);
+      if (o.dynamicMethod && !o.dynamicParam) throw new Error('--dynamic-method needs a non-zero --dynamic-param');
+      if (!o.dynamicMethod && o.dynamicParam !== undefined) throw new Error('--dynamic-param has no effect without --dynamic-method');
+      const file = await loadToolLoRA(input);
+      const convRank = o.convRank ?? o.rank;
+      const method = o.dynamicMethod as DynamicMethod | undefined;
+      const { modules, ranks, oldRank } = resizeLoRA(file, o.rank, { convRank, method, param: o.dynamicParam });
+      const meta = resizeMetadata(file.metadata, { oldRank, rank: o.rank, convRank, method, param: o.dynamicParam, lastAlpha: modules[modules.length - 1]?.alpha ?? 0 });
       await saveLoRA(o.out, modules, meta, o.precision);
+      const rs = [...ranks.values()];
       console.log(`${o.out}: ranks ${Math.min(...rs)}..${Math.max(...rs)} (mean ${(rs.reduce((a, b) => a + b, 0) / rs.length).toFixed(1)})`);
     });
 
   lora.command('extract').description('extract a LoRA from the difference of two models (extract_lora_from_models.py)')
     .requiredOption('--base <model>', 'original model (folder or single file)').requiredOption('--tuned <model>', 'fine-tuned model')
-    .requiredOption('--dim <n>', 'rank', Number).option('--conv-dim <n>', 'rank of 3x3 convs (LoCon); off by default', Number)
+    .option('--dim <n>', 'rank', positiveInt, 4).option('--conv-dim <n>', 'rank of 3x3 convs (LoCon); off by default', positiveInt)
+    .option('--clamp-quantile <q>', 'clamp both factors at this quantile of their values', quantileOpt, DEFAULT_CLAMP_QUANTILE)
     .option('--min-diff <x>', 'text-encoder differences at most this are ignored', Number, 0.01)
     .option('--config-dir <dir>', 'configs for single-file models').requiredOption('--out <file>', 'output LoRA')
     .option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
-    .action(async (o: { base: string; tuned: string; dim: number; convDim?: number; minDiff: number; configDir?: string; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
+    .action(async (o: { base: string; tuned: string; dim: number; convDim?: number; clampQuantile: number; minDiff: number; configDir?: string; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
       const base = await loadSDModel(o.base, { configDir: o.configDir });
       const tuned = await loadSDModel(o.tuned, { configDir: o.configDir });
-      const targets = loraTargets({ unet: base.unet.weights, textEncoder: base.textEncoder.weights }, { conv: !!o.convDim });
+      if (base.unet.config.addition) throw new Error(`${o.base}: extracting from SDXL models is not supported`);
+      const targets = loraTargets({ unet: base.unet.weights, textEncoder: base.textEncoder.weights }, { conv: o.convDim !== undefined });
       const layers = targets.map((t) => ({ name: t.name, path: t.path, te: t.te, base: t.te ? base.textEncoder.weights : base.unet.weights, tuned: t.te ? tuned.textEncoder.weights : tuned.unet.weights }));
       const bar = new ProgressBar('extract', layers.length, 'module');
-      const modules = E.noGrad(() => extractLoRA(layers, o.dim, { convDim: o.convDim, minDiff: o.minDiff, onProgress: (i) => bar.update(i) }));
-      const meta = { ...minimalMeta([o.dim], [o.dim]), ss_network_alpha: String(o.dim.toFixed(1)), ...(o.convDim ? { ss_network_args: JSON.stringify({ conv_dim: String(o.convDim), conv_alpha: String(o.convDim) }) } : {}) };
-      await saveLoRA(o.out, modules, meta, o.precision);
+      const modules = E.noGrad(() => extractLoRA(layers, o.dim, { convDim: o.convDim, minDiff: o.minDiff, clampQuantile: o.clampQuantile, onProgress: (i) => bar.update(i) }));
+      // sd-scripts takes v2 from --v2; sdlora reads it from the model (SD 2.x cross-attends to 1024-wide embeddings).
+      const v2 = base.unet.config.cross_attention_dim === 1024, vParameterization = base.scheduler.prediction_type === 'v_prediction';
+      const meta = extractMetadata({ v2, vParameterization, dim: o.dim, convDim: o.convDim });
+      await saveLoRA(o.out, modules, { ...meta, ...modelspec(o.out, loraArchitecture(meta, vParameterization)) }, o.precision);
       console.log(`${o.out}: ${modules.length} modules (text encoder ${modules.some((m) => m.name.startsWith('lora_te_')) ? 'included' : 'unchanged, skipped'})`);
     });
 }

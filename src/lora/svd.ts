@@ -144,3 +144,55 @@ export function cut(s: SVD, k: number): SVD {
   for (let i = 0; i < s.m; i++) for (let j = 0; j < kk; j++) u[i * kk + j] = s.u[i * s.k + j];
   return { u, s: s.s.slice(0, kk), vt: s.vt.slice(0, kk * s.n), m: s.m, n: s.n, k: kk };
 }
+
+/**
+ * Fixes each singular pair's sign (the largest-magnitude entry of the Vt row positive). SVD
+ * factors are defined only up to these signs; LAPACK's choice cannot be reproduced, but a fixed
+ * rule keeps sdlora's output the same on every run and backend.
+ */
+export function canonicalSigns(s: SVD): SVD {
+  const u = Float64Array.from(s.u), vt = Float64Array.from(s.vt);
+  for (let j = 0; j < s.k; j++) {
+    let big = 0;
+    for (let c = 0; c < s.n; c++) if (Math.abs(vt[j * s.n + c]) > Math.abs(big)) big = vt[j * s.n + c];
+    if (big >= 0) continue;
+    for (let c = 0; c < s.n; c++) vt[j * s.n + c] = -vt[j * s.n + c];
+    for (let i = 0; i < s.m; i++) u[i * s.k + j] = -u[i * s.k + j];
+  }
+  return { ...s, u, vt };
+}
+
+/**
+ * Extends an SVD to k >= s.k triplets with singular value 0: U columns of zeros (they are only
+ * ever used scaled by S) and Vt rows that complete an orthonormal set. torch.linalg.svd returns
+ * such null-space rows when a tool asks for a rank above the matrix's rank.
+ */
+export function padSvd(s: SVD, k: number): SVD {
+  if (k <= s.k) return s;
+  const rows: Float64Array[] = [];
+  for (let j = 0; j < s.k; j++) rows.push(s.vt.subarray(j * s.n, (j + 1) * s.n));
+  for (let e = 0; e < s.n && rows.length < k; e++) {
+    const v = new Float64Array(s.n);
+    v[e] = 1;
+    for (let pass = 0; pass < 2; pass++) {
+      for (const r of rows) {
+        let d = 0;
+        for (let c = 0; c < s.n; c++) d += r[c] * v[c];
+        for (let c = 0; c < s.n; c++) v[c] -= d * r[c];
+      }
+    }
+    let nrm = 0;
+    for (let c = 0; c < s.n; c++) nrm += v[c] * v[c];
+    nrm = Math.sqrt(nrm);
+    if (nrm < 1e-6) continue;
+    rows.push(v.map((x) => x / nrm));
+  }
+  const kk = rows.length;
+  const u = new Float64Array(s.m * kk);
+  for (let i = 0; i < s.m; i++) for (let j = 0; j < s.k; j++) u[i * kk + j] = s.u[i * s.k + j];
+  const vt = new Float64Array(kk * s.n);
+  rows.forEach((r, j) => vt.set(r, j * s.n));
+  const sv = new Float64Array(kk);
+  sv.set(s.s);
+  return { u, s: sv, vt, m: s.m, n: s.n, k: kk };
+}

@@ -7,7 +7,6 @@ export const UNSUPPORTED: Partial<Record<CaseKind, string>> = {
   'sdxl-text': 'SDXL text encoders (CLIP-L + OpenCLIP bigG with projection): issue 17',
   'sd2-text': 'SD 2.x OpenCLIP text encoder: issue 17',
   'sdxl-lora': 'kohya SDXL LoRA files and training step: issue 17',
-  'lora-tools': 'sd-scripts svd_merge/resize/extract outputs: issue 16',
 };
 
 /** The node:test `todo` option for a kind: its reason while unsupported, else undefined. */
