@@ -1,29 +1,31 @@
 // `sdlora train`: sd-scripts style options from a JSON/TOML config file and --flags of the same names.
 import type { Command } from 'commander';
-import { type TrainConfig, optionsMarkdown, parseCliOptions, readConfigFile, resolveConfig } from '../train/config.js';
+import { type ConfigLayer, type TrainConfig, optionsMarkdown, parseCliOptions, readConfigLayer, resolveConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
 import { ProgressBar } from './progress.js';
 
-/** Config file (--config / --config_file) then the other flags, later ones winning. */
+/** Config file (--config / --config_file) then the other flags, later ones winning; --strict refuses unknown options. */
 export function configFromArgs(argv: string[]): TrainConfig {
   const rest: string[] = [];
-  const layers: { source: string; values: Record<string, unknown> }[] = [];
+  const layers: ConfigLayer[] = [];
+  let strict = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const m = /^--(config|config[_-]file)(=(.*))?$/.exec(a);
     if (m) {
       const file = m[3] ?? argv[++i];
       if (!file) throw new Error('--config needs a file');
-      layers.push({ source: file, values: readConfigFile(file) });
-    } else rest.push(a);
+      layers.push(readConfigLayer(file));
+    } else if (a === '--strict') strict = true;
+    else rest.push(a);
   }
   layers.push({ source: 'command line', values: parseCliOptions(rest) });
-  return resolveConfig(layers);
+  return resolveConfig(layers, { strict });
 }
 
 export function registerTrainCommand(program: Command): void {
   program.command('train')
-    .description('train a LoRA: --config file.json|.toml and/or sd-scripts options as flags (--learning_rate 1e-4 ...); "sdlora train --options" lists them')
+    .description('train a LoRA: --config file.json|.toml (sd-scripts options or a kohya_ss GUI preset) and/or sd-scripts options as flags (--learning_rate 1e-4 ...); --strict refuses unknown option names; "sdlora train --options" lists them')
     .allowUnknownOption(true).helpOption(false).argument('[options...]')
     .action(async (args: string[]) => {
       if (args.includes('--options') || args.includes('--help') || args.includes('-h')) { console.log(optionsMarkdown()); return; }

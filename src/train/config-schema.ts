@@ -1,5 +1,7 @@
 // Every training option sdlora accepts: sd-scripts' train_network.py names, types, defaults and
 // what they mean. The README's option table is generated from this list (npm run docs:config).
+import { NO_EFFECT_GROUPS } from './sd-scripts-options.js';
+
 export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'resolution' | 'string[]' | 'number?';
 
 export interface OptionSpec {
@@ -38,6 +40,11 @@ export const OPTIONS: OptionSpec[] = [
   o('shuffle_caption', 'boolean', false, 'shuffle comma-separated tags'),
   o('keep_tokens', 'integer', 0, 'leading tags kept in place when shuffling', { min: 0 }),
   o('caption_separator', 'string', ',', 'tag separator'),
+  o('keep_tokens_separator', 'string', undefined, 'tags before this separator are kept in place (instead of keep_tokens)'),
+  o('secondary_separator', 'string', undefined, 'joins tags that shuffle and drop together'),
+  o('enable_wildcard', 'boolean', false, 'captions with {a|b} choose one alternative per step; multi-line caption files choose a line'),
+  o('caption_prefix', 'string', undefined, 'text put before every caption'),
+  o('caption_suffix', 'string', undefined, 'text put after every caption'),
   o('caption_dropout_rate', 'number', 0, 'probability of training a sample with an empty caption', { min: 0, max: 1 }),
   o('caption_dropout_every_n_epochs', 'integer', 0, 'drop every caption in every n-th epoch', { min: 0 }),
   o('caption_tag_dropout_rate', 'number', 0, 'probability of dropping each (non-kept) tag', { min: 0, max: 1 }),
@@ -57,11 +64,11 @@ export const OPTIONS: OptionSpec[] = [
   o('resume', 'string', undefined, 'resume from a saved state folder'),
   o('training_comment', 'string', undefined, 'free text stored as ss_training_comment'),
   // network
-  o('network_module', 'string', 'networks.lora', 'LoRA network (kohya networks.lora; LoCon with conv_dim in network_args)', { choices: ['networks.lora'] }),
+  o('network_module', 'string', 'networks.lora', 'LoRA network: networks.lora (kohya LoRA; LoCon with conv_dim in network_args); other sd-scripts and LyCORIS modules are named as not implemented yet'),
   o('network_dim', 'integer', 4, 'LoRA rank', { min: 1 }),
   o('network_alpha', 'number', 1, 'LoRA alpha (scale = alpha / dim)', { min: 0 }),
   o('network_dropout', 'number?', undefined, 'dropout on the rank activations', { min: 0, max: 1 }),
-  o('network_args', 'string[]', [], 'key=value strings: conv_dim, conv_alpha, rank_dropout, module_dropout'),
+  o('network_args', 'string[]', [], 'key=value strings: conv_dim, conv_alpha, rank_dropout, module_dropout; unknown keys and bad values are errors'),
   o('network_weights', 'string', undefined, 'start from an existing LoRA file'),
   o('network_train_unet_only', 'boolean', false, 'no text-encoder LoRA'),
   o('network_train_text_encoder_only', 'boolean', false, 'no UNet LoRA'),
@@ -70,7 +77,7 @@ export const OPTIONS: OptionSpec[] = [
   o('unet_lr', 'number?', undefined, 'learning rate of the UNet LoRA (default learning_rate)', { min: 0 }),
   o('text_encoder_lr', 'number?', undefined, 'learning rate of the text-encoder LoRA (default learning_rate)', { min: 0 }),
   o('optimizer_type', 'string', 'AdamW', 'AdamW, AdamW8bit, Lion, Prodigy or SGDNesterov', { choices: ['AdamW', 'AdamW8bit', 'Lion', 'Prodigy', 'SGDNesterov'] }),
-  o('optimizer_args', 'string[]', [], 'key=value strings, e.g. weight_decay=0.1 betas=0.9,0.99'),
+  o('optimizer_args', 'string[]', [], 'key=value strings, e.g. weight_decay=0.1 betas=0.9,0.99; unknown keys and bad values are errors'),
   o('lr_scheduler', 'string', 'constant', 'learning-rate schedule', { choices: ['constant', 'constant_with_warmup', 'cosine', 'cosine_with_restarts', 'linear', 'polynomial'] }),
   o('lr_warmup_steps', 'number', 0, 'warm-up steps (a value below 1 is a fraction of max_train_steps)', { min: 0 }),
   o('lr_scheduler_num_cycles', 'integer', 1, 'cycles of cosine_with_restarts', { min: 1 }),
@@ -81,7 +88,8 @@ export const OPTIONS: OptionSpec[] = [
   o('gradient_accumulation_steps', 'integer', 1, 'micro-batches per optimizer step', { min: 1 }),
   o('max_grad_norm', 'number', 1, 'clip the LoRA gradient norm (0 disables)', { min: 0 }),
   o('scale_weight_norms', 'number?', undefined, 'max-norm regularization of each module delta', { min: 0 }),
-  o('seed', 'integer', undefined, 'random seed (random when unset)'),
+  // sd-scripts seeds numpy too, which takes only 0 .. 2^32-1: a larger or negative seed fails there.
+  o('seed', 'integer', undefined, 'random seed, 0 to 4294967295 (random when unset)', { min: 0, max: 2 ** 32 - 1 }),
   o('mixed_precision', 'string', 'no', 'fp16/bf16: frozen weights stored in half precision, LoRA weights stay f32', { choices: ['no', 'fp16', 'bf16'] }),
   o('full_fp16', 'boolean', false, 'accepted; LoRA weights stay f32 here', { ignored: true }),
   o('gradient_checkpointing', 'boolean', false, 'recompute UNet blocks in backward instead of storing activations'),
@@ -111,6 +119,11 @@ export const OPTIONS: OptionSpec[] = [
   ...['xformers', 'sdpa', 'mem_eff_attn', 'lowram', 'highvram', 'persistent_data_loader_workers', 'no_half_vae'].map((k) => o(k, 'boolean', false, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
   ...['max_data_loader_n_workers', 'vae_batch_size'].map((k) => o(k, 'integer', undefined, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
   ...['logging_dir', 'log_with', 'log_prefix', 'wandb_api_key', 'vae'].map((k) => o(k, 'string', undefined, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
+  ...NO_EFFECT_GROUPS.flatMap(([why, type, keys]) => keys.map((k) => o(k, type, undefined, `sd-scripts option; no effect here (${why})`, { ignored: true }))),
+  // Old spellings sd-scripts still reads: resolveConfig turns them into the options they stand for.
+  o('caption_extention', 'string', undefined, 'old spelling of caption_extension'),
+  o('use_8bit_adam', 'boolean', false, 'old form of optimizer_type AdamW8bit'),
+  o('use_lion_optimizer', 'boolean', false, 'old form of optimizer_type Lion'),
 ];
 
 export const OPTION_MAP = new Map(OPTIONS.map((s) => [s.key, s]));

@@ -1,10 +1,14 @@
 // Training configuration: sd-scripts-style JSON or TOML files and --flags of the same names,
 // validated against config-schema.ts with errors that name the source, the key and the fix.
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { parse as parseToml } from 'smol-toml';
-import { parsePythonJson } from '../io/python-json.js';
+import { ConfigSyntaxError, parseConfigText } from '../io/config-text.js';
 import { OPTIONS, OPTION_MAP, type OptionSpec } from './config-schema.js';
+import { closest, suggestion } from './did-you-mean.js';
+import { isKohyaGuiPreset, kohyaGuiPresetOptions } from './kohya-gui-preset.js';
+import { checkNetworkArgs } from './network-args.js';
+import { checkOptimizerArgs } from './optimizer-args.js';
+import { splitArgs } from './arg-spec.js';
+import { checkDatasetConfigFile } from '../data/dataset-config.js';
 
 export type TrainConfig = {
   [k: string]: unknown;
@@ -21,41 +25,46 @@ export class ConfigError extends Error {
   }
 }
 
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) {
-    d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-  }
-  return d[a.length][b.length];
+export function didYouMean(key: string, candidates: Iterable<string> = OPTION_MAP.keys()): string | undefined {
+  return closest(key, candidates);
 }
 
-export function didYouMean(key: string, candidates: Iterable<string> = OPTION_MAP.keys()): string | undefined {
-  let best: string | undefined, bestD = Infinity;
-  for (const c of candidates) {
-    const dist = levenshtein(key.toLowerCase(), c);
-    if (dist < bestD) { bestD = dist; best = c; }
+/** One source of option values (a file or the command line) and what reading it found to say. */
+export interface ConfigLayer {
+  source: string;
+  values: Record<string, unknown>;
+  /** Messages about the source itself, e.g. the kohya GUI keys that have no effect. */
+  notes?: string[];
+}
+
+function parseFile(file: string): unknown {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new ConfigError([`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]); }
+  try { return parseConfigText(file, text); } catch (e) {
+    if (e instanceof ConfigSyntaxError) throw new ConfigError([e.message]);
+    throw e;
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
 }
 
 /** Reads a JSON or TOML config file; TOML tables (sd-scripts --config_file sections) are flattened. */
 export function readConfigFile(file: string): Record<string, unknown> {
-  let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new ConfigError([`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]); }
-  let raw: unknown;
-  try {
-    raw = path.extname(file).toLowerCase() === '.toml' ? parseToml(text) : parsePythonJson(text);
-  } catch (e) {
-    throw new ConfigError([`${file}: not valid ${path.extname(file).toLowerCase() === '.toml' ? 'TOML' : 'JSON'}: ${(e as Error).message.split('\n')[0]}`]);
-  }
+  return readConfigLayer(file).values;
+}
+
+/** A config file as a layer: sd-scripts options, or a kohya_ss GUI preset mapped to them. */
+export function readConfigLayer(file: string): ConfigLayer {
+  const raw = parseFile(file);
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([`${file}: the top level must be an object of options`]);
+  if (isKohyaGuiPreset(raw as Record<string, unknown>)) {
+    const { values, notes } = kohyaGuiPresetOptions(raw as Record<string, unknown>, file);
+    return { source: file, values, notes };
+  }
   const flat: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
     if (v && typeof v === 'object' && !Array.isArray(v) && !OPTION_MAP.has(k)) Object.assign(flat, v);
     else flat[k] = v;
   }
-  return flat;
+  return { source: file, values: flat };
 }
 
 /** `--key value`, `--key=value`, `--flag` (kebab-case accepted) into a raw object of strings/booleans. */
@@ -122,26 +131,35 @@ function coerce(spec: OptionSpec, v: unknown, where: string, problems: string[])
   }
 }
 
-/** Merges layers (later wins), fills defaults, validates types, ranges and combinations. */
-export function resolveConfig(layers: { source: string; values: Record<string, unknown> }[]): TrainConfig {
-  const problems: string[] = [];
-  const cfg: Record<string, unknown> = {};
-  for (const s of OPTIONS) if (s.default !== undefined) cfg[s.key] = s.default;
-  if (Array.isArray(cfg.resolution) === false) cfg.resolution = [512, 512];
-  const ignored = new Set<string>();
-  for (const { source, values } of layers) {
-    for (const [k, v] of Object.entries(values)) {
-      const spec = OPTION_MAP.get(k);
-      if (!spec) {
-        const hint = didYouMean(k);
-        problems.push(`${source}: unknown option "${k}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
-        continue;
-      }
-      const c = coerce(spec, v, source, problems);
-      if (c !== undefined) cfg[k] = c;
-      if (spec.ignored && v !== false && v !== null && v !== undefined) ignored.add(k);
+export interface ResolveOptions {
+  /** Refuse unknown option names instead of warning about them (sdlora train --strict, for CI). */
+  strict?: boolean;
+}
+
+/** Old spellings sd-scripts still reads, turned into the options they stand for. */
+function applyAliases(cfg: Record<string, unknown>): void {
+  if (cfg.caption_extention !== undefined) { cfg.caption_extension = cfg.caption_extention; delete cfg.caption_extention; }
+  if (cfg.use_8bit_adam) cfg.optimizer_type = 'AdamW8bit';
+  if (cfg.use_lion_optimizer) cfg.optimizer_type = 'Lion';
+  delete cfg.use_8bit_adam; delete cfg.use_lion_optimizer;
+}
+
+/** Values of one layer into cfg; unknown names are warnings (sd-scripts lets them through) or, strict, problems. */
+function applyLayer(layer: ConfigLayer, cfg: Record<string, unknown>, out: { problems: string[]; warnings: string[]; ignored: Set<string> }, strict: boolean): void {
+  for (const [k, v] of Object.entries(layer.values)) {
+    const spec = OPTION_MAP.get(k);
+    if (!spec) {
+      const msg = `${layer.source}: unknown option "${k}"${suggestion(k, OPTION_MAP.keys())}`;
+      if (strict) out.problems.push(msg); else out.warnings.push(`${msg}; it is ignored (--strict refuses it)`);
+      continue;
     }
+    const c = coerce(spec, v, layer.source, out.problems);
+    if (c !== undefined) cfg[k] = c;
+    if (spec.ignored && v !== false && v !== null && v !== undefined) out.ignored.add(k);
   }
+}
+
+function checkCombinations(cfg: Record<string, unknown>, problems: string[]): void {
   if (!cfg.pretrained_model_name_or_path) problems.push('"pretrained_model_name_or_path" is required (a model folder, a .safetensors file, or "tiny")');
   if (!cfg.train_data_dir && !cfg.dataset_config) problems.push('either "train_data_dir" or "dataset_config" is required');
   if (cfg.network_train_unet_only && cfg.network_train_text_encoder_only) problems.push('"network_train_unet_only" and "network_train_text_encoder_only" exclude each other');
@@ -155,15 +173,46 @@ export function resolveConfig(layers: { source: string; values: Record<string, u
   if (cfg.enable_bucket && !cfg.bucket_no_upscale && (Math.min(w, h) < (cfg.min_bucket_reso as number) || Math.max(w, h) > (cfg.max_bucket_reso as number))) {
     problems.push(`"resolution" ${w}x${h} must lie within min_bucket_reso ${cfg.min_bucket_reso} and max_bucket_reso ${cfg.max_bucket_reso}`);
   }
-  for (const a of [...(cfg.network_args as string[]), ...(cfg.optimizer_args as string[])]) if (!a.includes('=')) problems.push(`"${a}" in network_args/optimizer_args is not key=value`);
+}
+
+/** Merges layers (later wins), fills defaults, validates types, ranges and combinations. */
+export function resolveConfig(layers: ConfigLayer[], opts: ResolveOptions = {}): TrainConfig {
+  const out = { problems: [] as string[], warnings: [] as string[], ignored: new Set<string>() };
+  const notes: string[] = layers.flatMap((l) => l.notes ?? []);
+  const cfg: Record<string, unknown> = {};
+  for (const s of OPTIONS) if (s.default !== undefined) cfg[s.key] = s.default;
+  if (Array.isArray(cfg.resolution) === false) cfg.resolution = [512, 512];
+  for (const layer of layers) applyLayer(layer, cfg, out, !!opts.strict);
+  applyAliases(cfg);
+  const { problems } = out;
+  checkCombinations(cfg, problems);
+  for (const r of [checkNetworkArgs(String(cfg.network_module), cfg.network_args as string[]), checkOptimizerArgs(String(cfg.optimizer_type), cfg.optimizer_args as string[])]) {
+    problems.push(...r.problems); notes.push(...r.notes);
+  }
+  if (typeof cfg.dataset_config === 'string') {
+    const r = checkDatasetConfigFile(cfg.dataset_config, cfg as TrainConfig);
+    problems.push(...r.problems); notes.push(...r.notes);
+  }
   if (problems.length) throw new ConfigError(problems);
-  if (ignored.size) cfg.__ignored = [...ignored];
+  if (out.ignored.size) cfg.__ignored = [...out.ignored];
+  if (out.warnings.length) cfg.__warnings = out.warnings;
+  if (notes.length) cfg.__notes = notes;
   return cfg as TrainConfig;
 }
 
-/** key=value strings as an object of strings. */
+/** What the run should print about its configuration: unknown keys, and what has no effect. */
+export function configMessages(cfg: TrainConfig): string[] {
+  const list = (k: string) => (cfg[k] as string[] | undefined) ?? [];
+  return [
+    ...list('__warnings').map((w) => `warning: ${w}`),
+    ...list('__ignored').map((k) => `note: "${k}" has no effect in sdlora (accepted for sd-scripts compatibility)`),
+    ...list('__notes').map((n) => `note: ${n}`),
+  ];
+}
+
+/** key=value strings as an object of strings (resolveConfig has checked every entry). */
 export function parseArgList(list: string[]): Record<string, string> {
-  return Object.fromEntries(list.map((a) => { const i = a.indexOf('='); return [a.slice(0, i).trim(), a.slice(i + 1).trim()]; }));
+  return splitArgs(list);
 }
 
 /** Markdown table of every option (README). */

@@ -20,7 +20,7 @@ import { saveLoRA } from '../lora/lora-save.js';
 import { resolveModel } from '../models/hub.js';
 import { type SDModel, loadSDModel, moveModel } from '../models/sd-model.js';
 import { DDPMScheduler } from '../schedulers/index.js';
-import { type TrainConfig, parseArgList } from './config.js';
+import { type TrainConfig, configMessages, parseArgList } from './config.js';
 import { allSnr, applyNoiseOptions, debiasedWeight, elementLoss, huberC, minSnrWeight, scaleVPredLikeNoisePred } from './loss-weights.js';
 import { lossPlotSvg } from './loss-plot.js';
 import { lrFactor } from './lr-schedulers.js';
@@ -72,7 +72,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   const c: TrainOptions = typed(cfg);
   const log = hooks.log ?? ((m: string) => console.error(m));
   if (device !== E.cpuBackend) log(`device: ${device.name}`);
-  for (const k of (cfg.__ignored as string[] | undefined) ?? []) log(`note: "${k}" has no effect in sdlora (accepted for sd-scripts compatibility)`);
+  for (const m of configMessages(cfg)) log(m);
 
   let seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
   const rng = new E.Rng(seed);

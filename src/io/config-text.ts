@@ -1,0 +1,59 @@
+// Parsing a configuration file's text (TOML by extension, else JSON as Python writes it) with
+// syntax errors that name the file, the line and the column, as compilers do (file:line:col).
+import path from 'node:path';
+import { TomlError, parse as parseToml } from 'smol-toml';
+import { parsePythonJson } from './python-json.js';
+
+export class ConfigSyntaxError extends Error {
+  constructor(readonly file: string, readonly line: number, readonly column: number, what: string, detail: string) {
+    super(`${file}:${line}:${column}: not valid ${what}: ${detail}`);
+    this.name = 'ConfigSyntaxError';
+  }
+}
+
+const isToml = (file: string) => path.extname(file).toLowerCase() === '.toml';
+
+export function parseConfigText(file: string, text: string): unknown {
+  if (isToml(file)) {
+    try { return parseToml(text); } catch (e) {
+      if (!(e instanceof TomlError)) throw e;
+      // smol-toml's message is "Invalid TOML document: <what>" followed by a code excerpt.
+      const what = e.message.split('\n')[0].replace(/^Invalid TOML document:\s*/, '');
+      throw new ConfigSyntaxError(file, e.line, e.column, 'TOML', what);
+    }
+  }
+  try { return parsePythonJson(text); } catch (e) {
+    const [line, column] = lineColumn(text, jsonErrorOffset(text, e as Error));
+    throw new ConfigSyntaxError(file, line, column, 'JSON', jsonProblem((e as Error).message));
+  }
+}
+
+/** Where JSON.parse failed: from "position N" when V8 gives it, else the shortest failing prefix. */
+function jsonErrorOffset(text: string, e: Error): number {
+  const m = /position (\d+)/.exec(e.message);
+  if (m) return Number(m[1]);
+  // V8 names no position for an unexpected token. A prefix that is valid JSON so far fails only
+  // at its end; the shortest prefix that fails before its end stops just after the offending
+  // character (binary search, O(log n) parses).
+  const failsInside = (k: number) => {
+    try { parsePythonJson(text.slice(0, k)); return false; } catch (x) {
+      const msg = (x as Error).message, at = /position (\d+)/.exec(msg);
+      return at ? Number(at[1]) < k : !/end of JSON input/i.test(msg);
+    }
+  };
+  let lo = 0, hi = text.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (failsInside(mid)) hi = mid; else lo = mid + 1; }
+  return Math.max(0, lo - 1);
+}
+
+/** V8's message without its copy of the text and the offset (the line and column say where). */
+function jsonProblem(message: string): string {
+  return message.split('\n')[0].replace(/, ".*$/, '').replace(/ in JSON at position \d+.*$/, '');
+}
+
+/** 1-based line and column of a character offset. */
+function lineColumn(text: string, offset: number): [number, number] {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return [line, offset - before.lastIndexOf('\n')];
+}
