@@ -47,6 +47,23 @@ export interface TrainHooks {
   log?: (msg: string) => void;
   /** Stop after this many optimizer steps in this run (tests of resume). */
   stopAfterSteps?: number;
+  /** Sees each micro-batch's tensors on the host (tests check the loss against the published formulas). */
+  onMicroBatch?: (m: MicroBatchTrace) => void;
+}
+
+export interface MicroBatchTrace {
+  /** [B, C, h, w] of the latents and noise. */
+  shape: number[];
+  latents: Float32Array;
+  /** The N(0, 1) noise before noise_offset / multires noise, and the RNG state those options start from. */
+  baseNoise: Float32Array;
+  noiseRngState: number[];
+  noise: Float32Array;
+  noisy: Float32Array;
+  timesteps: number[];
+  pred: Float32Array;
+  /** The weighted loss of this micro-batch (before the division by gradient_accumulation_steps). */
+  loss: number;
 }
 
 export interface TrainResult {
@@ -286,19 +303,24 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
 
   /** Forward and backward of one micro-batch; returns its loss. */
   async function microStep(batch: TrainImage[], epoch: number): Promise<number> {
-    const lat: Tensor[] = [];
+    // Every per-sample draw (flip, crop, latent sample, caption, noise, timestep) happens sample
+    // by sample, so a sample's randomness does not depend on how batches are cut: k micro-batches
+    // of B give the same gradient as one batch of kB.
+    const lat: Tensor[] = [], captions: string[] = [], base: Tensor[] = [], ts: number[] = [];
     for (const img of batch) {
       const flip = img.subset.flipAug && rng.uniform() < 0.5;
       const cached = latentCache.get(img.path);
       if (cached) lat.push(flip && cached.flipped ? cached.flipped : cached.plain);
       else lat.push(await encodeImage(img, flip, cropOffsets(img.placement.resized, img.placement.bucket, () => rng.uniform(), img.subset.randomCrop), rng, true));
+      captions.push(processCaption(img.caption, img.subset, epoch, rng));
+      base.push(E.randn([1, ...lat[lat.length - 1].shape.slice(1)], rng, 'f32', E.cpuBackend));
+      ts.push(c.min_timestep + Math.floor(rng.uniform() * (c.max_timestep - c.min_timestep)));
     }
     const latents = E.mulScalar(E.concat(lat, 0), sf);
-    const captions = batch.map((img) => processCaption(img.caption, img.subset, epoch, rng));
     const lossWeights = batch.map((img) => (img.subset.isReg ? c.prior_loss_weight : 1));
     const B = batch.length;
-    const noise = applyNoiseOptions(E.randn([...latents.shape], rng, 'f32', E.cpuBackend), rng, { noiseOffset: c.noise_offset, multiresIterations: c.multires_noise_iterations, multiresDiscount: c.multires_noise_discount }).toBackend(device);
-    const ts = Array.from({ length: B }, () => c.min_timestep + Math.floor(rng.uniform() * (c.max_timestep - c.min_timestep)));
+    const baseNoise = E.concat(base, 0), noiseRngState = rng.getState();
+    const noise = applyNoiseOptions(baseNoise, rng, { noiseOffset: c.noise_offset, multiresIterations: c.multires_noise_iterations, multiresDiscount: c.multires_noise_discount }).toBackend(device);
     const noisy = E.noGrad(() => scheduler.addNoise(latents, noise, ts));
     const trainTe = network.modules.some((m) => m.te) && groups.has('te');
     const context = trainTe
@@ -318,7 +340,12 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     });
     const loss = E.mulScalar(E.mean(E.mul(perSample, E.tensor(w, [B]))), 1 / accum);
     await loss.backwardAsync();
-    return (await loss.value()) * accum;
+    const value = (await loss.value()) * accum;
+    if (hooks.onMicroBatch) {
+      const host = async (t: Tensor) => Float32Array.from((await t.data()) as Float32Array);
+      hooks.onMicroBatch({ shape: [...latents.shape], latents: await host(latents), baseNoise: await host(baseNoise), noiseRngState, noise: await host(noise), noisy: await host(noisy), timesteps: ts, pred: await host(pred), loss: value });
+    }
+    return value;
   }
 }
 
