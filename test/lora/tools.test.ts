@@ -17,7 +17,7 @@ import { loraTargets } from '../../src/lora/targets.js';
 import { chooseRank, extractLoRA, resizeLoRA, svdMergeLoRAs } from '../../src/lora/tools.js';
 import { loadSingleFile, loadStateDict, readJson } from '../../src/models/loader.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { goldenCase } from '../helpers/golden.js';
+import { goldenCase, requireFile } from '../helpers/golden.js';
 import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'sdlora-tools-'));
@@ -126,11 +126,14 @@ describe('LoRA tools', () => {
     const resized = path.join(tmp, 'resized.safetensors');
     execFileSync('node', [cli, 'lora', 'resize', path.join(goldenCase('lora'), 'lora_a.safetensors'), '--rank', '2', '--out', resized], { stdio: 'pipe' });
     execFileSync('node', [cli, 'lora', 'merge-loras', '--lora', `${path.join(goldenCase('lora'), 'lora_a.safetensors')}:0.5`, `${path.join(goldenCase('lora'), 'lora_b.safetensors')}:0.5`, '--rank', '4', '--out', path.join(tmp, 'ab.safetensors')], { stdio: 'pipe' });
-    const list = JSON.parse(execFileSync('node', [cli, 'lora', 'list', tmp, '--json'], { encoding: 'utf8' })) as { loras: { name: string; dim: string; hash: string }[] };
+    const list = JSON.parse(execFileSync('node', [cli, 'lora', 'list', tmp, '--json'], { encoding: 'utf8' })) as { loras: { name: string; rank: string; hash: string }[] };
     const byName = Object.fromEntries(list.loras.map((l) => [l.name, l]));
-    assert.equal(byName.resized.dim, '2');
-    assert.equal(byName.ab.dim, '4');
+    assert.equal(byName.resized.rank, '2');
+    assert.equal(byName.ab.rank, '4');
     assert.match(byName.resized.hash, /^[0-9a-f]{12}$/);
     assert.throws(() => execFileSync('node', [cli, 'lora', 'resize', path.join(tmp, 'nope.safetensors'), '--rank', '2', '--out', resized], { stdio: 'pipe' }), /nope\.safetensors/);
+    // The SVD tools rewrite plain up/down pairs only: a LyCORIS file is refused, not resized to nothing.
+    const loha = requireFile(goldenCase('lycoris'), 'loha.safetensors');
+    assert.throws(() => execFileSync('node', [cli, 'lora', 'resize', loha, '--out', path.join(tmp, 'loha-resized.safetensors')], { stdio: 'pipe' }), /loha\.safetensors: .*not plain LoRA/);
   });
 });
