@@ -19,7 +19,7 @@ export function configFromArgs(argv: string[]): TrainConfig {
     } else if (a === '--strict') strict = true;
     else rest.push(a);
   }
-  layers.push({ source: 'command line', values: parseCliOptions(rest) });
+  layers.push({ source: 'command line', values: parseCliOptions(rest), strict: true });
   return resolveConfig(layers, { strict });
 }
 

@@ -35,6 +35,8 @@ export interface ConfigLayer {
   values: Record<string, unknown>;
   /** Messages about the source itself, e.g. the kohya GUI keys that have no effect. */
   notes?: string[];
+  /** Unknown names are errors here even without --strict (command-line flags: argparse refuses them too). */
+  strict?: boolean;
 }
 
 function parseFile(file: string): unknown {
@@ -136,6 +138,8 @@ export interface ResolveOptions {
   strict?: boolean;
 }
 
+interface ResolveState { problems: string[]; warnings: string[]; ignored: Set<string>; invalid: Set<string> }
+
 /** Old spellings sd-scripts still reads, turned into the options they stand for. */
 function applyAliases(cfg: Record<string, unknown>): void {
   if (cfg.caption_extention !== undefined) { cfg.caption_extension = cfg.caption_extention; delete cfg.caption_extention; }
@@ -144,8 +148,8 @@ function applyAliases(cfg: Record<string, unknown>): void {
   delete cfg.use_8bit_adam; delete cfg.use_lion_optimizer;
 }
 
-/** Values of one layer into cfg; unknown names are warnings (sd-scripts lets them through) or, strict, problems. */
-function applyLayer(layer: ConfigLayer, cfg: Record<string, unknown>, out: { problems: string[]; warnings: string[]; ignored: Set<string> }, strict: boolean): void {
+/** Values of one layer into cfg; unknown names in files are warnings (sd-scripts lets them through) or, strict, problems. */
+function applyLayer(layer: ConfigLayer, cfg: Record<string, unknown>, out: ResolveState, strict: boolean): void {
   for (const [k, v] of Object.entries(layer.values)) {
     const spec = OPTION_MAP.get(k);
     if (!spec) {
@@ -155,6 +159,7 @@ function applyLayer(layer: ConfigLayer, cfg: Record<string, unknown>, out: { pro
     }
     const c = coerce(spec, v, layer.source, out.problems);
     if (c !== undefined) cfg[k] = c;
+    else if (v !== null) out.invalid.add(k);
     if (spec.ignored && v !== false && v !== null && v !== undefined) out.ignored.add(k);
   }
 }
@@ -177,18 +182,21 @@ function checkCombinations(cfg: Record<string, unknown>, problems: string[]): vo
 
 /** Merges layers (later wins), fills defaults, validates types, ranges and combinations. */
 export function resolveConfig(layers: ConfigLayer[], opts: ResolveOptions = {}): TrainConfig {
-  const out = { problems: [] as string[], warnings: [] as string[], ignored: new Set<string>() };
+  const out: ResolveState = { problems: [], warnings: [], ignored: new Set(), invalid: new Set() };
   const notes: string[] = layers.flatMap((l) => l.notes ?? []);
   const cfg: Record<string, unknown> = {};
   for (const s of OPTIONS) if (s.default !== undefined) cfg[s.key] = s.default;
   if (Array.isArray(cfg.resolution) === false) cfg.resolution = [512, 512];
-  for (const layer of layers) applyLayer(layer, cfg, out, !!opts.strict);
+  for (const layer of layers) applyLayer(layer, cfg, out, !!opts.strict || !!layer.strict);
   applyAliases(cfg);
   const { problems } = out;
   checkCombinations(cfg, problems);
-  for (const r of [checkNetworkArgs(String(cfg.network_module), cfg.network_args as string[]), checkOptimizerArgs(String(cfg.optimizer_type), cfg.optimizer_args as string[])]) {
-    problems.push(...r.problems); notes.push(...r.notes);
-  }
+  // The arguments are checked against the module and optimizer given, not a default standing in for a bad one.
+  const reports = [
+    out.invalid.has('network_module') ? undefined : checkNetworkArgs(String(cfg.network_module), cfg.network_args as string[]),
+    out.invalid.has('optimizer_type') ? undefined : checkOptimizerArgs(String(cfg.optimizer_type), cfg.optimizer_args as string[]),
+  ];
+  for (const r of reports) if (r) { problems.push(...r.problems); notes.push(...r.notes); }
   if (typeof cfg.dataset_config === 'string') {
     const r = checkDatasetConfigFile(cfg.dataset_config, cfg as TrainConfig);
     problems.push(...r.problems); notes.push(...r.notes);

@@ -69,6 +69,26 @@ const OTHER_MODULES: Record<string, string> = {
   Anima: 'networks.lora_anima', Lumina: 'networks.lora_lumina',
 };
 
+/** The GUI keys a LoRA_type passes on (lora_gui.py), to name the others when they are set. */
+function networkKeysUsed(type: string): string[] {
+  const loraplus = ['loraplus_lr_ratio', 'loraplus_unet_lr_ratio', 'loraplus_text_encoder_lr_ratio'];
+  const gui: Record<string, string> = { preset: 'LyCORIS_preset', block_size: 'unit', constraint: 'constrain' };
+  if (type === 'Standard') return [...KOHYA_BLOCK_ARGS, 'conv_dims', 'conv_alphas', ...loraplus];
+  if (type === 'Kohya LoCon') return [...KOHYA_BLOCK_ARGS, 'conv_dims', 'conv_alphas', 'conv_dim', 'conv_alpha', ...loraplus];
+  const lyco = LYCORIS_ARGS[type === 'LoCon' ? 'LyCORIS/LoCon' : type];
+  return lyco ? [...lyco.map((a) => gui[a] ?? a), ...loraplus] : [];
+}
+
+/** Set keys that the preset's LoRA_type or noise_offset_type leaves out, as the GUI itself does. */
+function unusedKeys(raw: Raw): string[] {
+  const type = String(raw.LoRA_type ?? 'Standard');
+  const used = new Set(['LoRA_type', ...networkKeysUsed(type)]);
+  const out = [...NETWORK_KEYS].filter((k) => !used.has(k) && given(raw[k]));
+  const multires = (raw.noise_offset_type ?? 'Original') !== 'Original';
+  const noise = multires ? ['noise_offset', 'adaptive_noise_scale', 'noise_offset_random_strength'] : ['multires_noise_iterations'];
+  return [...out, ...noise.filter((k) => given(raw[k]))];
+}
+
 /** The value of a GUI key for a LyCORIS argument (the GUI's names differ for a few). */
 function lycorisValue(raw: Raw, arg: string): unknown {
   const source: Record<string, string> = { preset: 'LyCORIS_preset', block_size: 'unit', constraint: 'constrain' };
@@ -162,5 +182,7 @@ export function kohyaGuiPresetOptions(raw: Raw, file: string): { values: Raw; no
   else if (given(raw.epoch)) values.lr_scheduler_num_cycles = raw.epoch;
   if (!unset(raw.additional_parameters)) Object.assign(values, additionalParameters(String(raw.additional_parameters), file));
   const notes = guiOnly.length ? [`${file}: kohya_ss GUI settings with no effect in sdlora: ${guiOnly.join(', ')}`] : [];
+  const unused = unusedKeys(raw);
+  if (unused.length) notes.push(`${file}: settings with no effect under LoRA_type "${raw.LoRA_type ?? 'Standard'}" and noise_offset_type "${raw.noise_offset_type ?? 'Original'}" (the GUI does not pass them on either): ${unused.join(', ')}`);
   return { values, notes };
 }

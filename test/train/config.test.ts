@@ -102,6 +102,13 @@ describe('training config', () => {
     assert.ok(msgs.includes('note: "save_n_epoch_ratio" has no effect in sdlora (accepted for sd-scripts compatibility)'), msgs.join('\n'));
     assert.ok(!msgs.some((m) => m.includes('unknown option "save_n_epoch_ratio"')));
     assert.throws(() => configFromArgs(['--config', f, '--strict']), (e: Error) => e instanceof ConfigError && /unknown option "learning_rat"/.test(e.message) && /unknown option "my_frontend_key"/.test(e.message) && !/save_n_epoch_ratio/.test(e.message));
+    // a misspelt flag is an error, as argparse makes it one in sd-scripts
+    assert.throws(() => configFromArgs(['--config', f, '--learnin_rate', '1']), /command line: unknown option "learnin_rate" \(did you mean "learning_rate"\?\)/);
+  });
+
+  it('checks optimizer_args against the optimizer given, not a default standing in for an unknown one', () => {
+    const e = (() => { try { resolveConfig([{ source: 'p', values: { pretrained_model_name_or_path: 'tiny', train_data_dir: 'd', optimizer_type: 'Adafactor', optimizer_args: ['relative_step=False'] } }]); } catch (x) { return x as ConfigError; } return assert.fail('should throw'); })();
+    assert.deepEqual(e.problems, ['p: "optimizer_type" must be one of AdamW, AdamW8bit, Lion, Prodigy, SGDNesterov, got "Adafactor"']);
   });
 
   it('accepts every train_network.py option name of sd-scripts', () => {
