@@ -1,5 +1,7 @@
-// CLIPTextModel (transformers) as Stable Diffusion uses it: token + position embeddings, pre-LN
-// encoder layers with a causal mask, final layer norm, pooled output at the EOS token.
+// CLIPTextModel and CLIPTextModelWithProjection (transformers models/clip/modeling_clip.py) as
+// Stable Diffusion uses them: token + position embeddings, pre-LN encoder layers with a causal mask,
+// final layer norm, pooled output at the EOS token; the projection variant (SDXL's second encoder,
+// OpenCLIP bigG) adds `text_projection` (no bias) on the pooled row.
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { lin, lnorm } from './layers.js';
@@ -15,6 +17,8 @@ export interface CLIPTextConfig {
   hidden_act: 'quick_gelu' | 'gelu' | 'gelu_new';
   layer_norm_eps: number;
   eos_token_id: number;
+  /** Width of `text_projection` (CLIPTextModelWithProjection only). */
+  projection_dim: number;
 }
 
 export function parseCLIPTextConfig(raw: Record<string, unknown>, source = 'text encoder config'): CLIPTextConfig {
@@ -30,6 +34,7 @@ export function parseCLIPTextConfig(raw: Record<string, unknown>, source = 'text
     num_attention_heads: num('num_attention_heads'), max_position_embeddings: num('max_position_embeddings', 77),
     vocab_size: num('vocab_size'), hidden_act: act as CLIPTextConfig['hidden_act'], layer_norm_eps: num('layer_norm_eps', 1e-5),
     eos_token_id: num('eos_token_id', 2),
+    projection_dim: num('projection_dim', num('hidden_size')),
   };
 }
 
@@ -104,5 +109,18 @@ export class CLIPTextModel {
     if (clipSkip <= 1) return this.forward(inputIds).lastHiddenState;
     const hs = this.forward(inputIds).hiddenStates;
     return this.finalNorm(hs[hs.length - clipSkip]);
+  }
+}
+
+export interface CLIPTextProjectionOutput extends CLIPTextOutput {
+  /** text_projection(pooled): SDXL's pooled `text_embeds`. [B, projection_dim] */
+  textEmbeds: Tensor;
+}
+
+/** transformers CLIPTextModelWithProjection: the pooled EOS row through `text_projection` (no bias). */
+export class CLIPTextModelWithProjection extends CLIPTextModel {
+  override forward(inputIds: Tensor): CLIPTextProjectionOutput {
+    const out = super.forward(inputIds);
+    return { ...out, textEmbeds: lin(this.weights, 'text_projection', out.pooled) };
   }
 }

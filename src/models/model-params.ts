@@ -52,7 +52,8 @@ export function vaeParamShapes(c: VAEConfig): Shapes {
   return m;
 }
 
-export function clipParamShapes(c: CLIPTextConfig): Shapes {
+/** CLIPTextModel parameters; with `withProjection`, CLIPTextModelWithProjection's `text_projection` too. */
+export function clipParamShapes(c: CLIPTextConfig, withProjection = false): Shapes {
   const m: Shapes = new Map();
   const h = c.hidden_size, p = 'text_model';
   m.set(`${p}.embeddings.token_embedding.weight`, [c.vocab_size, h]);
@@ -64,6 +65,7 @@ export function clipParamShapes(c: CLIPTextConfig): Shapes {
     linP(m, `${l}.mlp.fc1`, c.intermediate_size, h); linP(m, `${l}.mlp.fc2`, h, c.intermediate_size);
   }
   norm(m, `${p}.final_layer_norm`, h);
+  if (withProjection) m.set('text_projection.weight', [c.projection_dim, h]);
   return m;
 }
 

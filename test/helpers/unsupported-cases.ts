@@ -4,8 +4,6 @@
 import type { CaseKind } from './golden.js';
 
 export const UNSUPPORTED: Partial<Record<CaseKind, string>> = {
-  'sdxl-text': 'SDXL text encoders (CLIP-L + OpenCLIP bigG with projection): issue 17',
-  'sd2-text': 'SD 2.x OpenCLIP text encoder: issue 17',
   'sdxl-lora': 'kohya SDXL LoRA files and training step: issue 17',
 };
 

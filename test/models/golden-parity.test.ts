@@ -7,14 +7,17 @@ import { type TestContext, before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { CLIPTextModel, parseCLIPTextConfig } from '../../src/models/clip-text.js';
-import { loadStateDict, readJson, splitLdmStateDict } from '../../src/models/loader.js';
+import { CLIPTextModel, CLIPTextModelWithProjection, type CLIPTextProjectionOutput, parseCLIPTextConfig } from '../../src/models/clip-text.js';
+import { openClipToTransformers } from '../../src/models/openclip-keys.js';
+import { runTextEncoders } from '../../src/families/text.js';
+import { SD1, SD2, SDXL, type ModelFamily } from '../../src/families/index.js';
+import { loadStateDict, makeTextEncoder, readJson, splitSingleFile } from '../../src/models/loader.js';
 import { parseUNetConfig } from '../../src/models/unet-config.js';
 import { UNet2DConditionModel } from '../../src/models/unet.js';
 import { AutoencoderKL, parseVAEConfig } from '../../src/models/vae.js';
 import { Weights } from '../../src/models/weights.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { allGoldenCases } from '../helpers/golden.js';
+import { allGoldenCases, requireFile } from '../helpers/golden.js';
 import { todoFor } from '../helpers/unsupported-cases.js';
 import { webgpuOrSkip } from '../helpers/webgpu.js';
 
@@ -38,14 +41,17 @@ function findWeights(c: (typeof cases)[number], file: string): string {
   return path.join(sib.dir, file);
 }
 
-/** diffusers-named weights, or LDM-named ones converted (the LDM file is the full-checkpoint prefix). */
-async function weightsFor(file: string, kind: 'unet' | 'vae' | 'te', config: Record<string, unknown>): Promise<Weights> {
+/**
+ * diffusers-named weights, or single-file (LDM/SGM/OpenCLIP) ones converted; a component-only file
+ * cannot show its family, so the case kind names it.
+ */
+async function weightsFor(file: string, part: 'unet' | 'vae' | 'te', config: Record<string, unknown>, family: ModelFamily): Promise<Weights> {
   const sd = await loadStateDict(file);
-  const ldm = [...sd.keys()].some((k) => /^(model\.diffusion_model|first_stage_model|cond_stage_model)\./.test(k));
+  const ldm = [...sd.keys()].some((k) => /^(model\.diffusion_model|first_stage_model|cond_stage_model|conditioner)\./.test(k));
   if (!ldm) return new Weights(sd, file);
-  const parts = splitLdmStateDict(sd, file, kind === 'unet' ? { unet: config } : kind === 'vae' ? { vae: config } : { textEncoder: config });
-  const w = kind === 'unet' ? parts.unet : kind === 'vae' ? parts.vae : parts.textEncoder;
-  assert.ok(w, `${file}: no ${kind} weights`);
+  const parts = splitSingleFile(sd, file, part === 'unet' ? { unet: config } : part === 'vae' ? { vae: config } : { textEncoder: config }, family);
+  const w = part === 'unet' ? parts.unet : part === 'vae' ? parts.vae : parts.textEncoder;
+  assert.ok(w, `${file}: no ${part} weights`);
   return w!;
 }
 
@@ -75,7 +81,7 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
           if (!be) return;
           const io = (await loadSafetensors(ioPath)).tensors;
           const cfg = parseUNetConfig(c.config);
-          const weights = (await weightsFor(wf, 'unet', c.config)).toBackend(be);
+          const weights = (await weightsFor(wf, 'unet', c.config, c.kind === 'sdxl-unet' ? SDXL : SD1)).toBackend(be);
           const unet = new UNet2DConditionModel(cfg, weights);
           const dev = (x: Tensor) => x.toBackend(be);
           // SDXL (addition_embed_type text_time): the case must hold the added conditioning.
@@ -124,7 +130,7 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
           if (!be) return;
           const io = (await loadSafetensors(ioPath)).tensors;
           const dev = (x: Tensor) => x.toBackend(be);
-          const vae = new AutoencoderKL(parseVAEConfig(c.config), (await weightsFor(path.join(c.dir, f), 'vae', c.config)).toBackend(be));
+          const vae = new AutoencoderKL(parseVAEConfig(c.config), (await weightsFor(path.join(c.dir, f), 'vae', c.config, SD1)).toBackend(be));
           const checks: [Tensor, Tensor, string][] = E.noGrad(() => {
             const r: [Tensor, Tensor, string][] = [];
             if (io.moments) r.push([vae.encoderMoments(dev(io.image)), io.moments, 'moments']);
@@ -140,23 +146,115 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
       }
     } else if (cls === 'clip_text_model' || cls === 'CLIPTextModel') {
       for (const f of readdirSync(c.dir).filter((n) => /^text_encoder.*\.safetensors$/.test(n))) {
-        it(`${c.name}: CLIP text model, all outputs${/_ldm/.test(f) ? ' (LDM keys)' : ''}`, opts, async (t) => {
+        it(`${c.name}: CLIP text model, all outputs${f !== 'text_encoder.safetensors' ? ' (single-file keys)' : ''}`, opts, async (t) => {
           const be = await backend(beName, t);
           if (!be) return;
           const io = (await loadSafetensors(ioPath)).tensors;
-          const te = new CLIPTextModel(parseCLIPTextConfig(c.config), (await weightsFor(path.join(c.dir, f), 'te', c.config)).toBackend(be));
+          const family = c.kind === 'sd2-text' ? SD2 : SD1;
+          const cfg = parseCLIPTextConfig(c.config);
+          const te = new CLIPTextModel(cfg, (await weightsFor(path.join(c.dir, f), 'te', c.config, family)).toBackend(be));
           const ids = io.input_ids.toBackend(be);
+          // Every hidden state the model has must be in the case (embeddings + one per layer).
+          for (let i = 0; i <= cfg.num_hidden_layers; i++) assert.ok(io[`hidden_states.${i}`], `${ioPath} lacks hidden_states.${i}`);
+          const want = (k: string) => { assert.ok(io[k], `${ioPath} lacks ${k}`); return io[k]; };
           const checks: [Tensor, Tensor, string][] = E.noGrad(() => {
             const out = te.forward(ids);
-            const r: [Tensor, Tensor, string][] = [[out.lastHiddenState, io.last_hidden_state, 'last_hidden_state'], [out.pooled, io.pooler_output, 'pooler_output']];
-            for (let i = 0; i < out.hiddenStates.length; i++) if (io[`hidden_states.${i}`]) r.push([out.hiddenStates[i], io[`hidden_states.${i}`], `hidden_states.${i}`]);
-            if (io.clip_skip2_final_ln) r.push([te.encode(ids, 2), io.clip_skip2_final_ln, 'clip_skip2_final_ln']);
+            const r: [Tensor, Tensor, string][] = [[out.pooled, want('pooler_output'), 'pooler_output']];
+            for (let i = 0; i < out.hiddenStates.length; i++) r.push([out.hiddenStates[i], io[`hidden_states.${i}`], `hidden_states.${i}`]);
+            if (c.kind === 'sd2-text') {
+              // The family's conditioning path (what training and txt2img use), with and without sd-scripts' clip skip.
+              const stack = { family, textEncoders: [te] };
+              const run = (skip?: number) => family.condition(runTextEncoders(stack, [ids]), ids.shape[0], 1, skip).context;
+              r.push([out.lastHiddenState, want('sd2_conditioning'), 'last_hidden_state = sd2_conditioning'], [run(), io.sd2_conditioning, 'SD2 conditioning']);
+              r.push([run(2), want('clip_skip2_final_ln'), 'SD2 conditioning, clip_skip 2']);
+            } else {
+              r.push([out.lastHiddenState, want('last_hidden_state'), 'last_hidden_state']);
+              if (io.clip_skip2_final_ln) r.push([te.encode(ids, 2), io.clip_skip2_final_ln, 'clip_skip2_final_ln']);
+            }
             return r;
           });
           if (io.eos_index) assert.deepEqual(te.eosIndex(io.input_ids.to('i32').dataSync() as Int32Array, io.input_ids.shape[0], io.input_ids.shape[1]), [...io.eos_index.dataSync()]);
           for (const [got, want, what] of checks) await close(got, want, what);
+          assert.deepEqual(te.weights.unused(), [], 'every weight is used');
         });
       }
+      if (c.kind === 'sd2-text') {
+        it(`${c.name}: full OpenCLIP tower (every block) text_embeds`, opts, async (t) => {
+          const be = await backend(beName, t);
+          if (!be) return;
+          const io = (await loadSafetensors(ioPath)).tensors;
+          const file = sd2SingleFile(c.dir);
+          const prefix = SD2.textEncoders[0].singleFilePrefix;
+          const raw = new Map([...(await loadStateDict(file))].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+          const { weights, blocks } = openClipToTransformers(raw, file);
+          const cfg = parseCLIPTextConfig({ ...c.config, num_hidden_layers: blocks });
+          const te = new CLIPTextModelWithProjection(cfg, new Weights(weights, file).toBackend(be));
+          assert.ok(io.full_text_embeds, `${ioPath} lacks full_text_embeds`);
+          const out = E.noGrad(() => te.forward(io.input_ids.toBackend(be)).textEmbeds);
+          await close(out, io.full_text_embeds, 'full_text_embeds');
+        });
+      }
+    }
+  }
+});
+
+/** The SD 2.x case's single-file text encoder (`*_sd2.safetensors`). */
+function sd2SingleFile(dir: string): string {
+  const f = readdirSync(dir).find((n) => /_sd2\.safetensors$/.test(n));
+  if (!f) throw new Error(`${dir}: no *_sd2.safetensors single-file text encoder`);
+  return path.join(dir, f);
+}
+
+// SDXL's two text encoders (config_te1.json / config_te2.json, no config.json): every hidden state,
+// both last hidden states and pools, te2's text_embeds, and the SDXL conditioning (context and
+// pooled) through the family, from the transformers files and from the SGM single file.
+const sdxlText = allGoldenCases().cases.filter((c) => c.kind === 'sdxl-text').map((c) => ({ ...c, todo: todoFor(c.kind) }));
+for (const beName of ['cpu', 'webgpu']) describe(`golden parity: SDXL text encoders on ${beName}`, () => {
+  before(() => E.initCpuBackend());
+  it('has an sdxl-text case', () => assert.ok(sdxlText.length > 0, 'no sdxl-text golden case'));
+  for (const c of sdxlText) {
+    for (const layout of ['transformers', 'sgm'] as const) {
+      it(`${c.name}: both encoders, context and pooled (${layout} keys)`, { todo: c.todo }, async (t) => {
+        const be = await backend(beName, t);
+        if (!be) return;
+        const io = (await loadSafetensors(requireFile(c.dir, 'io.safetensors'))).tensors;
+        const raw = [readJson(requireFile(c.dir, 'config_te1.json')), readJson(requireFile(c.dir, 'config_te2.json'))];
+        const cfgs = raw.map((r) => parseCLIPTextConfig(r));
+        let weights: Weights[];
+        if (layout === 'transformers') {
+          weights = await Promise.all(['text_encoder.safetensors', 'text_encoder_2.safetensors'].map(async (f) => new Weights(await loadStateDict(requireFile(c.dir, f)), f)));
+        } else {
+          const file = requireFile(c.dir, 'text_encoders_sdxl.safetensors');
+          const parts = splitSingleFile(await loadStateDict(file), file, { textEncoder: raw[0], textEncoder2: raw[1] });
+          assert.equal(parts.family, SDXL, 'family detected from the SGM keys');
+          assert.ok(parts.textEncoders.every(Boolean), `${file}: both text encoders`);
+          weights = parts.textEncoders as Weights[];
+        }
+        const tes = SDXL.textEncoders.map((spec, i) => makeTextEncoder(spec, cfgs[i], weights[i].toBackend(be)));
+        const want = (k: string) => { assert.ok(io[k], `io.safetensors lacks ${k}`); return io[k]; };
+        const ids = ['input_ids_1', 'input_ids_2'].map((k) => want(k).toBackend(be));
+        const checks: [Tensor, Tensor, string][] = E.noGrad(() => {
+          const r: [Tensor, Tensor, string][] = [];
+          tes.forEach((te, i) => {
+            const p = `te${i + 1}`;
+            const out = te.forward(ids[i]);
+            for (let l = 0; l <= cfgs[i].num_hidden_layers; l++) r.push([out.hiddenStates[l], want(`${p}.hidden_states.${l}`), `${p}.hidden_states.${l}`]);
+            r.push([out.lastHiddenState, want(`${p}.last_hidden_state`), `${p}.last_hidden_state`]);
+            r.push([out.hiddenStates[out.hiddenStates.length - 2], want(`${p}.penultimate`), `${p}.penultimate`]);
+            if (io[`${p}.pooler_output`]) r.push([out.pooled, io[`${p}.pooler_output`], `${p}.pooler_output`]);
+            if (SDXL.textEncoders[i].withProjection) r.push([(out as CLIPTextProjectionOutput).textEmbeds, want(`${p}.text_embeds`), `${p}.text_embeds`]);
+          });
+          const cond = SDXL.condition(runTextEncoders({ family: SDXL, textEncoders: tes }, ids), ids[0].shape[0], 1, undefined);
+          r.push([cond.context, want('context'), 'context'], [cond.textEmbeds!, want('te2.text_embeds'), 'pooled text_embeds']);
+          return r;
+        });
+        tes.forEach((te, i) => {
+          const k = `te${i + 1}.eos_index`;
+          if (io[k]) assert.deepEqual(te.eosIndex(io[`input_ids_${i + 1}`].to('i32').dataSync() as Int32Array, ids[i].shape[0], ids[i].shape[1]), [...io[k].dataSync()], k);
+        });
+        for (const [got, w, what] of checks) await close(got, w, what);
+        tes.forEach((te, i) => assert.deepEqual(te.weights.unused(), [], `te${i + 1}: every weight is used`));
+      });
     }
   }
 });
