@@ -223,8 +223,12 @@ export function parseArgList(list: string[]): Record<string, string> {
   return splitArgs(list);
 }
 
-/** Markdown table of every option (README). */
+/** Markdown table of every option (README); the sd-scripts options with no effect follow as one list. */
 export function optionsMarkdown(): string {
-  const rows = OPTIONS.map((s) => `| \`${s.key}\` | ${s.type.replace('?', '')} | ${s.default === undefined ? '-' : `\`${JSON.stringify(s.default)}\``} | ${s.doc}${s.choices ? ` (${s.choices.join(', ')})` : ''} |`);
-  return ['| option | type | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
+  const row = (s: OptionSpec) => `| \`${s.key}\` | ${s.type.replace('?', '')} | ${s.default === undefined ? '-' : `\`${JSON.stringify(s.default)}\``} | ${s.doc}${s.choices ? ` (${s.choices.join(', ')})` : ''} |`;
+  const noEffect = OPTIONS.filter((s) => s.ignored).map((s) => `\`${s.key}\``);
+  return [
+    '| option | type | default | meaning |', '|---|---|---|---|', ...OPTIONS.filter((s) => !s.ignored).map(row), '',
+    `Accepted so that sd-scripts configs load, with a note that they have no effect here: ${noEffect.join(', ')}.`,
+  ].join('\n');
 }
