@@ -1,5 +1,7 @@
-// `sdlora inspect <file>`: tensors and metadata of a safetensors file.
+// `sdlora inspect <file>`: tensors and metadata of a safetensors file, and for a LoRA-family file
+// its algorithm, rank, alpha and base family.
 import { SafetensorsFile } from '../io/safetensors.js';
+import { describeLoRA } from '../lora/formats/describe.js';
 
 export async function inspect(file: string, opts: { limit: number }): Promise<void> {
   const f = await SafetensorsFile.open(file);
@@ -8,6 +10,10 @@ export async function inspect(file: string, opts: { limit: number }): Promise<vo
     let bytes = 0;
     for (const e of f.entries.values()) bytes += e.end - e.begin;
     console.log(`${file}: ${keys.length} tensors, ${(bytes / 1048576).toFixed(2)} MiB`);
+    const lora = await describeLoRA(f);
+    if (lora.applicable) {
+      console.log(`LoRA: ${lora.algorithms.join(' + ')}, ${lora.modules} modules, rank ${lora.rank}, alpha ${lora.alpha}, base ${lora.family}`);
+    }
     for (const k of keys.slice(0, opts.limit)) {
       const e = f.entries.get(k)!;
       console.log(`  ${k}  ${e.dtype} [${e.shape.join(', ')}]`);

@@ -69,7 +69,8 @@ export function registerLoRACommands(program: Command): void {
       for (const e of lib.entries) {
         const md = e.metadata;
         rows.push({
-          name: e.relName, alias: e.alias, base: md.ss_sd_model_name ?? md.ss_base_model_version ?? '', dim: md.ss_network_dim ?? '', alpha: md.ss_network_alpha ?? '',
+          name: e.relName, alias: e.alias, base: md.ss_sd_model_name ?? md.ss_base_model_version ?? '',
+          algorithm: e.summary.algorithms.join('+'), rank: e.summary.rank, alpha: e.summary.alpha, family: e.summary.family,
           resolution: md.ss_resolution ?? md['modelspec.resolution'] ?? '', tags: topTags(md.ss_tag_frequency),
           hash: (md.sshs_model_hash ?? (await addnetHash(e.path))).slice(0, 12), mb: (e.bytes / 1048576).toFixed(1),
         });
@@ -78,7 +79,7 @@ export function registerLoRACommands(program: Command): void {
       if (!rows.length) console.log(`no .safetensors LoRAs under ${dir}`);
       for (const r of rows) {
         console.log(`${r.name}${r.alias !== path.basename(r.name) ? ` (alias ${r.alias})` : ''}  [${r.hash}]  ${r.mb} MB`);
-        console.log(`    base: ${r.base || '?'}  dim: ${r.dim || '?'}  alpha: ${r.alpha || '?'}  resolution: ${r.resolution || '?'}`);
+        console.log(`    ${r.algorithm}  rank: ${r.rank}  alpha: ${r.alpha}  family: ${r.family}  base: ${r.base || '?'}  resolution: ${r.resolution || '?'}`);
         if (r.tags) console.log(`    tags: ${r.tags}`);
       }
       for (const p of lib.problems) console.error(`skipped: ${p}`);

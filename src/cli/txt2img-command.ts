@@ -22,8 +22,9 @@ export function registerTxt2ImgCommand(program: Command): void {
     .option('--seed <n>', 'seed (random when omitted)', int).option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'euler_a')
     .option('--clip-skip <n>', 'CLIP skip', int, 1).option('--batch <n>', 'images, seeds seed..seed+n-1', int, 1)
     .option('-o, --out <file>', 'output PNG (a -N suffix is added for batches)', 'txt2img.png')
+    .option('--allow-partial', 'apply LoRA files with modules in formats sdlora does not apply, skipping those modules with a warning')
     .option('--device <name>', `compute backend: ${E.DEVICES.join(' or ')}`, 'cpu')
-    .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string }) => {
+    .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string; allowPartial?: boolean }) => {
       const device = await E.selectBackend(o.device);
       const model = moveModel(await loadSDModel(o.model, { configDir: o.configDir }), device);
       const library = o.loraDir ? await LoRALibrary.scan(o.loraDir) : undefined;
@@ -32,7 +33,7 @@ export function registerTxt2ImgCommand(program: Command): void {
         const bar = new ProgressBar(`image ${b + 1}/${o.batch}`, o.steps, 'step');
         const r = await txt2img(model, {
           prompt: o.prompt, negativePrompt: o.negative, width: o.width, height: o.height, steps: o.steps, cfgScale: o.cfg,
-          seed: seed0 + b, sampler: o.sampler, clipSkip: o.clipSkip, onStep: (i) => bar.update(i),
+          seed: seed0 + b, sampler: o.sampler, clipSkip: o.clipSkip, allowPartial: o.allowPartial, onStep: (i) => bar.update(i),
         }, library);
         const file = o.batch > 1 ? o.out.replace(/(\.png)?$/i, `-${b + 1}.png`) : o.out;
         await writeBufferAtomic(file, encodePng(r.rgb, r.width, r.height, { parameters: r.infotext }));

@@ -20,6 +20,8 @@ export interface Txt2ImgOptions {
   seed?: number;
   sampler?: string;
   clipSkip?: number;
+  /** Apply LoRA files partly in formats sdlora does not apply, skipping those modules with a warning each. */
+  allowPartial?: boolean;
   /** Called after each denoising step. */
   onStep?: (step: number, total: number) => void;
 }
@@ -64,7 +66,8 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
       if (!library) throw new Error(`the prompt uses <lora:${l.name}> but no LoRA folder was given`);
       const entry = library.resolve(l.name);
       const file = await loadLoRA(entry.path);
-      const r = applyLoRA(file, { unet: m.unet.weights, textEncoder: m.textEncoder.weights }, { te: l.te, unet: l.unet });
+      const r = applyLoRA(file, { unet: m.unet.weights, textEncoder: m.textEncoder.weights }, { te: l.te, unet: l.unet }, { allowPartial: o.allowPartial });
+      for (const s of r.skipped) console.error(`${path.basename(entry.path)}: module ${s.name} skipped: ${s.format} is not applied by sdlora (--allow-partial)`);
       if (r.unknown.length) console.error(`${path.basename(entry.path)}: ${r.unknown.length} LoRA modules match no layer of this model (first: ${r.unknown[0]})`);
       reports.push(r);
       if (entry.metadata.sshs_model_hash) hashes.push(`${l.name}: ${entry.metadata.sshs_model_hash.slice(0, 12)}`);

@@ -3,6 +3,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
+import { type LoRASummary, describeLoRA } from './formats/describe.js';
 
 export interface LibraryEntry {
   name: string;
@@ -12,6 +13,8 @@ export interface LibraryEntry {
   path: string;
   metadata: Record<string, string>;
   bytes: number;
+  /** Algorithm, rank, alpha and base family, from the header. */
+  summary: LoRASummary;
 }
 
 function walk(dir: string, out: string[]): void {
@@ -35,10 +38,11 @@ export class LoRALibrary {
       try {
         const f = await SafetensorsFile.open(file);
         const metadata = f.metadata;
-        await f.close();
+        let summary: LoRASummary;
+        try { summary = await describeLoRA(f); } finally { await f.close(); }
         const name = path.basename(file).replace(/\.safetensors$/i, '');
         entries.push({
-          name, alias: metadata.ss_output_name || name, path: file, metadata, bytes: statSync(file).size,
+          name, alias: metadata.ss_output_name || name, path: file, metadata, bytes: statSync(file).size, summary,
           relName: path.relative(root, file).replace(/\.safetensors$/i, '').split(path.sep).join('/'),
         });
       } catch (e) {
