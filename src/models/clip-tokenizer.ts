@@ -1,8 +1,11 @@
 // CLIP's byte-level BPE tokenizer (OpenAI simple_tokenizer / transformers CLIPTokenizer), with
-// Stable Diffusion's 77-token padding and sd-scripts' long prompts in 75-token chunks.
+// Stable Diffusion's 77-token padding and sd-scripts' long prompts in 75-token chunks. Text is cleaned as
+// OpenAI's simple_tokenizer cleans it, ftfy 6.1.1 included (src/text/ftfy.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { fixText } from '../text/ftfy.js';
+import { htmlUnescape } from '../text/html-unescape.js';
 
 /**
  * GPT-2's reversible byte -> printable unicode map, indexed by byte. `ordered` lists the characters
@@ -21,15 +24,20 @@ export function bytesToUnicode(): { map: string[]; ordered: string[] } {
   return { map, ordered: cs.map((c) => String.fromCodePoint(c)) };
 }
 
-const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+// Whitespace as OpenAI's tokenizer sees it: its `regex` module's \s is Unicode White_Space (JavaScript's \s
+// adds U+FEFF), and Python's str.strip also drops the separators U+1C-U+1F.
+const WHITE_SPACE = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WHITE_RUNS = new RegExp(`[${WHITE_SPACE}]+`, 'gu');
+const STRIP = new RegExp(`^[${WHITE_SPACE}\\x1c-\\x1f]+|[${WHITE_SPACE}\\x1c-\\x1f]+$`, 'gu');
+const PATTERN = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${WHITE_SPACE}\\p{L}\\p{N}]+`, 'giu');
 
-function unescapeHtml(s: string): string {
-  return s.replace(/&(#x[0-9a-f]+|#\d+|amp|lt|gt|quot|apos|#39);/gi, (m, e: string) => {
-    const k = e.toLowerCase();
-    if (k.startsWith('#x')) return String.fromCodePoint(parseInt(k.slice(2), 16));
-    if (k.startsWith('#')) return String.fromCodePoint(parseInt(k.slice(1), 10));
-    return ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[k] ?? m;
-  });
+/**
+ * The reference's text cleaning before BPE: ftfy.fix_text, html.unescape twice, whitespace runs to one space,
+ * stripped, lowercased.
+ */
+export function cleanText(text: string): string {
+  const basic = htmlUnescape(htmlUnescape(fixText(text))).replace(STRIP, '');
+  return basic.replace(WHITE_RUNS, ' ').replace(STRIP, '').toLowerCase();
 }
 
 export interface TokenizerOptions {
@@ -103,7 +111,7 @@ export class CLIPTokenizer {
 
   /** Token ids without BOS/EOS. */
   encode(text: string): number[] {
-    const clean = unescapeHtml(unescapeHtml(text)).trim().replace(/\s+/g, ' ').trim().toLowerCase();
+    const clean = cleanText(text);
     const ids: number[] = [];
     for (const m of clean.matchAll(PATTERN)) {
       const bytes = Buffer.from(m[0], 'utf8');

@@ -4,6 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { CLIPTokenizer } from '../../src/models/clip-tokenizer.js';
 import { goldenDir } from '../helpers/golden.js';
@@ -11,6 +12,14 @@ import { goldenDir } from '../helpers/golden.js';
 const clipDir = process.env.SDLORA_CLIP_DIR ?? path.resolve(goldenDir(), '../clip');
 const vectors = JSON.parse(readFileSync(path.join(clipDir, 'tokenizer-vectors.json'), 'utf8')) as { bos: number; eos: number; cases: { text: string; ids: number[] }[] };
 const tok = CLIPTokenizer.fromBpeFile(path.join(clipDir, 'bpe_simple_vocab_16e6.txt.gz'));
+// Prompts and the ids OpenAI's simple_tokenizer gives them with ftfy 6.1.1 (see the fixture's README).
+const promptsFile = fileURLToPath(new URL('../fixtures/clip-ftfy/prompts.jsonl', import.meta.url));
+const prompts = readFileSync(promptsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as [string, number[]]);
+const idsOf = (text: string) => {
+  const row = prompts.find(([t]) => t === text);
+  if (!row) throw new Error(`${promptsFile}: no row for ${JSON.stringify(text)}`);
+  return row[1];
+};
 
 describe('CLIP tokenizer', () => {
   it('has the reference BOS/EOS ids', () => {
@@ -62,5 +71,21 @@ describe('CLIP tokenizer', () => {
     await writeFile(path.join(dir, 'merges.txt'), `#version: 0.2\n${[...merges.keys()].join('\n')}\n`);
     const t2 = CLIPTokenizer.fromFolder(dir);
     for (const c of vectors.cases) assert.deepEqual([t2.bosId, ...t2.encode(c.text), t2.eosId], c.ids);
+  });
+
+  describe('cleans text with ftfy first, as the reference does', () => {
+    // Japanese input methods' full-width forms, half-width katakana, mojibake and entities, each as the
+    // reference tokenizes it.
+    for (const text of ['１girl, ｓｍｉｌｅ', 'ＬＯＵＤ　ＮＯＩＳＥＳ', 'Ｕﾀｰﾝ', 'cafÃ©', 'voilÃ le travail', 'Broken text&hellip; it&#x2019;s ﬂubberiﬁc!', 'P&EACUTE;REZ', '<b>&amp;</b> tag']) {
+      it(`tokenizes ${JSON.stringify(text)} like the reference`, () => {
+        assert.deepEqual(tok.encode(text), idsOf(text));
+      });
+    }
+
+    it(`tokenizes all ${prompts.length} prompts of ${path.basename(promptsFile)} like the reference`, () => {
+      assert.ok(prompts.length > 2000, `${promptsFile}: expected thousands of prompts, found ${prompts.length}`);
+      const wrong = prompts.filter(([text, ids]) => JSON.stringify(tok.encode(text)) !== JSON.stringify(ids));
+      assert.deepEqual(wrong.slice(0, 5).map(([text, ids]) => ({ text, ids, got: tok.encode(text) })), [], `${wrong.length} of ${prompts.length} prompts differ`);
+    });
   });
 });
