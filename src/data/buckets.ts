@@ -36,20 +36,35 @@ export function placeInBuckets(w: number, h: number, buckets: Size[]): Placement
   return { bucket: b, resized: [Math.floor(w * scale + 0.5), Math.floor(h * scale + 0.5)], arError: b[0] / b[1] - ar };
 }
 
-/** bucket_no_upscale: shrink only when above max_area, then floor each side to the step. */
+/** An image that bucket_no_upscale cannot place (sd-scripts divides by zero on it). */
+export class BucketError extends Error {}
+
+/** sd-scripts' round_to_steps: round half up to an integer, then down to a multiple of step. */
+const roundToSteps = (x: number, step: number) => {
+  const r = Math.floor(x + 0.5);
+  return r - (r % step);
+};
+
+/**
+ * bucket_no_upscale (sd-scripts BucketManager.select_bucket): an image above max_area shrinks to
+ * about max_area, its width or its height rounded to the step, whichever keeps the aspect ratio
+ * closer; on a tie sd-scripts' strict comparison takes the height-rounded size. The bucket is the
+ * resized size floored to the step on each side.
+ */
 export function placeNoUpscale(w: number, h: number, res: Size, step: number): Placement {
   const maxArea = res[0] * res[1];
   const ar = w / h;
   let resized: Size = [w, h];
   if (w * h > maxArea) {
     const rw = Math.sqrt(maxArea * ar), rh = maxArea / rw;
-    const r2s = (x: number) => Math.floor(Math.floor(x + 0.5) / step) * step;
-    const bwA = r2s(rw), bhA = r2s(bwA / ar);
-    const bhB = r2s(rh), bwB = r2s(bhB * ar);
-    const errA = Math.abs(bwA / bhA - ar), errB = Math.abs(bwB / bhB - ar);
-    resized = errA <= errB ? [bwA, Math.floor(bwA / ar + 0.5)] : [Math.floor(bhB * ar + 0.5), bhB];
+    const bwW = roundToSteps(rw, step), bhW = roundToSteps(bwW / ar, step);
+    const bhH = roundToSteps(rh, step), bwH = roundToSteps(bhH * ar, step);
+    if (bhW === 0 || bhH === 0) throw new BucketError(`${w}x${h} has too extreme an aspect ratio for bucket_no_upscale at ${res[0]}x${res[1]} with bucket_reso_steps ${step}: a side of its bucket rounds to 0 (sd-scripts fails here with a division by zero)`);
+    const errW = Math.abs(bwW / bhW - ar), errH = Math.abs(bwH / bhH - ar);
+    resized = errW < errH ? [bwW, Math.floor(bwW / ar + 0.5)] : [Math.floor(bhH * ar + 0.5), bhH];
   }
-  const bucket: Size = [Math.floor(resized[0] / step) * step, Math.floor(resized[1] / step) * step];
+  const bucket: Size = [resized[0] - (resized[0] % step), resized[1] - (resized[1] % step)];
+  if (bucket[0] === 0 || bucket[1] === 0) throw new BucketError(`${w}x${h} gives an empty ${bucket[0]}x${bucket[1]} bucket with bucket_no_upscale at ${res[0]}x${res[1]} and bucket_reso_steps ${step}: a side is below the step after resizing`);
   return { bucket, resized, arError: bucket[0] / bucket[1] - ar };
 }
 

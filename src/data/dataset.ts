@@ -1,7 +1,7 @@
 // Turning dataset specs into training images: captions, sizes, buckets, repeats, regularization
 // balancing, and the summaries stored in the LoRA metadata.
 import path from 'node:path';
-import { type Placement, type Size, bucketList, placeInBuckets, placeNoUpscale } from './buckets.js';
+import { BucketError, type Placement, type Size, bucketList, placeInBuckets, placeNoUpscale } from './buckets.js';
 import type { DatasetSpec, SubsetSpec } from './dataset-spec.js';
 import { CaptionError, listImages, readCaption } from './folder-dataset.js';
 import { ImageError, imageSize } from './images.js';
@@ -72,7 +72,9 @@ export async function prepareData(specs: DatasetSpec[], opts: { skipBad?: boolea
           arErrSum += Math.abs(placement.arError); arCount++;
           count++;
         } catch (e) {
-          if (e instanceof CaptionError || e instanceof ImageError) bad.push(e.message); else throw e;
+          if (e instanceof CaptionError || e instanceof ImageError) bad.push(e.message);
+          else if (e instanceof BucketError) bad.push(`${file}: ${e.message}`);
+          else throw e;
         }
       }
       const dirName = path.basename(sub.imageDir);
