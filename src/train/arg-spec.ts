@@ -56,6 +56,12 @@ function checkValue(v: string, t: ArgValue): string | undefined {
   }
 }
 
+/** " (it takes a, b, c)": the arguments that change what sdlora does, when no name is close. */
+function takes(table: Record<string, ArgSpec>): string {
+  const keys = Object.entries(table).filter(([, s]) => !s.noEffect && s.only === undefined).map(([k]) => k);
+  return keys.length ? ` (it takes ${keys.join(', ')})` : '';
+}
+
 /** Every problem of an argument list: malformed entries, repeats, unknown keys, bad values. */
 export function checkArgList(option: string, owner: string, list: string[], table: Record<string, ArgSpec>): ArgReport {
   const problems: string[] = [], notes: string[] = [];
@@ -67,7 +73,7 @@ export function checkArgList(option: string, owner: string, list: string[], tabl
     if (seen.has(key)) problems.push(`${option}: "${key}" is given twice`);
     seen.add(key);
     const spec = table[key], value = unquote(a.slice(i + 1));
-    if (!spec) { problems.push(`${option}: unknown argument "${key}" for ${owner}${suggestion(key, Object.keys(table))}`); continue; }
+    if (!spec) { problems.push(`${option}: unknown argument "${key}" for ${owner}${suggestion(key, Object.keys(table)) || takes(table)}`); continue; }
     const bad = checkValue(value, spec.value);
     if (bad) problems.push(`${option}: ${key}=${value} ${bad}`);
     else if (spec.only !== undefined && value.toLowerCase() !== spec.only.toLowerCase()) problems.push(`${option}: ${key}=${value} is not implemented in sdlora's ${owner} (only ${key}=${spec.only})`);

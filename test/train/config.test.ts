@@ -146,7 +146,7 @@ describe('training config', () => {
     assert.match(err({ network_args: ['conv_dims=8'] }), /network_args: unknown argument "conv_dims" for networks\.lora \(did you mean "conv_dim"\?\)/);
     assert.match(err({ network_args: ['conv_dim'] }), /network_args: "conv_dim" is not key=value/);
     assert.match(err({ network_args: ['rank_dropout=1.5'] }), /rank_dropout=1\.5 must be below 1/);
-    assert.match(err({ optimizer_args: ['foo=1'] }), /optimizer_args: unknown argument "foo" for AdamW/);
+    assert.match(err({ optimizer_args: ['foo=1'] }), /optimizer_args: unknown argument "foo" for AdamW \(it takes betas, eps, weight_decay\)/);
     assert.match(err({ optimizer_type: 'Lion', optimizer_args: ['weight_decey=0.1'] }), /unknown argument "weight_decey" for Lion \(did you mean "weight_decay"\?\)/);
     assert.match(err({ optimizer_args: ['betas=0.9'] }), /betas=0\.9 must be two numbers/);
     assert.match(err({ optimizer_args: ['amsgrad=True'] }), /amsgrad=True is not implemented in sdlora's AdamW \(only amsgrad=False\)/);
