@@ -57,7 +57,11 @@ describe('model loaders', () => {
     await assert.rejects(loadSingleFile(bin), /model\.ckpt: pickle checkpoints/);
     const part = path.join(tmp, 'unet-only.safetensors');
     await copyFile(path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'unet_ldm.safetensors'), part);
-    await assert.rejects(loadSingleFile(part, configs), /unet-only\.safetensors: not a complete Stable Diffusion checkpoint \(no first_stage_model/);
+    // A UNet alone does not show its family (no text encoder keys).
+    await assert.rejects(loadSingleFile(part, configs), /unet-only\.safetensors: no known text encoder keys/);
+    const noVae = path.join(tmp, 'no-vae.safetensors');
+    await saveSafetensors(noVae, [...(await loadStateDict(part)).entries(), ...(await loadStateDict(path.join(goldenCase('sd1-text'), 'text_encoder_ldm.safetensors'))).entries()]);
+    await assert.rejects(loadSingleFile(noVae, configs), /no-vae\.safetensors: not a complete SD 1\.x checkpoint \(no first_stage_model/);
     await assert.rejects(loadDiffusersFolder(tmp), /not a diffusers model folder/);
   });
 });
