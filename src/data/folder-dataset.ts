@@ -1,10 +1,24 @@
 // Reading images and captions from disk: the kohya `<repeats>_<name>` folder rule, image
 // discovery, and caption pairing (sd-scripts §1.2-1.4).
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { type Dirent, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { SubsetSpec } from './dataset-spec.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp'];
+
+/**
+ * What a directory entry is once symbolic links are followed (people link concept folders and
+ * images into a dataset instead of copying them); 'broken' for a link to nothing.
+ */
+function kindOf(dir: string, e: Dirent): 'dir' | 'file' | 'broken' | 'other' {
+  if (!e.isSymbolicLink()) return e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
+  try {
+    const st = statSync(path.join(dir, e.name));
+    return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+  } catch {
+    return 'broken';
+  }
+}
 
 export interface FolderSubset {
   dirName: string;
@@ -18,7 +32,9 @@ export function scanRepeatFolders(root: string): { subsets: (FolderSubset & { di
   const subsets: (FolderSubset & { dir: string })[] = [];
   const skipped: string[] = [];
   for (const e of readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (!e.isDirectory()) continue;
+    const kind = kindOf(root, e);
+    if (kind === 'broken') { skipped.push(`${path.join(root, e.name)}: ignored, a symbolic link to something that does not exist`); continue; }
+    if (kind !== 'dir') continue;
     const [first, ...rest] = e.name.split('_');
     const n = /^-?\d+$/.test(first) ? Number(first) : NaN;
     if (!Number.isInteger(n) || n < 1) { skipped.push(`${path.join(root, e.name)}: ignored, the folder name does not start with a repeat count like 10_name`); continue; }
@@ -27,9 +43,10 @@ export function scanRepeatFolders(root: string): { subsets: (FolderSubset & { di
   return { subsets, skipped };
 }
 
+/** Image files of a folder, symbolic links followed; a broken link is listed so that reading it reports it. */
 export function listImages(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isFile() && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
+    .filter((e) => ['file', 'broken'].includes(kindOf(dir, e)) && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
     .map((e) => path.join(dir, e.name))
     .sort();
 }

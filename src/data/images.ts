@@ -5,6 +5,22 @@ import type { Size } from './buckets.js';
 
 export class ImageError extends Error {}
 
+/** libvips error text as one line: its lines repeat once per decode attempt. */
+function vipsMessage(e: unknown): string {
+  const lines = String((e as Error).message ?? e).split('\n').map((l) => l.trim()).filter(Boolean);
+  return [...new Set(lines)].join('; ');
+}
+
+/**
+ * Sizes below 1 pixel reach libvips as invalid properties and print GLib-CRITICAL text on stderr
+ * before failing, so they are refused here with the image's name instead.
+ */
+function assertDrawable(file: string, o: PrepareOptions, original: Size): void {
+  if (Math.min(...o.resized, ...o.bucket) >= 1) return;
+  throw new ImageError(`${file}: the image is ${original[0]}x${original[1]}, too small for training (it would be resized to `
+    + `${o.resized[0]}x${o.resized[1]} in a ${o.bucket[0]}x${o.bucket[1]} bucket); remove it, or turn off bucket_no_upscale`);
+}
+
 export async function imageSize(file: string): Promise<Size> {
   try {
     const m = await sharp(file).metadata();
@@ -12,7 +28,7 @@ export async function imageSize(file: string): Promise<Size> {
     // EXIF orientations 5-8 swap the sides once the image is rotated upright.
     return m.orientation && m.orientation >= 5 ? [m.height, m.width] : [m.width, m.height];
   } catch (e) {
-    throw new ImageError(`${file}: cannot read the image (${(e as Error).message})`);
+    throw new ImageError(`${file}: cannot read the image (${vipsMessage(e)})`);
   }
 }
 
@@ -25,6 +41,7 @@ export interface PrepareOptions {
 
 /** RGB bytes of the prepared image (bucket-sized, HWC). */
 export async function prepareImageRgb(file: string, o: PrepareOptions, original: Size): Promise<Uint8Array> {
+  assertDrawable(file, o, original);
   try {
     let img = sharp(file).rotate().removeAlpha().toColourspace('srgb');
     if (o.resized[0] !== original[0] || o.resized[1] !== original[1]) {
@@ -36,7 +53,7 @@ export async function prepareImageRgb(file: string, o: PrepareOptions, original:
     if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
     return new Uint8Array(data.buffer, data.byteOffset, data.length);
   } catch (e) {
-    throw new ImageError(`${file}: cannot prepare the image (${(e as Error).message})`);
+    throw new ImageError(`${file}: cannot decode the image, it may be truncated or corrupt (${vipsMessage(e)})`);
   }
 }
 

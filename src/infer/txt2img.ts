@@ -6,6 +6,7 @@ import type { Tensor } from '../engine/index.js';
 import { type ApplyReport, applyLoRA, removeLoRA } from '../lora/apply.js';
 import type { LoRALibrary } from '../lora/library.js';
 import { loadLoRA } from '../lora/lora-file.js';
+import { assertFinite } from '../lora/finite.js';
 import type { SDModel } from '../models/sd-model.js';
 import { createSampler } from '../schedulers/index.js';
 import { parsePrompt } from './prompt.js';
@@ -65,6 +66,7 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
     for (const l of [...loras, ...neg.loras]) {
       if (!library) throw new Error(`the prompt uses <lora:${l.name}> but no LoRA folder was given`);
       const entry = library.resolve(l.name);
+      await assertFinite(entry.path);
       const file = await loadLoRA(entry.path);
       const r = applyLoRA(file, { unet: m.unet.weights, textEncoder: m.textEncoder.weights }, { te: l.te, unet: l.unet }, { allowPartial: o.allowPartial });
       for (const s of r.skipped) console.error(`${path.basename(entry.path)}: module ${s.name} skipped: ${s.format} is not applied by sdlora (--allow-partial)`);

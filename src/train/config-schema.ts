@@ -115,6 +115,8 @@ export const OPTIONS: OptionSpec[] = [
   o('sample_sampler', 'string', 'ddim', 'sampler for samples', { choices: ['ddim', 'ddpm', 'euler', 'euler_a', 'k_euler', 'k_euler_a', 'dpmsolver++', 'dpmpp_2m', 'dpmpp_2m_karras'] }),
   // sdlora
   o('device', 'string', 'cpu', 'compute backend', { choices: ['cpu', 'webgpu'] }),
+  o('skip_nan_steps', 'integer', 0, 'optimizer steps with a NaN/Inf loss or gradient to skip before training stops (0: stop at the first)', { min: 0 }),
+  o('fallback_output_dir', 'string', undefined, 'where the final LoRA goes when output_dir is full (ENOSPC)'),
   // accepted for compatibility
   ...['xformers', 'sdpa', 'mem_eff_attn', 'lowram', 'highvram', 'persistent_data_loader_workers', 'no_half_vae'].map((k) => o(k, 'boolean', false, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
   ...['max_data_loader_n_workers', 'vae_batch_size'].map((k) => o(k, 'integer', undefined, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),

@@ -30,6 +30,11 @@ import { type ParamGroup, createOptimizer } from './optimizers.js';
 import { type TrainOptions, typed } from './options.js';
 import { readSamplePrompts } from './sample-prompts.js';
 import { type TrainState, loadState, saveState } from './state.js';
+import { saveDespiteFullDisk } from './disk-full.js';
+import { NanGuard, TrainingDiverged } from './nan-guard.js';
+import { assertSameNetwork, moduleSetDiff, networkConfigOf } from './network-config.js';
+import { acquireRunLock } from './run-lock.js';
+import { resetTestHooks, testPoint } from './test-hooks.js';
 import { encodeCaptions } from './text-conditioning.js';
 
 export interface StepInfo {
@@ -47,6 +52,8 @@ export interface TrainHooks {
   log?: (msg: string) => void;
   /** Stop after this many optimizer steps in this run (tests of resume). */
   stopAfterSteps?: number;
+  /** Polled between optimizer steps (Ctrl-C): when true, save the state and a LoRA, then return. */
+  shouldStop?: () => boolean;
   /** Sees each micro-batch's tensors on the host (tests check the loss against the published formulas). */
   onMicroBatch?: (m: MicroBatchTrace) => void;
 }
@@ -75,14 +82,28 @@ export interface TrainResult {
   model: SDModel;
   network: LoRANetwork;
   data: DataSummary;
+  /** Stopped early by `shouldStop`; the state and `saved`'s last LoRA hold the step reached. */
+  interrupted: boolean;
+  /** The state folder written by this run, if any. */
+  stateDir: string | null;
 }
+
+/** The run-time options that are not in TrainOptions (src/train/options.ts). */
+interface FaultOptions { skip_nan_steps?: number; fallback_output_dir?: string; network_module?: string }
 
 const precisionOf = (p?: string) => (p === 'fp16' ? 'F16' : p === 'bf16' ? 'BF16' : 'F32') as 'F32' | 'F16' | 'BF16';
 
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const device = await E.selectBackend(typed(cfg).device);
-  // Everything the run creates (weights moved over, LoRA parameters, noise, ids) lives on `device`.
-  return E.withBackend(device, () => trainOn(device, cfg, hooks));
+  resetTestHooks();
+  mkdirSync(typed(cfg).output_dir, { recursive: true });
+  const lock = acquireRunLock(typed(cfg).output_dir, hooks.log ?? ((m: string) => console.error(m)));
+  try {
+    // Everything the run creates (weights moved over, LoRA parameters, noise, ids) lives on `device`.
+    return await E.withBackend(device, () => trainOn(device, cfg, hooks));
+  } finally {
+    lock.release();
+  }
 }
 
 async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
@@ -135,16 +156,23 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   const name = c.output_name ?? 'last';
   mkdirSync(c.output_dir, { recursive: true });
   const logFile = path.join(c.output_dir, `${name}-loss.jsonl`);
-  let state: TrainState = { globalStep: 0, epoch: 1, batchInEpoch: 0, rng: [], seed, sessionId: Math.floor(Math.random() * 2 ** 32), startedAt: Date.now() / 1000, losses: [], optimizer: { step: 0, scalars: {} } };
+  const faults = cfg as FaultOptions;
+  const networkConfig = networkConfigOf({ ...c, network_module: faults.network_module ?? 'networks.lora' });
+  let state: TrainState = {
+    globalStep: 0, epoch: 1, batchInEpoch: 0, rng: [], seed, sessionId: Math.floor(Math.random() * 2 ** 32),
+    startedAt: Date.now() / 1000, losses: [], optimizer: { step: 0, scalars: {} }, network: networkConfig,
+  };
   if (c.resume) {
-    const r = await loadState(c.resume);
+    const r = await loadState(c.resume, log);
+    const shapes = network.parameters().map((p) => ({ name: p.name, shape: p.param().shape }));
+    assertSameNetwork(c.resume, r.state.network, networkConfig, moduleSetDiff(r.params, shapes));
     for (const m of network.modules) {
       const d = r.params.get(`${m.name}.lora_down.weight`), u = r.params.get(`${m.name}.lora_up.weight`);
       if (!d || !u) throw new Error(`${c.resume}: the saved state has no weights for module ${m.name} (different network settings?)`);
       m.down = d.requireGrad(); m.up = u.requireGrad();
     }
     optimizer.loadState(r.optimizer);
-    state = r.state;
+    state = { ...r.state, network: networkConfig };
     seed = state.seed;
     rng.setState(state.rng);
     log(`resumed at step ${state.globalStep}, epoch ${state.epoch}`);
@@ -211,12 +239,21 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   // Saving
   const run: RunInfo = { sessionId: state.sessionId, startedAt: state.startedAt, seed, numBatchesPerEpoch: nBatches, numEpochs: plan.epochs, maxTrainSteps: plan.maxTrainSteps, optimizer: optimizer.describe() };
   const saved: string[] = [];
-  const save = async (file: string, at: { step: number; epoch: number }) => {
+  const stateDir = path.join(c.output_dir, `${name}-state`);
+  let stateWritten = false;
+  const stepFile = (step: number) => path.join(c.output_dir, `${name}-step${String(step).padStart(8, '0')}.safetensors`);
+  const saveLoRAFile = async (file: string, at: { step: number; epoch: number }) => {
+    await assertFiniteNetwork(network, at.step);
     await saveLoRA(file, network.toWeights(), trainingMetadata(cfg, data, run, at), precisionOf(c.save_precision));
     saved.push(file);
-    if (c.save_state) {
-      await saveState(path.join(c.output_dir, `${name}-state`), { ...state, rng: rng.getState() }, network.parameters().map((p) => [p.name, p.param()]), optimizer.stateDict());
-    }
+  };
+  const saveStateNow = async (st: TrainState = { ...state, rng: rng.getState() }) => {
+    await saveState(stateDir, st, network.parameters().map((p) => [p.name, p.param()]), optimizer.stateDict());
+    stateWritten = true;
+  };
+  const save = async (file: string, at: { step: number; epoch: number }) => {
+    await saveLoRAFile(file, at);
+    if (c.save_state) await saveStateNow();
   };
 
   // Host copies of the LoRA parameters for the optimizer (on cpu: the tensors' own storage).
@@ -234,12 +271,25 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   if (state.globalStep === 0 && c.sample_at_first) await sample('e000000');
   const accum = c.gradient_accumulation_steps;
   const stopAt = hooks.stopAfterSteps !== undefined ? state.globalStep + hooks.stopAfterSteps : Infinity;
-  let micro = 0, accLoss = 0;
+  const nanGuard = new NanGuard(faults.skip_nan_steps ?? 0, log);
+  const nanAdvice = () => ({
+    learningRate: c.learning_rate, mixedPrecision: c.mixed_precision, maxGradNorm: c.max_grad_norm,
+    lastSave: saved.at(-1) ?? null, stateDir: stateWritten ? stateDir : null,
+  });
+  let micro = 0, accLoss = 0, interrupted = false;
+  // The state as of the last optimizer step: what an emergency save writes, even mid-accumulation.
+  // (The loss log only grows, so its length is enough.)
+  const snapshot = (at: Partial<TrainState> = {}) => ({ st: { ...state, rng: rng.getState(), ...at }, nLosses: state.losses.length });
+  let boundary = snapshot();
   try {
     outer: for (let epoch = state.epoch; epoch <= plan.epochs; epoch++) {
       const batches = epochBatches(data.datasets, seed, epoch);
       for (let bi = epoch === state.epoch ? state.batchInEpoch : 0; bi < batches.length; bi++) {
         if (state.globalStep >= plan.maxTrainSteps || state.globalStep >= stopAt) break outer;
+        if (micro === 0) {
+          boundary = snapshot({ epoch, batchInEpoch: bi });
+          if (hooks.shouldStop?.()) { interrupted = true; break outer; }
+        }
         const batch = batches[bi];
         const loss = await microStep(batch, epoch);
         accLoss += loss;
@@ -254,25 +304,31 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
         // The optimizer runs on host copies of the (small) LoRA parameters; on cpu those copies
         // are the tensors' own storage, on a GPU they are written back after the update.
         const grads = await Promise.all(params.map(async (p) => ((await p.param().grad?.data()) as Float32Array | undefined) ?? new Float32Array(p.param().size)));
-        if (c.max_grad_norm > 0) clipGradNorm(grads, c.max_grad_norm);
-        const values = await Promise.all(params.map((p) => hostValues(p.param())));
-        optimizer.update(params.map((p, i) => ({ name: p.name, group: p.group, data: values[i] })), grads, lrs);
+        const problem = NanGuard.problem(accLoss, grads.map((g, i) => ({ name: params[i].name, data: g })));
+        const skip = nanGuard.check(state.globalStep + 1, problem, nanAdvice());
+        if (!skip) {
+          if (c.max_grad_norm > 0) clipGradNorm(grads, c.max_grad_norm);
+          const values = await Promise.all(params.map((p) => hostValues(p.param())));
+          optimizer.update(params.map((p, i) => ({ name: p.name, group: p.group, data: values[i] })), grads, lrs);
+        }
         for (const p of network.parameters()) p.param().grad = null;
-        if (c.scale_weight_norms) await maxNormRegularize(network, c.scale_weight_norms, hostValues);
+        if (c.scale_weight_norms && !skip) await maxNormRegularize(network, c.scale_weight_norms, hostValues);
         for (const p of network.parameters()) { const h = hostCache.get(p.param()); if (h) p.param().assign(h); }
         await device.collect?.();
         state.globalStep++;
         const stepLoss = accLoss / (micro % accum || accum);
         accLoss = 0; micro = 0;
-        state.losses.push({ step: state.globalStep, loss: stepLoss });
+        if (!skip) state.losses.push({ step: state.globalStep, loss: stepLoss });
+        boundary = snapshot();
         const recent = state.losses.slice(-Math.max(1, nBatches));
-        const avg = recent.reduce((a, b) => a + b.loss, 0) / recent.length;
+        const avg = recent.reduce((a, b) => a + b.loss, 0) / Math.max(1, recent.length);
         const lr0 = [...lrs.values()][lrs.size - 1];
-        appendFileSync(logFile, `${JSON.stringify({ step: state.globalStep, epoch, loss: stepLoss, avr_loss: avg, lr: lr0, time: Date.now() / 1000 })}\n`);
+        appendFileSync(logFile, `${JSON.stringify({ step: state.globalStep, epoch, loss: stepLoss, avr_loss: avg, lr: lr0, time: Date.now() / 1000, ...(skip ? { skipped: true } : {}) })}\n`);
         hooks.onStep?.({ step: state.globalStep, maxSteps: plan.maxTrainSteps, epoch, epochs: plan.epochs, loss: stepLoss, avgLoss: avg, lr: lr0 });
+        await testPoint('step');
         if (c.sample_every_n_steps && !c.sample_every_n_epochs && state.globalStep % c.sample_every_n_steps === 0) await sample(String(state.globalStep).padStart(6, '0'));
         if (c.save_every_n_steps && state.globalStep % c.save_every_n_steps === 0 && state.globalStep < plan.maxTrainSteps) {
-          await save(path.join(c.output_dir, `${name}-step${String(state.globalStep).padStart(8, '0')}.safetensors`), { step: state.globalStep, epoch });
+          await save(stepFile(state.globalStep), { step: state.globalStep, epoch });
         }
       }
       // End of epoch
@@ -286,20 +342,43 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
         state.batchInEpoch = 0;
       }
     }
+  } catch (e) {
+    // A diverged network is not worth saving: the last good save stays the newest file.
+    if (!(e instanceof TrainingDiverged)) await emergencySave(e as Error);
+    throw e;
   } finally {
     network.setTraining(false);
   }
 
   let finalPath: string | null = null;
   const finished = state.globalStep >= plan.maxTrainSteps;
-  if (finished) {
-    finalPath = path.join(c.output_dir, `${name}.safetensors`);
-    await save(finalPath, { step: state.globalStep, epoch: plan.epochs });
+  if (interrupted) {
+    await testPoint('interrupt-save');
+    await saveLoRAFile(stepFile(state.globalStep), { step: state.globalStep, epoch: state.epoch });
+    await saveStateNow();
+  } else if (finished) {
+    const bytes = network.parameters().reduce((a, p) => a + p.param().size, 0) * (c.save_precision === 'float' || !c.save_precision ? 4 : 2) + 65536;
+    const at = { step: state.globalStep, epoch: plan.epochs };
+    finalPath = await saveDespiteFullDisk(path.join(c.output_dir, `${name}.safetensors`), (f) => saveLoRAFile(f, at), { bytes, fallbackDir: faults.fallback_output_dir, log });
+    if (c.save_state) await saveStateNow().catch((e: Error) => log(`warning: the LoRA is saved, but not the training state: ${e.message}`));
   } else if (c.save_state) {
-    await saveState(path.join(c.output_dir, `${name}-state`), { ...state, rng: rng.getState() }, network.parameters().map((p) => [p.name, p.param()]), optimizer.stateDict());
+    await saveStateNow();
   }
   writeFileSync(path.join(c.output_dir, `${name}-loss.svg`), lossPlotSvg(state.losses, `${name}: loss per step`));
-  return { finalPath, saved, steps: state.globalStep, losses: state.losses, samples, model, network, data };
+  return { finalPath, saved, steps: state.globalStep, losses: state.losses, samples, model, network, data, interrupted, stateDir: stateWritten ? stateDir : null };
+
+  /** On an unexpected error: the LoRA and state of the last optimizer step, so no finished step is lost. */
+  async function emergencySave(err: Error): Promise<void> {
+    const { st, nLosses } = boundary;
+    if (st.globalStep === 0) return;
+    try {
+      await saveLoRAFile(stepFile(st.globalStep), { step: st.globalStep, epoch: st.epoch });
+      await saveStateNow({ ...st, losses: st.losses.slice(0, nLosses) });
+      log(`error after step ${st.globalStep}; its LoRA and state are saved: ${stepFile(st.globalStep)}, resume with resume=${stateDir}`);
+    } catch (e2) {
+      log(`error: could not save the weights after the error (${(e2 as Error).message}); the original error follows (${err.message})`);
+    }
+  }
 
   /** Forward and backward of one micro-batch; returns its loss. */
   async function microStep(batch: TrainImage[], epoch: number): Promise<number> {
@@ -346,6 +425,15 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
       hooks.onMicroBatch({ shape: [...latents.shape], latents: await host(latents), baseNoise: await host(baseNoise), noiseRngState, noise: await host(noise), noisy: await host(noisy), timesteps: ts, pred: await host(pred), loss: value });
     }
     return value;
+  }
+}
+
+/** Refuses to write a LoRA holding NaN or Inf (it would render black images). */
+async function assertFiniteNetwork(net: LoRANetwork, step: number): Promise<void> {
+  for (const p of net.parameters()) {
+    if (!((await p.param().data()) as Float32Array).every(Number.isFinite)) {
+      throw new TrainingDiverged(`step ${step}: ${p.name} holds NaN or Inf; not saving a broken LoRA (try a lower learning_rate)`);
+    }
   }
 }
 
