@@ -101,7 +101,7 @@ function mismatch(noUpscale: boolean, c: Case): string | null {
     if (!(e instanceof BucketError)) throw e;
     // sdlora refuses what sd-scripts divides by zero on, and the empty buckets sd-scripts would try to train.
     const refusable = want === 'ZeroDivisionError' || want.reso[0] === 0 || want.reso[1] === 0;
-    return refusable ? null : `sdlora refused (${e.message}), sd-scripts placed it at ${want === 'ZeroDivisionError' ? '' : want.reso}`;
+    return refusable ? null : `sdlora refused (${e.message}), sd-scripts placed it`;
   }
   if (want === 'ZeroDivisionError') return `sd-scripts divides by zero, sdlora placed it at ${got.bucket}`;
   if (want.reso[0] === 0) return `sd-scripts gives an empty bucket ${want.reso}, sdlora accepted it`;
