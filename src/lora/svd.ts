@@ -118,23 +118,29 @@ export function lowRankSvd(up: Float64Array, down: Float64Array, m: number, r: n
   return { u: mm(qu.q, c.u, m, r, r), s: c.s, vt: mm(c.vt, qd.q, r, n, r, false, true), m, n, k: r };
 }
 
-/** Top-k SVD of a full [m, n] matrix (exact when min(m, n) is small, randomized otherwise). */
-export function truncatedSvd(a: Float64Array, m: number, n: number, k: number, seed = 0): SVD {
+/**
+ * Top-k SVD of a full [m, n] matrix. Exact (Gram eigen-decomposition) when min(m, n) is small;
+ * otherwise subspace iteration (Halko et al.) run until the top-k singular values settle, so the
+ * result matches the exact truncation that sd-scripts' torch.linalg.svd gives, not an estimate.
+ */
+export function truncatedSvd(a: Float64Array, m: number, n: number, k: number, seed = 0, tol = 1e-10, maxIter = 60): SVD {
   const small = Math.min(m, n);
   if (small <= Math.max(64, 2 * k)) return cut(smallSvd(a, m, n), k);
-  // Randomized range finder (Halko et al.) with oversampling and power iterations.
-  const l = Math.min(small, k + 16);
+  const l = Math.min(small, 2 * k + 16);
   const rng = new Rng(seed);
-  const omega = Float64Array.from({ length: n * l }, () => rng.normal());
-  let y = mm(a, omega, m, l, n);
-  for (let it = 0; it < 3; it++) {
-    const z = qr(mm(a, qr(y, m, l).q, n, l, m, true, false), n, l).q;
-    y = mm(a, z, m, l, n);
+  let q = qr(mm(a, Float64Array.from({ length: n * l }, () => rng.normal()), m, l, n), m, l).q;
+  let prev: Float64Array | null = null;
+  for (let it = 0; ; it++) {
+    // B = Q^T A [l, n]: its SVD gives the current estimate.
+    const b = mm(q, a, l, n, m, true, false);
+    const s = smallSvd(b, l, n);
+    const settled = prev !== null && s.s.subarray(0, k).every((v, i) => Math.abs(v - prev![i]) <= tol * s.s[0]);
+    if (settled || it >= maxIter) return cut({ u: mm(q, s.u, m, s.k, l), s: s.s, vt: s.vt, m, n, k: s.k }, k);
+    prev = s.s.slice(0, k);
+    // One power step, re-orthonormalized on both sides: Q <- orth(A orth(A^T Q)).
+    const z = qr(mm(a, q, n, l, m, true, false), n, l).q;
+    q = qr(mm(a, z, m, l, n), m, l).q;
   }
-  const q = qr(y, m, l).q;
-  const b = mm(q, a, l, n, m, true, false);
-  const s = smallSvd(b, l, n);
-  return cut({ u: mm(q, s.u, m, s.k, l), s: s.s, vt: s.vt, m, n, k: s.k }, k);
 }
 
 /** Keeps the first k singular triplets. */

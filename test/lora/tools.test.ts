@@ -12,7 +12,7 @@ import { loraDelta, mergeLoRA } from '../../src/lora/apply.js';
 import { type LoRAFile, loadLoRA, scaleOf } from '../../src/lora/lora-file.js';
 import { addnetHash, saveLoRA } from '../../src/lora/lora-save.js';
 import { mergeIntoCheckpoint } from '../../src/lora/merge-checkpoint.js';
-import { lowRankSvd, truncatedSvd } from '../../src/lora/svd.js';
+import { lowRankSvd, qr, truncatedSvd } from '../../src/lora/svd.js';
 import { loraTargets } from '../../src/lora/targets.js';
 import { chooseRank, extractLoRA, resizeLoRA, svdMergeLoRAs } from '../../src/lora/tools.js';
 import { loadSingleFile, loadStateDict, readJson } from '../../src/models/loader.js';
@@ -50,6 +50,25 @@ describe('LoRA tools', () => {
     let err = 0;
     for (let i = 0; i < 300; i++) for (let j = 0; j < 200; j++) { let v = 0; for (let k = 0; k < 5; k++) v += t.u[i * 5 + k] * t.s[k] * t.vt[k * 200 + j]; err = Math.max(err, Math.abs(v - big[i * 200 + j])); }
     assert.ok(err < 1e-4, `randomized SVD error ${err}`);
+  });
+
+  it('truncated SVD of a slowly decaying spectrum equals the exact rank-k truncation (as torch.linalg.svd)', () => {
+    // A = U diag(s) V^T with known orthonormal U [150, 150], V [260, 150] and s_i = 1 / (1 + i / 5):
+    // neighbouring singular values are close, so a few fixed power iterations are not enough.
+    const m = 150, n = 260, r = 150, k = 8;
+    const U = qr(randMat(m, r), m, r).q, V = qr(randMat(n, r), n, r).q;
+    const sv = Float64Array.from({ length: r }, (_, i) => 1 / (1 + i / 5));
+    const rankK = (u: Float64Array, s: ArrayLike<number>, vt: (kk: number, j: number) => number, ku: number) => {
+      const out = new Float64Array(m * n);
+      for (let i = 0; i < m; i++) for (let kk = 0; kk < k; kk++) { const c = u[i * ku + kk] * s[kk]; for (let j = 0; j < n; j++) out[i * n + j] += c * vt(kk, j); }
+      return out;
+    };
+    const a = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) for (let kk = 0; kk < r; kk++) { const c = U[i * r + kk] * sv[kk]; for (let j = 0; j < n; j++) a[i * n + j] += c * V[j * r + kk]; }
+    const t = truncatedSvd(a, m, n, k);
+    assert.ok(maxAbsDiff(t.s, sv.subarray(0, k)) < 1e-9, 'singular values');
+    const err = maxAbsDiff(rankK(t.u, t.s, (kk, j) => t.vt[kk * n + j], k), rankK(U, sv, (kk, j) => V[j * r + kk], r));
+    assert.ok(err < 1e-7, `rank-${k} truncation differs by ${err}`);
   });
 
   it('svd merge without clamping equals the exact weighted sum of deltas', () => {
