@@ -1,5 +1,6 @@
 // `sdlora inspect <file>`: tensors and metadata of a safetensors file, and for a LoRA-family file
 // its algorithm, rank, alpha and base family.
+import { checkpointLabel } from '../families/index.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { describeLoRA } from '../lora/formats/describe.js';
 
@@ -10,6 +11,8 @@ export async function inspect(file: string, opts: { limit: number }): Promise<vo
     let bytes = 0;
     for (const e of f.entries.values()) bytes += e.end - e.begin;
     console.log(`${file}: ${keys.length} tensors, ${(bytes / 1048576).toFixed(2)} MiB`);
+    const model = await checkpointLabel(new Set(keys), (k) => f.read(k));
+    if (model) console.log(`model: ${model} checkpoint`);
     const lora = await describeLoRA(f);
     if (lora.applicable) {
       console.log(`LoRA: ${lora.algorithms.join(' + ')}, ${lora.modules} modules, rank ${lora.rank}, alpha ${lora.alpha}, base ${lora.family}`);

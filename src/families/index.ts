@@ -2,6 +2,8 @@
 // folder's layout. Adding a family means adding its file here.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { Tensor } from '../engine/index.js';
+import { parseUNetConfig } from '../models/unet-config.js';
 import type { FamilyId, ModelFamily, Prediction } from './family.js';
 import { SD1 } from './sd1.js';
 import { SD2 } from './sd2.js';
@@ -43,4 +45,16 @@ export function detectFolderFamily(dir: string, textEncoderConfig: Record<string
 export function familyLabel(f: ModelFamily, prediction: Prediction): string {
   const base = { sd1: 'SD1', sd2: 'SD2', sdxl: 'SDXL' }[f.id];
   return prediction === 'v_prediction' ? `${base}-v` : base;
+}
+
+/**
+ * The label of a single-file checkpoint (`SDXL`, `SD2-v`, ...) from its keys and the few small
+ * tensors the prediction check reads (full-size layout assumed); null when it is not one.
+ */
+export async function checkpointLabel(keys: ReadonlySet<string>, read: (key: string) => Promise<Tensor>): Promise<string | null> {
+  const f = FAMILIES.find((x) => x.detectKeys(keys));
+  if (!f) return null;
+  const probe = new Map<string, Tensor>();
+  for (const k of keys) if (k === 'v_pred' || /^model\.diffusion_model\.output_blocks\.\d+\.1\.transformer_blocks\.0\.norm1\.bias$/.test(k)) probe.set(k, await read(k));
+  return familyLabel(f, f.predictionFromWeights(probe, parseUNetConfig(f.defaultConfigs.unet)));
 }

@@ -9,10 +9,11 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { SD1, SD2, SDXL, detectFamily, familyLabel } from '../../src/families/index.js';
+import { inspect } from '../../src/cli/inspect.js';
+import { SD1, SD2, SDXL, checkpointLabel, detectFamily, familyLabel } from '../../src/families/index.js';
 import { encodeText, runTextEncoders, tokenizeCaptions } from '../../src/families/text.js';
 import { sdxlTimeIds } from '../../src/families/sdxl.js';
-import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
+import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import type { CLIPTextProjectionOutput } from '../../src/models/clip-text.js';
 import { loadSingleFile, loadStateDict, readJson, splitSingleFile } from '../../src/models/loader.js';
 import { openClipToTransformers, transformersToOpenClip } from '../../src/models/openclip-keys.js';
@@ -179,6 +180,20 @@ describe('model families', () => {
     // A config whose layer count does not fit the file's OpenCLIP blocks is refused.
     const wrong = { ...configs, textEncoder: { ...configs.textEncoder, num_hidden_layers: (configs.textEncoder.num_hidden_layers as number) + 1 } };
     await assert.rejects(loadSingleFile(file, wrong), /sd2\.safetensors \(SD 2\.x\) cond_stage_model\.model\.\*: \d+ OpenCLIP resblocks, but the config's \d+ layers need \d+/);
+  });
+
+  it('names the family in `sdlora inspect`', async (t) => {
+    const file = await sdxlSingleFile('sdxl-inspect.safetensors');
+    const lines: string[] = [];
+    t.mock.method(console, 'log', (m: string) => { lines.push(m); });
+    await inspect(file, { limit: 0 });
+    t.mock.restoreAll();
+    assert.ok(lines.includes('model: SDXL checkpoint'), lines.join('\n'));
+    const f = await SafetensorsFile.open(file);
+    try {
+      assert.equal(await checkpointLabel(new Set(f.keys()), (k) => f.read(k)), 'SDXL');
+      assert.equal(await checkpointLabel(new Set(['lora_unet_x.lora_up.weight']), (k) => f.read(k)), null);
+    } finally { await f.close(); }
   });
 
   it('detects the family from the keys and names unsupported files', () => {
