@@ -8,7 +8,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hubCacheDir, resolveModel } from '../../src/models/hub.js';
 import { loadSDModel } from '../../src/models/sd-model.js';
+import { goldenCase } from '../helpers/golden.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
+
+const readJson = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
 
 let server: http.Server;
 const requests: string[] = [];
@@ -36,7 +39,14 @@ describe('Hugging Face hub download', () => {
     assert.ok(existsSync(path.join(local, 'unet', 'diffusion_pytorch_model.safetensors')));
     assert.ok(logs.some((l) => l.includes('scheduler_config.json')), 'a missing optional file falls back to defaults');
     const m = await loadSDModel(local);
-    assert.equal(m.unet.config.block_out_channels.length, 2);
+    // The loaded model is the golden tiny model the server played: compare against its case configs.
+    const unetCfg = readJson(path.join(goldenCase('sd1-unet', 'unet.safetensors'), 'config.json'));
+    assert.deepEqual(m.unet.config.block_out_channels, unetCfg.block_out_channels);
+    assert.equal(m.unet.config.cross_attention_dim, unetCfg.cross_attention_dim);
+    assert.deepEqual(m.vae.config.block_out_channels, readJson(path.join(goldenCase('vae'), 'config.json')).block_out_channels);
+    const textCfg = readJson(path.join(goldenCase('sd1-text'), 'config.json'));
+    assert.equal(m.textEncoder.config.hidden_size, textCfg.hidden_size);
+    assert.equal(m.textEncoder.config.num_hidden_layers, textCfg.num_hidden_layers);
     const n = requests.length;
     await resolveModel('sdlora/tiny');
     assert.equal(requests.length, n, 'the second call uses the cache');
