@@ -81,3 +81,8 @@ export function checkArgList(option: string, owner: string, list: string[], tabl
   }
   return { problems, notes };
 }
+
+/** The entries of a checked list that change what sdlora does: no-effect ones and fixed defaults dropped. */
+export function implementedArgs(list: string[], table: Record<string, ArgSpec>): string[] {
+  return Object.entries(splitArgs(list)).filter(([k]) => table[k] && !table[k].noEffect && table[k].only === undefined).map(([k, v]) => `${k}=${v}`);
+}

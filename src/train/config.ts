@@ -5,8 +5,8 @@ import { ConfigSyntaxError, parseConfigText } from '../io/config-text.js';
 import { OPTIONS, OPTION_MAP, type OptionSpec } from './config-schema.js';
 import { closest, suggestion } from './did-you-mean.js';
 import { isKohyaGuiPreset, kohyaGuiPresetOptions } from './kohya-gui-preset.js';
-import { checkNetworkArgs } from './network-args.js';
-import { checkOptimizerArgs } from './optimizer-args.js';
+import { checkNetworkArgs, implementedNetworkArgs } from './network-args.js';
+import { checkOptimizerArgs, implementedOptimizerArgs } from './optimizer-args.js';
 import { splitArgs } from './arg-spec.js';
 import { checkDatasetConfigFile } from '../data/dataset-config.js';
 
@@ -202,6 +202,8 @@ export function resolveConfig(layers: ConfigLayer[], opts: ResolveOptions = {}):
     problems.push(...r.problems); notes.push(...r.notes);
   }
   if (problems.length) throw new ConfigError(problems);
+  cfg.network_args = implementedNetworkArgs(String(cfg.network_module), cfg.network_args as string[]);
+  cfg.optimizer_args = implementedOptimizerArgs(String(cfg.optimizer_type), cfg.optimizer_args as string[]);
   if (out.ignored.size) cfg.__ignored = [...out.ignored];
   if (out.warnings.length) cfg.__warnings = out.warnings;
   if (notes.length) cfg.__notes = notes;

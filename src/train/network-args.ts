@@ -1,7 +1,7 @@
 // The network modules sd-scripts can train with and the network_args each one takes:
 // networks.lora from sd-scripts' networks/lora.py create_network, lycoris.kohya from LyCORIS'
 // lycoris/kohya.py create_network. A module that sdlora does not train yet is named, not ignored.
-import { type ArgReport, type ArgSpec, checkArgList } from './arg-spec.js';
+import { type ArgReport, type ArgSpec, checkArgList, implementedArgs } from './arg-spec.js';
 
 export interface NetworkModule {
   implemented: boolean;
@@ -64,3 +64,9 @@ export function checkNetworkArgs(module: string, args: string[]): ArgReport {
 }
 
 export const implementedModules = () => Object.entries(NETWORK_MODULES).filter(([, m]) => m.implemented).map(([k]) => k);
+
+/** What the network is built from: no-effect arguments are not passed on (nor claimed in ss_network_args). */
+export function implementedNetworkArgs(module: string, args: string[]): string[] {
+  const table = NETWORK_MODULES[module]?.args;
+  return table ? implementedArgs(args, table) : args;
+}

@@ -146,15 +146,22 @@ describe('training config', () => {
     assert.match(err({ network_args: ['conv_dims=8'] }), /network_args: unknown argument "conv_dims" for networks\.lora \(did you mean "conv_dim"\?\)/);
     assert.match(err({ network_args: ['conv_dim'] }), /network_args: "conv_dim" is not key=value/);
     assert.match(err({ network_args: ['rank_dropout=1.5'] }), /rank_dropout=1\.5 must be below 1/);
-    assert.match(err({ optimizer_args: ['foo=1'] }), /optimizer_args: unknown argument "foo" for AdamW \(it takes betas, eps, weight_decay\)/);
+    assert.match(err({ optimizer_args: ['foo=1'] }), /optimizer_args: unknown argument "foo" for AdamW \(it takes betas, eps, weight_decay, amsgrad\)/);
     assert.match(err({ optimizer_type: 'Lion', optimizer_args: ['weight_decey=0.1'] }), /unknown argument "weight_decey" for Lion \(did you mean "weight_decay"\?\)/);
     assert.match(err({ optimizer_args: ['betas=0.9'] }), /betas=0\.9 must be two numbers/);
-    assert.match(err({ optimizer_args: ['amsgrad=True'] }), /amsgrad=True is not implemented in sdlora's AdamW \(only amsgrad=False\)/);
+    assert.match(err({ optimizer_type: 'AdamW8bit', optimizer_args: ['amsgrad=True'] }), /amsgrad=True is not implemented in sdlora's AdamW8bit \(only amsgrad=False\)/);
+    assert.match(err({ optimizer_args: ['maximize=True'] }), /maximize=True is not implemented in sdlora's AdamW \(only maximize=False\)/);
+    assert.match(err({ optimizer_type: 'SGDNesterov', optimizer_args: ['momentum=0'] }), /SGDNesterov needs momentum > 0/);
     // all of them together
     const all = err({ network_args: ['conv_dims=8', 'conv_alpha=x'], optimizer_args: ['foo=1'] });
     assert.match(all, /conv_dims/); assert.match(all, /conv_alpha=x/); assert.match(all, /"foo"/);
-    const ok = resolveConfig([{ source: 'a', values: { ...base, network_args: ['conv_dim=4', 'conv_alpha="1"', 'block_dims=2,2,2'], optimizer_type: 'prodigy', optimizer_args: ['decouple=True', 'd_coef=2', 'betas=0.9,0.99'] } }]);
+    const ok = resolveConfig([{ source: 'a', values: { ...base, network_args: ['conv_dim=4', 'conv_alpha="1"', 'block_dims=2,2,2'], optimizer_type: 'prodigy', optimizer_args: ['decouple=True', 'd_coef=2', 'betas=0.9,0.99', 'fsdp_in_use=False'] } }]);
     assert.ok(configMessages(ok).some((m) => m.includes('"block_dims" has no effect in sdlora')));
+    // what the network and optimizer get (and the metadata claims): only what sdlora implements
+    assert.deepEqual(ok.network_args, ['conv_dim=4', 'conv_alpha=1']);
+    assert.deepEqual(ok.optimizer_args, ['decouple=True', 'd_coef=2', 'betas=0.9,0.99']);
+    const amsgrad = resolveConfig([{ source: 'a', values: { ...base, optimizer_args: ['amsgrad=True', 'foreach=False'] } }]);
+    assert.deepEqual(amsgrad.optimizer_args, ['amsgrad=True']);
   });
 
   it('names LyCORIS as not implemented yet and still checks its arguments', () => {
