@@ -69,6 +69,11 @@ export interface ModelFamily {
   defaults(prediction: Prediction): { resolution: number; bucketResoSteps: number };
   /** sd-scripts' latent cache file suffix (`_sd` / `_sdxl`). */
   latentCacheSuffix: '_sd' | '_sdxl';
+  /**
+   * How kohya LoRA files name UNet modules: by diffusers path (SD 1.x/2.x, the default) or by the
+   * original SGM/LDM path (SDXL: sd-scripts builds its SDXL LoRAs on its LDM-layout UNet).
+   */
+  loraUnetNames?: 'diffusers' | 'sgm';
   /** Whether sd-scripts' clip_skip applies (SDXL takes fixed penultimate layers). */
   clipSkip: boolean;
   /**

@@ -71,6 +71,7 @@ export const SDXL: ModelFamily = {
   vae: { scalingFactor: 0.13025, keepF32: true },
   defaults: () => ({ resolution: 1024, bucketResoSteps: 32 }),
   latentCacheSuffix: '_sdxl',
+  loraUnetNames: 'sgm',
   clipSkip: false,
   condition: sdxlCondition,
   addedConditioning: (text, sizes) => {
