@@ -200,13 +200,14 @@ describe('golden parity: sd-scripts LoRA tools', { todo: todoFor('lora-tools') }
     const mcall = readme.call(readme.section('svd_merge.safetensors'), 'merge_lora_models');
     const specs = readme.list(mcall, 'models').map((m, i) => `${readme.loraFile(m)}:${readme.list(mcall, 'ratios')[i]}`);
     const merged = path.join(tmp, 'merged.safetensors');
-    // --conv-rank left out: sd-scripts' default (= new_rank) must be what the case used.
-    execFileSync('node', [cli, 'lora', 'merge-loras', '--lora', ...specs, '--rank', readme.arg(mcall, 'new_rank'), '--out', merged], { stdio: 'pipe' });
+    // --conv-rank only when the case's differs: sdlora's default must be sd-scripts' (= new_rank).
+    const convArgs = (call: string) => (readme.num(call, 'new_conv_rank') === readme.num(call, 'new_rank') ? [] : ['--conv-rank', readme.arg(call, 'new_conv_rank')]);
+    execFileSync('node', [cli, 'lora', 'merge-loras', '--lora', ...specs, '--rank', readme.arg(mcall, 'new_rank'), ...convArgs(mcall), '--out', merged], { stdio: 'pipe' });
     await compareSaved(merged, 'svd_merge.safetensors', e2eTolerance());
     const section = readme.section('resize_');
     const rcall = readme.call(section, '', "dynamic_method='");
     const resized = path.join(tmp, 'resized.safetensors');
-    execFileSync('node', [cli, 'lora', 'resize', readme.loraFile(readme.arg(readme.call(section, 'resize_lora_model'), 'lora_sd')), '--rank', readme.arg(rcall, 'new_rank'),
+    execFileSync('node', [cli, 'lora', 'resize', readme.loraFile(readme.arg(readme.call(section, 'resize_lora_model'), 'lora_sd')), '--rank', readme.arg(rcall, 'new_rank'), ...convArgs(rcall),
       '--dynamic-method', readme.arg(rcall, 'dynamic_method').replace(/'/g, ''), '--dynamic-param', readme.arg(rcall, 'dynamic_param'), '--out', resized], { stdio: 'pipe' });
     await compareSaved(resized, 'resize_sv_fro.safetensors', 1e-5);
   });
