@@ -37,10 +37,13 @@ function trailing(start: number, T: number, n: number): number[] {
 }
 
 // Where diffusers would run a different number of steps (numpy's arange can give n + 1 points,
-// the last -1) or index alphas_cumprod past its end (DDIM/DDPM; `tableSize`), refuse instead of
-// inventing a schedule. Sigma-based samplers interpolate, which clamps as np.interp does.
+// the last -1; a repeated first timestep), or index alphas_cumprod past its end (DDIM/DDPM;
+// `tableSize`), refuse instead of inventing a schedule. Sigma-based samplers interpolate, which
+// clamps as np.interp does.
 function checked(ts: number[], n: number, spacing: TimestepSpacing, tableSize: number): number[] {
   if (ts.length !== n) throw new Error(`timestep_spacing "${spacing}" gives ${ts.length} timesteps for ${n} steps in diffusers (ending at ${ts[ts.length - 1]}); choose another step count or spacing`);
+  // diffusers finds its first step by value and takes the second match when there are two.
+  if (n > 1 && ts[0] === ts[1]) throw new Error(`timestep_spacing "${spacing}" with ${n} steps repeats the first timestep ${ts[0]}; diffusers would skip a step and run past its schedule; choose fewer steps or another spacing`);
   const bad = ts.find((t) => !(t >= 0 && t < tableSize));
   if (bad !== undefined) throw new Error(`timestep_spacing "${spacing}" with ${n} steps gives timestep ${bad}, outside [0, ${tableSize - 1}]; choose fewer steps or another spacing`);
   return ts;

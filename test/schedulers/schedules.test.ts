@@ -79,7 +79,10 @@ function expected(c: Cfg, n: number): Schedule | null {
   const logSig = sig.map((s) => f(Math.log(s)));
   const dpm = cls === 'DPMSolverMultistepScheduler';
   let ts = spaced(c, n, dpm);
-  if (ts.length !== n) return null;
+  // A different step count, or a repeated first timestep (diffusers then starts at the second);
+  // DPM-Solver's Karras sigmas replace the spaced timesteps, so there they do not matter.
+  const replaced = dpm && c.use_karras_sigmas;
+  if (!replaced && (ts.length !== n || (n > 1 && npRound(ts[0]) === npRound(ts[1])))) return null;
   if (cls === 'DDIMScheduler' || cls === 'DDPMScheduler') {
     ts = ts.map(npRound);
     return ts.every((t) => t >= 0 && t < T) ? { timesteps: ts, initNoiseSigma: 1 } : null;
