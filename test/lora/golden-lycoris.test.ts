@@ -12,43 +12,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { loadSafetensors } from '../../src/io/safetensors.js';
 import { type ApplyReport, applyLoRA, mergeLoRA, removeLoRA } from '../../src/lora/apply.js';
 import { moduleDelta } from '../../src/lora/formats/delta.js';
-import { type AdapterModule, scaleOfModule } from '../../src/lora/formats/kinds.js';
-import { type LoRAFile, loadLoRA } from '../../src/lora/lora-file.js';
 import { TE_PREFIX, UNET_PREFIX, nameIndex } from '../../src/lora/names.js';
 import { CLIPTextModel } from '../../src/models/clip-text.js';
 import { UNet2DConditionModel } from '../../src/models/unet.js';
 import type { Weights } from '../../src/models/weights.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { goldenCase, requireFile } from '../helpers/golden.js';
 import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
+import { loadLycorisCase, lycorisMergeFactor, requireTensor } from '../helpers/lycoris-case.js';
 import { todoFor } from '../helpers/unsupported-cases.js';
 
 const DELTA_ATOL = 1e-5, OUT_ATOL = 1e-4; // the case README's suggested float32 tolerances
 
-/** The factor between the case's LyCORIS merge and the single-scaled delta (see the header). */
-const lycorisMergeFactor = (m: AdapterModule): number => (m.kind === 'loha' || m.kind === 'lokr' ? scaleOfModule(m) : 1);
-
 const maxDiff = (a: Tensor, b: Tensor) => maxAbsDiff(a.dataSync(), b.dataSync());
-
-interface Case { io: Record<string, Tensor>; kinds: string[]; combos: { kind: string; mult: number; key: string }[]; files: Map<string, LoRAFile> }
-
-async function loadCase(): Promise<Case> {
-  const dir = goldenCase('lycoris');
-  const io = (await loadSafetensors(requireFile(dir, 'io.safetensors'))).tensors;
-  const kinds = [...new Set(Object.keys(io).filter((k) => k.startsWith('delta.')).map((k) => k.split('.')[1]))].sort();
-  const combos = Object.keys(io).filter((k) => k.startsWith('unet_out.') && !k.endsWith('_f64') && k !== 'unet_out.base').map((k) => {
-    const m = /^unet_out\.(.+)_m([\d.]+)$/.exec(k);
-    assert.ok(m, `unexpected output key ${k}`);
-    return { kind: m[1], mult: Number(m[2]), key: `${m[1]}_m${m[2]}` };
-  });
-  assert.ok(kinds.length > 0 && combos.length > 0, `${dir}: no delta.* or unet_out.* tensors`);
-  const files = new Map<string, LoRAFile>();
-  for (const kind of new Set([...kinds, ...combos.map((c) => c.kind)])) files.set(kind, await loadLoRA(requireFile(dir, `${kind}.safetensors`)));
-  return { io, kinds, combos, files };
-}
 
 /** The base weight a module's name points at, in the UNet or the text encoder. */
 function baseWeight(name: string, unet: Weights, te: Weights): Tensor {
@@ -62,7 +39,7 @@ function baseWeight(name: string, unet: Weights, te: Weights): Tensor {
 describe('golden parity: LyCORIS LoHa / LoKr / DoRA and PEFT files', { todo: todoFor('lycoris') }, () => {
   it('gives every module the weight delta of the case, for every kind', async (t) => {
     E.initCpuBackend();
-    const c = await loadCase();
+    const c = await loadLycorisCase();
     const unet = (await goldenUNet()).weights, te = (await goldenTextEncoder()).weights;
     for (const kind of c.kinds) {
       const file = c.files.get(kind)!;
@@ -86,7 +63,7 @@ describe('golden parity: LyCORIS LoHa / LoKr / DoRA and PEFT files', { todo: tod
   for (const mode of ['merge', 'runtime'] as const) {
     it(`reproduces the UNet and text-encoder outputs with each file ${mode === 'merge' ? 'merged' : 'attached at runtime'} at every recorded multiplier`, async (t) => {
       E.initCpuBackend();
-      const c = await loadCase();
+      const c = await loadLycorisCase();
       const unet0 = await goldenUNet(), te0 = await goldenTextEncoder();
       const { io } = c;
       E.noGrad(() => assert.ok(maxDiff(unet0.forward(io.sample, io.timestep, io.encoder_hidden_states), io['unet_out.base']) <= OUT_ATOL, 'base UNet output'));
@@ -117,9 +94,3 @@ describe('golden parity: LyCORIS LoHa / LoKr / DoRA and PEFT files', { todo: tod
     });
   }
 });
-
-function requireTensor(io: Record<string, Tensor>, key: string): Tensor {
-  const t = io[key];
-  if (!t) throw new Error(`the lycoris case's io.safetensors lacks ${key}`);
-  return t;
-}
