@@ -39,7 +39,7 @@ export class LoRALibrary {
         const f = await SafetensorsFile.open(file);
         const metadata = f.metadata;
         let summary: LoRASummary;
-        try { summary = await describeLoRA(f); } finally { await f.close(); }
+        try { summary = await describeLoRA(f); } catch (e) { throw new Error(`${file}: ${(e as Error).message}`); } finally { await f.close(); }
         const name = path.basename(file).replace(/\.safetensors$/i, '');
         entries.push({
           name, alias: metadata.ss_output_name || name, path: file, metadata, bytes: statSync(file).size, summary,
