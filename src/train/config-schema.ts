@@ -14,6 +14,8 @@ export interface OptionSpec {
   ignored?: boolean;
   min?: number;
   max?: number;
+  /** A list is accepted and its first value used (sd-scripts' nargs="*" options read by SD 1.x/2.x). */
+  firstOfList?: boolean;
 }
 
 const o = (key: string, type: OptionType, def: unknown, doc: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ key, type, default: def, doc, ...extra });
@@ -75,7 +77,8 @@ export const OPTIONS: OptionSpec[] = [
   // optimization
   o('learning_rate', 'number', 2e-6, 'base learning rate (sd-scripts default 2e-6; LoRAs usually use about 1e-4)', { min: 0 }),
   o('unet_lr', 'number?', undefined, 'learning rate of the UNet LoRA (default learning_rate)', { min: 0 }),
-  o('text_encoder_lr', 'number?', undefined, 'learning rate of the text-encoder LoRA (default learning_rate)', { min: 0 }),
+  // sd-scripts takes one value per text encoder ([te1, te2] for SDXL); SD 1.x/2.x use the first.
+  o('text_encoder_lr', 'number?', undefined, 'learning rate of the text-encoder LoRA (default learning_rate); of a list, the first value', { min: 0, firstOfList: true }),
   o('optimizer_type', 'string', 'AdamW', 'AdamW, AdamW8bit, Lion, Prodigy or SGDNesterov', { choices: ['AdamW', 'AdamW8bit', 'Lion', 'Prodigy', 'SGDNesterov'] }),
   o('optimizer_args', 'string[]', [], 'key=value strings, e.g. weight_decay=0.1 betas=0.9,0.99; unknown keys and bad values are errors'),
   o('lr_scheduler', 'string', 'constant', 'learning-rate schedule', { choices: ['constant', 'constant_with_warmup', 'cosine', 'cosine_with_restarts', 'linear', 'polynomial'] }),

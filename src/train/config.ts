@@ -96,6 +96,7 @@ export function parseCliOptions(argv: string[]): Record<string, unknown> {
 
 function coerce(spec: OptionSpec, v: unknown, where: string, problems: string[]): unknown {
   const bad = (want: string) => { problems.push(`${where}: "${spec.key}" must be ${want}, got ${JSON.stringify(v)}`); return undefined; };
+  if (spec.firstOfList && Array.isArray(v)) v = v.length ? v[0] : null;
   if (v === null) return undefined;
   switch (spec.type) {
     case 'boolean':
@@ -160,7 +161,8 @@ function applyLayer(layer: ConfigLayer, cfg: Record<string, unknown>, out: Resol
     const c = coerce(spec, v, layer.source, out.problems);
     if (c !== undefined) cfg[k] = c;
     else if (v !== null) out.invalid.add(k);
-    if (spec.ignored && v !== false && v !== null && v !== undefined) out.ignored.add(k);
+    // sd-scripts tests these options for truth: false, 0, "" and [] leave them off, so they need no note.
+    if (spec.ignored && ![false, null, undefined, 0, ''].includes(v as never) && !(Array.isArray(v) && !v.length)) out.ignored.add(k);
   }
 }
 

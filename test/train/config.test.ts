@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { configFromArgs } from '../../src/cli/train-command.js';
 import { ConfigError, configMessages, optionsMarkdown, resolveConfig } from '../../src/train/config.js';
 import { OPTIONS } from '../../src/train/config-schema.js';
@@ -109,6 +110,22 @@ describe('training config', () => {
   it('checks optimizer_args against the optimizer given, not a default standing in for an unknown one', () => {
     const e = (() => { try { resolveConfig([{ source: 'p', values: { pretrained_model_name_or_path: 'tiny', train_data_dir: 'd', optimizer_type: 'Adafactor', optimizer_args: ['relative_step=False'] } }]); } catch (x) { return x as ConfigError; } return assert.fail('should throw'); })();
     assert.deepEqual(e.problems, ['p: "optimizer_type" must be one of AdamW, AdamW8bit, Lion, Prodigy, SGDNesterov, got "Adafactor"']);
+  });
+
+  it('loads real front-end configs: lora-scripts sections and the sd-scripts TOML the kohya_ss GUI writes', () => {
+    const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'frontends');
+    const ls = configFromArgs(['--config', path.join(dir, 'lora-scripts.toml')]);
+    assert.equal(ls.max_train_epochs, 12);
+    assert.equal(ls.text_encoder_lr, 2e-5);
+    assert.equal(ls.seed, 1337);
+    const lsMsgs = configMessages(ls);
+    assert.deepEqual(lsMsgs.filter((m) => m.startsWith('warning')).map((m) => /unknown option "(\w+)"/.exec(m)?.[1]), ['lr_restart_cycles']);
+    assert.ok(!lsMsgs.some((m) => m.includes('save_n_epoch_ratio')), 'save_n_epoch_ratio = 0 is off in sd-scripts too: nothing to say');
+    const gui = configFromArgs(['--config', path.join(dir, 'kohya-gui-sd-scripts.toml')]);
+    assert.equal(gui.text_encoder_lr, 5e-5, 'first of [te1, te2]');
+    assert.equal(gui.max_train_steps, 1200);
+    assert.deepEqual(gui.network_args, ['conv_dim=8', 'conv_alpha=4']);
+    assert.deepEqual(configMessages(gui).filter((m) => m.startsWith('warning')).map((m) => /unknown option "(\w+)"/.exec(m)?.[1]), ['epoch', 'noise_offset_type', 'stop_text_encoder_training']);
   });
 
   it('accepts every train_network.py option name of sd-scripts', () => {
