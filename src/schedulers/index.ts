@@ -15,6 +15,9 @@ const ALIASES: Record<string, SamplerName> = {
   'dpm++ 2m': 'dpmpp_2m', 'k_dpmpp_2m': 'dpmpp_2m', 'dpm++ 2m karras': 'dpmpp_2m_karras', 'dpmsolver++': 'dpmpp_2m',
 };
 
+/** What the name "DPM++ 2M" fixes, whatever solver a model's scheduler config names. */
+const DPMPP_2M = { algorithm_type: 'dpmsolver++', solver_order: 2, solver_type: 'midpoint', use_lu_lambdas: false };
+
 export function samplerName(name: string): SamplerName {
   const k = name.toLowerCase();
   if ((SAMPLERS as readonly string[]).includes(k)) return k as SamplerName;
@@ -30,8 +33,8 @@ export function createSampler(name: string, steps: number, config: SchedulerConf
     case 'ddpm': return new DDPMScheduler(config).setTimesteps(steps);
     case 'euler': return new EulerScheduler({ ...config, use_karras_sigmas: false }, steps);
     case 'euler_a': return new EulerScheduler(config, steps, true);
-    case 'dpmpp_2m': return new DPMSolverMultistepScheduler({ ...config, use_karras_sigmas: false }, steps);
-    case 'dpmpp_2m_karras': return new DPMSolverMultistepScheduler({ ...config, use_karras_sigmas: true }, steps);
+    case 'dpmpp_2m': return new DPMSolverMultistepScheduler({ ...config, ...DPMPP_2M, use_karras_sigmas: false }, steps);
+    case 'dpmpp_2m_karras': return new DPMSolverMultistepScheduler({ ...config, ...DPMPP_2M, use_karras_sigmas: true }, steps);
   }
 }
 
