@@ -23,22 +23,28 @@ export function parseConfigText(file: string, text: string): unknown {
     }
   }
   try { return parsePythonJson(text); } catch (e) {
-    const [line, column] = lineColumn(text, jsonErrorOffset(text, e as Error));
+    const [line, column] = lineColumn(text, jsonErrorOffset(text));
     throw new ConfigSyntaxError(file, line, column, 'JSON', jsonProblem((e as Error).message));
   }
 }
 
-/** Where JSON.parse failed: from "position N" when V8 gives it, else the shortest failing prefix. */
-function jsonErrorOffset(text: string, e: Error): number {
-  const m = /position (\d+)/.exec(e.message);
-  if (m) return Number(m[1]);
-  // V8 names no position for an unexpected token. A prefix that is valid JSON so far fails only
-  // at its end; the shortest prefix that fails before its end stops just after the offending
-  // character (binary search, O(log n) parses).
+/** Length of a text once parsePythonJson has written NaN/Infinity as JSON (V8's positions count in that text). */
+const pythonJsonLength = (t: string) => t.replace(/("(?:[^"\\]|\\.)*")|-Infinity|Infinity|NaN/g, (m, str) => (str ? m : m === 'NaN' ? 'null' : m === '-Infinity' ? '-1e999' : '1e999')).length;
+
+/**
+ * Where JSON.parse failed, as an offset in the file's own text. A prefix that is valid JSON so far
+ * fails only at its end; the shortest prefix that fails before its end stops just after the
+ * offending character (binary search, O(log n) parses). V8 names no position for an unexpected
+ * token, and its positions count in the text with NaN/Infinity rewritten.
+ */
+function jsonErrorOffset(text: string): number {
   const failsInside = (k: number) => {
-    try { parsePythonJson(text.slice(0, k)); return false; } catch (x) {
+    const prefix = text.slice(0, k);
+    try { parsePythonJson(prefix); return false; } catch (x) {
+      // A cut NaN or Infinity is a bad token to V8 but only an unfinished one here.
+      if (/(^|[^\w])(N|Na|-?I|-?In|-?Inf|-?Infi|-?Infin|-?Infini|-?Infinit)$/.test(prefix)) return false;
       const msg = (x as Error).message, at = /position (\d+)/.exec(msg);
-      return at ? Number(at[1]) < k : !/end of JSON input/i.test(msg);
+      return at ? Number(at[1]) < pythonJsonLength(prefix) : !/end of JSON input/i.test(msg);
     }
   };
   let lo = 0, hi = text.length;

@@ -143,6 +143,9 @@ describe('training config', () => {
     const j = path.join(tmp, 'syntax.json');
     writeFileSync(j, '{\n  "network_dim": 8,\n  "network_alpha": ,\n}');
     assert.throws(() => configFromArgs(['--config', j]), (e: Error) => e.message.startsWith(`${j}:3:20: not valid JSON`), 'json');
+    // Python's json writes NaN and Infinity; the column still counts in the file as written
+    writeFileSync(j, '{"noise_offset": NaN, "network_dim" 8}');
+    assert.throws(() => configFromArgs(['--config', j]), (e: Error) => e.message.startsWith(`${j}:1:37: not valid JSON`), 'json with NaN');
   });
 
   it('accepts the seeds sd-scripts accepts (0 .. 2^32-1) and refuses others instead of folding them', () => {
