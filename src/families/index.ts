@@ -37,7 +37,7 @@ export function detectFamily(keys: ReadonlySet<string>, file: string): ModelFami
  * (hidden_act gelu, as SD 2.x's ViT-H) means SD 2.x; else SD 1.x.
  */
 export function detectFolderFamily(dir: string, textEncoderConfig: Record<string, unknown>): ModelFamily {
-  if (existsSync(path.join(dir, 'text_encoder_2'))) return SDXL;
+  if (existsSync(path.join(dir, 'text_encoder_2', 'config.json'))) return SDXL;
   return textEncoderConfig.hidden_act === 'gelu' ? SD2 : SD1;
 }
 

@@ -1,5 +1,6 @@
 // Resolving a model reference: a local folder or file, "tiny" (the bundled model), or a Hugging
-// Face repo id, downloaded once into ~/.cache/sdlora/hub (diffusers layout, safetensors only).
+// Face repo id, downloaded once into ~/.cache/sdlora/hub (diffusers layout, safetensors only; SDXL
+// repos with text_encoder_2/ and tokenizer_2/ too).
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,10 @@ const FILES = [
   'text_encoder/config.json', 'text_encoder/model.safetensors',
   'tokenizer/vocab.json', 'tokenizer/merges.txt', 'scheduler/scheduler_config.json',
 ];
+
+/** Present in SDXL repos only (StableDiffusionXLPipeline's text_encoder_2 / tokenizer_2). */
+const SDXL_PROBE = 'text_encoder_2/config.json';
+const SDXL_FILES = ['text_encoder_2/model.safetensors', 'tokenizer_2/vocab.json', 'tokenizer_2/merges.txt'];
 
 export function hubCacheDir(repo: string): string {
   const root = process.env.SDLORA_CACHE ?? path.join(os.homedir(), '.cache', 'sdlora', 'hub');
@@ -47,22 +52,29 @@ export async function resolveModel(ref: string, log: (m: string) => void = () =>
   if (existsSync(ref)) return ref;
   if (!/^[\w.-]+\/[\w.-]+$/.test(ref)) throw new Error(`${ref}: no such model file or folder`);
   const dir = hubCacheDir(ref);
-  for (const f of FILES) {
+  /** 'optional' files fall back to bundled defaults; 'probe' files tell the family (a 404 is an answer). */
+  const fetchFile = async (f: string, kind: 'required' | 'optional' | 'probe'): Promise<boolean> => {
     const dest = path.join(dir, f);
-    // `.absent` remembers an optional file the repo does not have, so it is not asked for again.
-    if (existsSync(dest) || existsSync(`${dest}.absent`)) continue;
-    try { await download(ref, f, dest, log); } catch (e) {
-      if (f.startsWith('tokenizer/') || f.startsWith('scheduler/')) {
-        log(`${ref}: ${(e as Error).message}; using the bundled defaults`);
-        if (/HTTP 404/.test((e as Error).message)) {
-          mkdirSync(path.dirname(dest), { recursive: true });
-          writeFileSync(`${dest}.absent`, '');
-        }
-        continue;
+    // `.absent` remembers a file the repo does not have, so it is not asked for again.
+    if (existsSync(dest)) return true;
+    if (existsSync(`${dest}.absent`)) return false;
+    try { await download(ref, f, dest, log); return true; } catch (e) {
+      const notFound = /HTTP 404/.test((e as Error).message);
+      if (kind !== 'required' && notFound) {
+        mkdirSync(path.dirname(dest), { recursive: true });
+        writeFileSync(`${dest}.absent`, '');
+      }
+      if (kind === 'optional' || (kind === 'probe' && notFound)) {
+        if (kind === 'optional') log(`${ref}: ${(e as Error).message}; using the bundled defaults`);
+        return false;
       }
       if (!existsSync(path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'))) rmSync(dir, { recursive: true, force: true });
       throw e;
     }
-  }
+  };
+  const optional = (f: string) => (/^(tokenizer|tokenizer_2|scheduler)\//.test(f) ? 'optional' : 'required');
+  for (const f of FILES) await fetchFile(f, optional(f));
+  // SDXL repos add a second text encoder and tokenizer; a 404 on its config means another family.
+  if (await fetchFile(SDXL_PROBE, 'probe')) for (const f of SDXL_FILES) await fetchFile(f, optional(f));
   return dir;
 }

@@ -31,6 +31,7 @@ const FIXED: [string, unknown[]][] = [
   ['only_cross_attention', [false]], ['class_embeddings_concat', [false]], ['resnet_skip_time_act', [false]],
   ['resnet_out_scale_factor', [1]], ['mid_block_scale_factor', [1]], ['attention_type', ['default']],
   ['cross_attention_norm', [null]], ['timestep_post_act', [null]], ['time_embedding_act_fn', [null]], ['dropout', [0]],
+  ['mid_block_only_cross_attention', [false]], ['encoder_hid_dim_type', [null]], ['num_class_embeds', [null]],
 ];
 
 const perLevel = (v: unknown, n: number, what: string): number[] => {
@@ -58,7 +59,10 @@ export function parseUNetConfig(raw: Record<string, unknown>, source = 'unet con
   }
   // Keys whose other values would change the computation: only the value implemented here is accepted.
   for (const [k, ok] of FIXED) {
-    if (raw[k] !== undefined && raw[k] !== null && !ok.includes(raw[k] as never)) throw new Error(`${source}: "${k}" ${JSON.stringify(raw[k])} is not supported (expected ${ok.map((v) => JSON.stringify(v)).join(' or ')})`);
+    const v = raw[k];
+    // Per-level lists (only_cross_attention [false, false]) are fine when every entry is.
+    const fine = v === undefined || v === null || (Array.isArray(v) ? v.every((x) => ok.includes(x)) : ok.includes(v));
+    if (!fine) throw new Error(`${source}: "${k}" ${JSON.stringify(raw[k])} is not supported (expected ${ok.map((v) => JSON.stringify(v)).join(' or ')})`);
   }
   const additionType = raw.addition_embed_type ?? null;
   if (additionType !== null && additionType !== 'text_time') {
@@ -67,6 +71,9 @@ export function parseUNetConfig(raw: Record<string, unknown>, source = 'unet con
   const addition = additionType === 'text_time'
     ? { type: 'text_time' as const, time_embed_dim: need('addition_time_embed_dim') as number, input_dim: need('projection_class_embeddings_input_dim') as number }
     : null;
+  for (const k of ['layers_per_block', 'cross_attention_dim']) {
+    if (raw[k] !== undefined && typeof raw[k] !== 'number') throw new Error(`${source}: "${k}" must be one number (per-level lists are not supported), got ${JSON.stringify(raw[k])}`);
+  }
   const heads = perLevel(raw.num_attention_heads ?? raw.attention_head_dim ?? 8, n, 'attention_head_dim');
   return {
     in_channels: need('in_channels') as number,

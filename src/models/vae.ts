@@ -17,7 +17,11 @@ export interface VAEConfig {
   mid_block_add_attention: boolean;
 }
 
-export function parseVAEConfig(raw: Record<string, unknown>): VAEConfig {
+export function parseVAEConfig(raw: Record<string, unknown>, source = 'vae config'): VAEConfig {
+  // Latent statistics other than one scale (SD3/Flux-style VAEs, Playground) change encode/decode.
+  for (const k of ['shift_factor', 'latents_mean', 'latents_std']) {
+    if (raw[k] !== undefined && raw[k] !== null) throw new Error(`${source}: "${k}" is not supported (Stable Diffusion 1.x/2.x/SDXL VAEs use scaling_factor only)`);
+  }
   return {
     in_channels: (raw.in_channels as number) ?? 3,
     out_channels: (raw.out_channels as number) ?? 3,

@@ -20,7 +20,7 @@ import { openClipToTransformers, transformersToOpenClip } from '../../src/models
 import { loadSDModel, modelLabel } from '../../src/models/sd-model.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenCase, requireFile } from '../helpers/golden.js';
-import { byteVocab } from '../helpers/tiny-model.js';
+import { tinySdxlFolder } from '../helpers/tiny-sdxl.js';
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'sdlora-families-'));
 const ATOL = 1e-4;
@@ -103,24 +103,7 @@ describe('model families', () => {
   });
 
   it('loads an SDXL diffusers folder with tokenizer_2 padding with 0, and encodes captions (long prompts too)', async () => {
-    const dir = path.join(tmp, 'sdxl-folder');
-    const c = sdxlConfigs();
-    const parts: [string, string, Record<string, unknown>, string][] = [
-      ['unet', requireFile(sdxlUnetDir, 'unet.safetensors'), c.unet, 'diffusion_pytorch_model.safetensors'],
-      ['vae', requireFile(vaeDir, 'vae.safetensors'), c.vae, 'diffusion_pytorch_model.safetensors'],
-      ['text_encoder', requireFile(sdxlTextDir, 'text_encoder.safetensors'), c.textEncoder, 'model.safetensors'],
-      ['text_encoder_2', requireFile(sdxlTextDir, 'text_encoder_2.safetensors'), c.textEncoder2, 'model.safetensors'],
-    ];
-    for (const [sub, src, cfg, name] of parts) {
-      await mkdir(path.join(dir, sub), { recursive: true });
-      await copyFile(src, path.join(dir, sub, name));
-      await writeFile(path.join(dir, sub, 'config.json'), JSON.stringify(cfg));
-    }
-    for (const sub of ['tokenizer', 'tokenizer_2']) {
-      await mkdir(path.join(dir, sub));
-      await writeFile(path.join(dir, sub, 'vocab.json'), JSON.stringify(byteVocab()));
-      await writeFile(path.join(dir, sub, 'merges.txt'), '#version: 0.2\n');
-    }
+    const dir = await tinySdxlFolder();
     const m = await loadSDModel(dir);
     assert.equal(m.family, SDXL);
     assert.equal(modelLabel(m), 'SDXL');

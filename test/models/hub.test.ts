@@ -10,6 +10,8 @@ import { hubCacheDir, resolveModel } from '../../src/models/hub.js';
 import { loadSDModel } from '../../src/models/sd-model.js';
 import { goldenCase } from '../helpers/golden.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { tinySdxlFolder } from '../helpers/tiny-sdxl.js';
+import { SDXL } from '../../src/families/index.js';
 
 const readJson = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
 
@@ -18,11 +20,11 @@ const requests: string[] = [];
 
 describe('Hugging Face hub download', () => {
   before(async () => {
-    const dir = await tinyModelFolder();
+    const dirs: Record<string, string> = { tiny: await tinyModelFolder(), 'tiny-xl': await tinySdxlFolder() };
     server = http.createServer((req, res) => {
       requests.push(req.url!);
-      const m = /^\/sdlora\/tiny\/resolve\/main\/(.+)$/.exec(req.url!);
-      const file = m && path.join(dir, m[1]);
+      const m = /^\/sdlora\/(tiny|tiny-xl)\/resolve\/main\/(.+)$/.exec(req.url!);
+      const file = m && path.join(dirs[m[1]], m[2]);
       if (!file || !existsSync(file)) { res.statusCode = 404; res.end('not found'); return; }
       res.end(readFileSync(file));
     });
@@ -50,6 +52,17 @@ describe('Hugging Face hub download', () => {
     const n = requests.length;
     await resolveModel('sdlora/tiny');
     assert.equal(requests.length, n, 'the second call uses the cache');
+  });
+
+  it('downloads an SDXL repo with text_encoder_2/ and tokenizer_2/', async () => {
+    const local = await resolveModel('sdlora/tiny-xl');
+    const m = await loadSDModel(local);
+    assert.equal(m.family, SDXL);
+    assert.equal(m.textEncoders.length, 2);
+    assert.equal(m.tokenizers[1].padId, 0);
+    assert.ok(existsSync(path.join(local, 'tokenizer_2', 'vocab.json')));
+    // An SD 1.x repo answered 404 for text_encoder_2/config.json: remembered, not asked again.
+    assert.ok(existsSync(path.join(hubCacheDir('sdlora/tiny'), 'text_encoder_2', 'config.json.absent')));
   });
 
   it('names the repo and the HTTP status when a download fails', async () => {
