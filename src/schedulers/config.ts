@@ -59,18 +59,23 @@ const f = Math.fround;
 /**
  * torch.linspace(a, b, n, dtype=float32) as its CPU kernel computes it: a float32 step; the first
  * half counted from the start, the second from the end; in blocks of 8 lanes (AVX2), each block's
- * base with one fused multiply-add and its lanes base + j * step. Bit-exact against the golden betas.
+ * base with one fused multiply-add and its lanes base + j * step. Bit-exact against the golden betas
+ * (torch on an AVX2 machine).
  */
 function linspaceF32(a: number, b: number, n: number): Float32Array {
   const out = new Float32Array(n);
   const start = f(a), end = f(b), step = f(f(end - start) / (n - 1)), half = Math.floor(n / 2);
   // step * idx is exact in float64, so one rounding of the sum is the fused multiply-add.
   const at = (idx: number) => (idx < half ? f(start + step * idx) : f(end - step * (n - idx - 1)));
+  // ATen's vectorized loop takes two 8-lane vectors per iteration and leaves the rest to the scalar form.
   const LANES = 8;
   let idx = 0;
-  for (; idx + LANES <= n; idx += LANES) {
+  for (; idx + 2 * LANES <= n; idx += LANES) {
     const base = at(idx);
     for (let j = 0; j < LANES; j++) out[idx + j] = f(base + f(j * step));
+    idx += LANES;
+    const base2 = at(idx);
+    for (let j = 0; j < LANES; j++) out[idx + j] = f(base2 + f(j * step));
   }
   for (; idx < n; idx++) out[idx] = at(idx);
   return out;
