@@ -9,12 +9,16 @@ import { DeltaAdapter, type LayerAdapter, LoRAAdapter } from './adapter.js';
 import { moduleBiasDelta, moduleDelta } from './formats/delta.js';
 import type { AdapterModule, UnsupportedModule } from './formats/kinds.js';
 import { type LoRAFile, type LoRAModuleWeights, scaleOf } from './lora-file.js';
-import { TE_PREFIX, UNET_PREFIX, nameIndex } from './names.js';
+import { type LoRAComponent, componentIndex, pairComponents } from './components.js';
 
+/** The models a file applies to: any family's components, or SD 1.x/2.x's { unet, textEncoder } pair. */
 export interface LoRATargets {
   unet?: Weights;
   textEncoder?: Weights;
+  components?: readonly LoRAComponent[];
 }
+
+const componentsOf = (t: LoRATargets): readonly LoRAComponent[] => t.components ?? pairComponents(t);
 
 export interface Multipliers {
   unet: number;
@@ -67,14 +71,14 @@ function checkApplicable(lora: LoRAFile, hits: number, unknown: string[], o: App
 
 /** Resolves each module of the file to (model weights, layer path, multiplier). */
 function resolve(lora: LoRAFile, t: LoRATargets, mult: Multipliers, o: ApplyOptions): { hits: Hit[]; unknown: string[] } {
-  const idx: [string, Weights | undefined, number][] = [[UNET_PREFIX, t.unet, mult.unet], [TE_PREFIX, t.textEncoder, mult.te]];
-  const maps = idx.map(([prefix, w, k]) => [prefix, w, k, w ? nameIndex(w, prefix) : new Map<string, string>()] as const);
+  const index = componentIndex(componentsOf(t));
   const hits: Hit[] = [];
   const unknown: string[] = [];
   for (const m of lora.adapters.values()) {
-    const found = maps.find(([prefix, w, , map]) => w && m.name.startsWith(prefix) && map.has(m.name));
+    const found = index.get(m.name);
     if (!found) { unknown.push(m.name); continue; }
-    hits.push({ w: found[1]!, layer: found[3].get(m.name)!, m, mult: mult.modules?.get(m.name) ?? found[2] });
+    const { component: c, path } = found;
+    hits.push({ w: c.weights, layer: path, m, mult: mult.modules?.get(m.name) ?? (c.lrGroup === 'te' ? mult.te : mult.unet) });
   }
   checkApplicable(lora, hits.length, unknown, o);
   return { hits, unknown };
@@ -136,8 +140,11 @@ export function loraDelta(m: LoRAModuleWeights, baseShape: readonly number[]): T
   return E.reshape(E.matmul(up2, E.reshape(m.down, [r, -1])), baseShape);
 }
 
-/** New weights with the file merged in; the originals are left as they are. */
-export function mergeLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers, o: ApplyOptions = {}): { unet?: Weights; textEncoder?: Weights; report: ApplyReport } {
+/**
+ * New weights with the file merged in (as `components` and, for a pair, `unet` / `textEncoder`);
+ * the originals are left as they are.
+ */
+export function mergeLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers, o: ApplyOptions = {}): { unet?: Weights; textEncoder?: Weights; components: LoRAComponent[]; report: ApplyReport } {
   const { hits, unknown } = resolve(lora, t, mult, o);
   const changes = new Map<Weights, Map<string, Tensor>>();
   const addTo = (w: Weights, key: string, d: Tensor, k: number) => {
@@ -161,5 +168,8 @@ export function mergeLoRA(lora: LoRAFile, t: LoRATargets, mult: Multipliers, o: 
     }
   });
   const merged = (w?: Weights) => (w ? w.withTensors(changes.get(w) ?? new Map(), `${w.source} + ${lora.path}`) : undefined);
-  return { unet: merged(t.unet), textEncoder: merged(t.textEncoder), report: { applied: hits.length, unknown, skipped: o.allowPartial ? lora.unsupported : [], adapters: [] } };
+  const components = componentsOf(t).map((c) => ({ ...c, weights: merged(c.weights)! }));
+  const byOld = new Map(componentsOf(t).map((c, i) => [c.weights, components[i].weights]));
+  const pick = (w?: Weights) => (w ? byOld.get(w) ?? merged(w) : undefined);
+  return { unet: pick(t.unet), textEncoder: pick(t.textEncoder), components, report: { applied: hits.length, unknown, skipped: o.allowPartial ? lora.unsupported : [], adapters: [] } };
 }

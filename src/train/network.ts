@@ -1,12 +1,18 @@
 // The trainable LoRA network (sd-scripts networks.lora): modules on the target layers, kaiming-
 // uniform lora_down and zero lora_up, scale alpha/dim, the three dropouts, LoCon via conv_dim.
+// It spans a list of components (SD 1.x: te + unet; SDXL: te1, te2 + unet), each with its
+// weights, kohya prefix and learning-rate group, so one network serves every family.
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type LayerAdapter, loraDown, loraUp } from '../lora/adapter.js';
 import type { LoRAFile, LoRAModuleWeights } from '../lora/lora-file.js';
-import { TE_PREFIX, UNET_PREFIX, nameIndex } from '../lora/names.js';
+import { type LoRAComponent, componentIndex, moduleName, pairComponents } from '../lora/components.js';
 import { loraTargets } from '../lora/targets.js';
 import type { Weights } from '../models/weights.js';
+
+/** A family's components, or SD 1.x/2.x's { unet, textEncoder } pair. */
+export type NetworkModels = readonly LoRAComponent[] | { unet: Weights; textEncoder: Weights };
+const componentsOf = (m: NetworkModels): readonly LoRAComponent[] => (Array.isArray(m) ? m as readonly LoRAComponent[] : pairComponents(m as { unet: Weights; textEncoder: Weights }));
 
 export interface NetworkOptions {
   dim: number;
@@ -26,10 +32,13 @@ export class LoRAModule implements LayerAdapter {
   multiplier = 1;
 
   constructor(
-    readonly name: string, readonly path: string, readonly te: boolean,
+    readonly name: string, readonly path: string, readonly component: LoRAComponent,
     public down: Tensor, public up: Tensor, public alpha: number,
     private net: LoRANetwork,
   ) {}
+
+  /** In a text encoder (the 'te' learning-rate group). */
+  get te(): boolean { return this.component.lrGroup === 'te'; }
 
   get rank(): number { return this.down.shape[0]; }
   get scale(): number { return this.alpha / this.rank; }
@@ -69,11 +78,11 @@ export class LoRANetwork {
   constructor(readonly options: NetworkOptions, readonly rng: E.Rng) {}
 
   /** New modules on the default targets (plus ResNet/sampler convs with convDim). */
-  static create(models: { unet: Weights; textEncoder: Weights }, o: NetworkOptions, rng: E.Rng): LoRANetwork {
+  static create(models: NetworkModels, o: NetworkOptions, rng: E.Rng): LoRANetwork {
     const net = new LoRANetwork(o, rng);
-    const targets = loraTargets({ unet: o.trainUnet ? models.unet : undefined, textEncoder: o.trainTextEncoder ? models.textEncoder : undefined }, { conv: !!o.convDim });
+    const targets = loraTargets(componentsOf(models).filter((c) => net.trains(c)), { conv: !!o.convDim });
     for (const t of targets) {
-      const base = (t.te ? models.textEncoder : models.unet).raw(`${t.path}.weight`);
+      const base = t.component.weights.raw(`${t.path}.weight`);
       const [out, inp] = base.shape;
       const conv = base.rank === 4;
       const r = t.conv3x3 ? o.convDim! : o.dim;
@@ -84,29 +93,34 @@ export class LoRANetwork {
       const d = Float32Array.from({ length: downShape.reduce((a, b) => a * b, 1) }, () => (rng.uniform() * 2 - 1) * bound);
       const down = E.tensor(d, downShape).requireGrad();
       const up = E.zeros(conv ? [out, r, 1, 1] : [out, r]).requireGrad();
-      net.modules.push(new LoRAModule(t.name, t.path, t.te, down, up, alpha, net));
+      net.modules.push(new LoRAModule(t.name, t.path, t.component, down, up, alpha, net));
     }
     return net;
   }
 
   /** Modules from an existing LoRA file (network_weights), trainable. */
-  static fromFile(file: LoRAFile, models: { unet: Weights; textEncoder: Weights }, o: NetworkOptions, rng: E.Rng): LoRANetwork {
+  static fromFile(file: LoRAFile, models: NetworkModels, o: NetworkOptions, rng: E.Rng): LoRANetwork {
     const net = new LoRANetwork(o, rng);
-    const idx = [...nameIndex(models.unet, UNET_PREFIX), ...nameIndex(models.textEncoder, TE_PREFIX)];
-    const map = new Map(idx);
+    const index = componentIndex(componentsOf(models));
     for (const m of file.modules.values()) {
-      const p = map.get(m.name);
-      if (!p) throw new Error(`${file.path}: module "${m.name}" matches no layer of the model`);
-      const te = m.name.startsWith(TE_PREFIX);
-      if ((te && !o.trainTextEncoder) || (!te && !o.trainUnet)) continue;
-      net.modules.push(new LoRAModule(m.name, p, te, m.down.detach().requireGrad(), m.up.detach().requireGrad(), m.alpha, net));
+      const ref = index.get(m.name);
+      if (!ref) throw new Error(`${file.path}: module "${m.name}" matches no layer of the model`);
+      if (!net.trains(ref.component)) continue;
+      // Saved under the model's own naming (a diffusers-named SDXL module gets its SGM name, as sd-scripts converts it).
+      net.modules.push(new LoRAModule(moduleName(ref.component, ref.path), ref.path, ref.component, m.down.detach().requireGrad(), m.up.detach().requireGrad(), m.alpha, net));
     }
     return net;
   }
 
-  attach(models: { unet: Weights; textEncoder: Weights }): void {
+  /** Whether this network trains a component (network_train_unet_only / _text_encoder_only). */
+  trains(c: LoRAComponent): boolean {
+    return c.lrGroup === 'te' ? this.options.trainTextEncoder : this.options.trainUnet;
+  }
+
+  /** Adds every module to its component's layer (the `models` argument of older callers is not needed). */
+  attach(_models?: unknown): void {
     for (const m of this.modules) {
-      const w = m.te ? models.textEncoder : models.unet;
+      const w = m.component.weights;
       w.addAdapter(m.path, m);
       this.attached.push([w, m]);
     }
@@ -122,8 +136,8 @@ export class LoRANetwork {
   /** Parameters with their group ('te' or 'unet'). */
   parameters(): { param: () => Tensor; set: (t: Tensor) => void; group: 'te' | 'unet'; name: string }[] {
     return this.modules.flatMap((m) => [
-      { param: () => m.down, set: (t: Tensor) => { m.down = t; }, group: m.te ? 'te' as const : 'unet' as const, name: `${m.name}.lora_down.weight` },
-      { param: () => m.up, set: (t: Tensor) => { m.up = t; }, group: m.te ? 'te' as const : 'unet' as const, name: `${m.name}.lora_up.weight` },
+      { param: () => m.down, set: (t: Tensor) => { m.down = t; }, group: m.component.lrGroup, name: `${m.name}.lora_down.weight` },
+      { param: () => m.up, set: (t: Tensor) => { m.up = t; }, group: m.component.lrGroup, name: `${m.name}.lora_up.weight` },
     ]);
   }
 

@@ -3,9 +3,7 @@
 // list in the change that makes its tests pass, so they count for real from then on.
 import type { CaseKind } from './golden.js';
 
-export const UNSUPPORTED: Partial<Record<CaseKind, string>> = {
-  'sdxl-lora': 'kohya SDXL LoRA files and training step: issue 17',
-};
+export const UNSUPPORTED: Partial<Record<CaseKind, string>> = {};
 
 /** The node:test `todo` option for a kind: its reason while unsupported, else undefined. */
 export const todoFor = (kind: CaseKind): string | undefined => UNSUPPORTED[kind];
