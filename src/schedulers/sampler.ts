@@ -7,6 +7,8 @@ export interface Sampler {
   readonly timesteps: number[];
   /** Scale of the initial noise: x_T = noise * initNoiseSigma. */
   readonly initNoiseSigma: number;
+  /** The noise levels of the sigma-based samplers (Euler, DPM-Solver): one per step plus the final one. */
+  readonly sigmas?: number[];
   /** True when step() consumes fresh noise (ancestral and DDPM samplers). */
   readonly stochastic: boolean;
   scaleModelInput(x: Tensor, step: number): Tensor;
