@@ -2,6 +2,10 @@
 // sdlora options: the GUI's own keys mapped as kohya_gui/lora_gui.py maps them to sd-scripts
 // arguments (epoch, max_resolution, optimizer, lr_warmup %, LoRA_type -> network_module and
 // network_args, "" and 0 meaning unset), and its purely GUI keys named as having no effect.
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ConfigError, parseCliOptions } from './config.js';
 
 type Raw = Record<string, unknown>;
@@ -16,7 +20,7 @@ const GUI_ONLY = new Set([
   'stop_text_encoder_training', 'stop_text_encoder_training_pct', 'sdxl', 'sdxl_cache_text_encoder_outputs', 'sdxl_no_half_vae',
   'flux1_checkbox', 'flux1_cache_text_encoder_outputs', 'flux1_cache_text_encoder_outputs_to_disk', 'lowvram', 'train_blocks',
   'split_mode', 'mem_eff_save', 'apply_t5_attn_mask', 'guidance_scale', 't5xxl', 't5xxl_max_token_length', 'clip_l', 'ae',
-  'discrete_flow_shift', 'model_prediction_type', 'timestep_sampling', 'sample_prompts',
+  'discrete_flow_shift', 'model_prediction_type', 'timestep_sampling',
 ]);
 
 /** GUI keys that feed network_args, depending on LoRA_type. */
@@ -160,7 +164,14 @@ function warmupOptions(raw: Raw): Raw {
   return given(raw.lr_warmup) ? { lr_warmup_steps: num(raw.lr_warmup) / 100 } : {};
 }
 
-const HANDLED = new Set(['epoch', 'max_train_epochs', 'max_train_steps', 'noise_offset_type', 'noise_offset', 'adaptive_noise_scale', 'noise_offset_random_strength',
+/** The GUI keeps the prompts' text in sample_prompts and writes it to a file for sd-scripts (create_prompt_file). */
+function promptFile(text: string): string {
+  const file = path.join(os.tmpdir(), `sdlora-kohya-gui-prompts-${createHash('sha1').update(text).digest('hex').slice(0, 12)}.txt`);
+  writeFileSync(file, text.endsWith('\n') ? text : `${text}\n`);
+  return file;
+}
+
+const HANDLED = new Set(['sample_prompts', 'epoch', 'max_train_epochs', 'max_train_steps', 'noise_offset_type', 'noise_offset', 'adaptive_noise_scale', 'noise_offset_random_strength',
   'multires_noise_iterations', 'multires_noise_discount', 'text_encoder_lr', 'unet_lr', 'lr_warmup', 'lr_warmup_steps', 'xformers',
   'additional_parameters', 'optimizer_args', 'lr_scheduler_args', 'lr_scheduler_num_cycles']);
 
@@ -180,6 +191,7 @@ export function kohyaGuiPresetOptions(raw: Raw, file: string): { values: Raw; no
   for (const k of ['optimizer_args', 'lr_scheduler_args']) if (!unset(raw[k])) values[k] = String(raw[k]).replace(/"/g, '').split(/\s+/).filter(Boolean);
   if (!unset(raw.lr_scheduler_num_cycles)) values.lr_scheduler_num_cycles = raw.lr_scheduler_num_cycles;
   else if (given(raw.epoch)) values.lr_scheduler_num_cycles = raw.epoch;
+  if (!unset(raw.sample_prompts)) values.sample_prompts = promptFile(String(raw.sample_prompts));
   if (!unset(raw.additional_parameters)) Object.assign(values, additionalParameters(String(raw.additional_parameters), file));
   const notes = guiOnly.length ? [`${file}: kohya_ss GUI settings with no effect in sdlora: ${guiOnly.join(', ')}`] : [];
   const unused = unusedKeys(raw);

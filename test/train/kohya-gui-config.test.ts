@@ -81,6 +81,11 @@ describe('kohya_ss GUI presets', () => {
     writeFileSync(f, JSON.stringify({ ...raw, learning_rte: '1e-4' }));
     const msgs = configMessages(configFromArgs(['--config', f, ...REQUIRED]));
     assert.ok(msgs.some((m) => /unknown option "learning_rte" \(did you mean "learning_rate"\?\)/.test(m)), msgs.join('\n'));
+    // the GUI keeps the prompts' text itself in sample_prompts; sdlora reads prompts from a file
+    writeFileSync(f, JSON.stringify({ ...raw, sample_prompts: 'zkz, a red cross --w 512 --h 512 --d 42', sample_every_n_steps: 100 }));
+    const sp = configFromArgs(['--config', f, ...REQUIRED]);
+    assert.equal(readFileSync(String(sp.sample_prompts), 'utf8'), 'zkz, a red cross --w 512 --h 512 --d 42\n');
+    assert.equal(sp.sample_every_n_steps, 100);
     writeFileSync(f, JSON.stringify({ ...raw, LoRA_type: 'Magic' }));
     assert.throws(() => configFromArgs(['--config', f, ...REQUIRED]), /"LoRA_type" "Magic" is not a kohya_ss LoRA type/);
   });
