@@ -1,5 +1,6 @@
-// Training configuration: sd-scripts-style JSON or TOML files and --flags of the same names,
-// validated against config-schema.ts with errors that name the source, the key and the fix.
+// Training configuration: sd-scripts-style JSON or TOML files (or kohya_ss GUI presets) and --flags
+// of the same names, validated against config-schema.ts with errors that name the source, the key
+// and the fix. Unknown names in files are warnings, as sd-scripts lets them through (--strict: errors).
 import { readFileSync } from 'node:fs';
 import { ConfigSyntaxError, parseConfigText } from '../io/config-text.js';
 import { OPTIONS, OPTION_MAP, type OptionSpec } from './config-schema.js';
@@ -75,10 +76,10 @@ export function parseCliOptions(argv: string[]): Record<string, unknown> {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) throw new ConfigError([`unexpected argument "${a}" (options look like --learning_rate 1e-4)`]);
-    let key = a.slice(2).replace(/-/g, '_');
-    let value: unknown;
-    const eq = key.indexOf('=');
-    if (eq >= 0) { value = key.slice(eq + 1); key = key.slice(0, eq); }
+    // Only the name is kebab-case: a value given with = keeps its dashes (1e-4, ./my-out).
+    const eq = a.indexOf('=');
+    const key = (eq >= 0 ? a.slice(2, eq) : a.slice(2)).replace(/-/g, '_');
+    let value: unknown = eq >= 0 ? a.slice(eq + 1) : undefined;
     const spec = OPTION_MAP.get(key);
     if (value === undefined) {
       if (spec?.type === 'boolean' && (i + 1 >= argv.length || argv[i + 1].startsWith('--') || !/^(true|false)$/i.test(argv[i + 1]))) value = true;

@@ -62,7 +62,8 @@ describe('training config', () => {
   it('reads TOML (sections flattened) and lets flags override the file', () => {
     const f = path.join(tmp, 'c.toml');
     writeFileSync(f, '[model]\npretrained_model_name_or_path = "tiny"\n[data]\ntrain_data_dir = "d"\nresolution = "512,768"\n[optim]\nlearning_rate = 1e-4\nnetwork_args = ["conv_dim=4", "conv_alpha=1"]\n');
-    const c = configFromArgs(['--config', f, '--learning-rate', '5e-5', '--flip_aug', '--network_dim=8']);
+    const c = configFromArgs(['--config', f, '--learning-rate=5e-5', '--flip_aug', '--network_dim=8', '--output-dir=./my-out']);
+    assert.equal(c.output_dir, './my-out');
     assert.deepEqual(c.resolution, [512, 768]);
     assert.equal(c.learning_rate, 5e-5);
     assert.equal(c.flip_aug, true);
