@@ -27,7 +27,7 @@ const run = (args: string[]) => spawnSync('node', [cli, ...args], { encoding: 'u
 const lib = path.join(tmp, 'lib'), partial = path.join(tmp, 'partial');
 const KINDS = ['loha', 'lokr', 'dora', 'peft'];
 const span = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? String(xs[0]) : `${Math.min(...xs)}..${Math.max(...xs)}`);
-let model: string;
+let model: string, nanModule: string;
 
 before(async () => {
   E.initCpuBackend();
@@ -38,6 +38,12 @@ before(async () => {
   const ia3Module = Object.keys(a.tensors).find((k) => k.startsWith(UNET_PREFIX))!.split('.')[0];
   const tensors: [string, Tensor][] = [...Object.entries(a.tensors), [`${ia3Module}_ia3.weight`, E.ones([4])], [`${ia3Module}_ia3.on_input`, E.tensor([0], [])]];
   await saveSafetensors(path.join(partial, 'mixed.safetensors'), tensors, a.metadata);
+  // The same LoRA with a NaN in one up weight, as a diverged run writes it.
+  const upKey = Object.keys(a.tensors).find((k) => k.endsWith('.lora_up.weight'))!;
+  const nan = Float32Array.from(a.tensors[upKey].dataSync()); nan[0] = Number.NaN;
+  mkdirSync(path.join(tmp, 'nan'));
+  await saveSafetensors(path.join(tmp, 'nan', 'diverged.safetensors'), Object.entries(a.tensors).map(([k, t]): [string, Tensor] => [k, k === upKey ? E.tensor(nan, t.shape) : t]), a.metadata);
+  nanModule = upKey.split('.')[0];
   model = await tinyModelFolder();
 });
 
@@ -117,5 +123,13 @@ describe('txt2img with a LoRA partly in a format sdlora does not apply', () => {
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stderr, /mixed\.safetensors: module \S+_ia3 skipped: .*IA3/);
     assert.ok(readFileSync(path.join(tmp, 'partial.png')).length > 0);
+  });
+
+  it('command line: refuses a LoRA holding NaN, naming the module, and writes no image', () => {
+    const r = run(['txt2img', '--model', model, '-p', 'a red circle <lora:diverged:1>', '--lora-dir', path.join(tmp, 'nan'), '--width', '32', '--height', '32', '--steps', '2', '-o', 'nan.png']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /NaN/);
+    assert.ok(r.stderr.includes(nanModule), r.stderr);
+    assert.ok(!existsSync(path.join(tmp, 'nan.png')));
   });
 });

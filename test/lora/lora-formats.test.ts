@@ -117,6 +117,20 @@ describe('LoRA-family parts beyond the golden case', () => {
     assert.deepEqual([...peft.adapters.keys()], [convName]);
     assert.ok(maxAbsDiff(moduleDelta(peft.adapters.get(convName)!, W).dataSync(), expected(0, byOut.dataSync())) < 1e-5);
   });
+
+  it('diffusers/PEFT keys: alpha when present, text_encoder / text_encoder_2 named as kohya SDXL names them', async () => {
+    const [o, i] = convShape, r = 2, alpha = 3;
+    const down = randn([r, i, 3, 3]), up = randn([o, r, 1, 1]), p = `unet.${conv}`;
+    const file = await loadLoRA(await write('peft-alpha.safetensors', [[`${p}.lora_A.weight`, down], [`${p}.lora_B.weight`, up], [`${p}.alpha`, E.tensor([alpha], [])]]));
+    assert.deepEqual(file.algorithms, ['peft']);
+    const want = E.mulScalar(E.reshape(E.matmul(E.reshape(up, [o, r]), E.reshape(down, [r, -1])), [...convShape]), alpha / r);
+    assert.ok(maxAbsDiff(moduleDelta(file.adapters.get(convName)!, unet.weights.get(`${conv}.weight`)).dataSync(), want.dataSync()) < 1e-6);
+    const xl = await loadLoRA(await write('peft-xl.safetensors', [
+      ['text_encoder.text_model.encoder.layers.0.mlp.fc1.lora_A.weight', randn([r, 8])], ['text_encoder.text_model.encoder.layers.0.mlp.fc1.lora_B.weight', randn([8, r])],
+      ['text_encoder_2.text_model.encoder.layers.0.mlp.fc1.lora_A.weight', randn([r, 8])], ['text_encoder_2.text_model.encoder.layers.0.mlp.fc1.lora_B.weight', randn([8, r])],
+    ]));
+    assert.deepEqual([...xl.adapters.keys()].sort(), ['lora_te1_text_model_encoder_layers_0_mlp_fc1', 'lora_te2_text_model_encoder_layers_0_mlp_fc1']);
+  });
 });
 
 describe('LoRA files that must not apply as a no-op', () => {
