@@ -142,6 +142,7 @@ export function registerLoRACommands(program: Command): void {
     .option('--config-dir <dir>', 'configs for single-file models').requiredOption('--out <file>', 'output LoRA')
     .option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
     .action(async (o: { base: string; tuned: string; dim: number; convDim?: number; clampQuantile: number; minDiff: number; configDir?: string; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
+      await E.initCpuBackend(); // the SVDs' float32 products run on the WebAssembly GEMM
       const base = await loadSDModel(o.base, { configDir: o.configDir });
       const tuned = await loadSDModel(o.tuned, { configDir: o.configDir });
       if (base.unet.config.addition) throw new Error(`${o.base}: extracting from SDXL models is not supported`);

@@ -23,24 +23,27 @@ function mm(a: Float64Array, b: Float64Array, m: number, n: number, k: number, t
 
 /** Thin QR of A [m, r] (m >= r) by modified Gram-Schmidt with one re-orthogonalization pass. */
 export function qr(a: Float64Array, m: number, r: number): { q: Float64Array; r: Float64Array } {
-  const q = Float64Array.from(a);
+  // Columns stored contiguously (the transpose) so the inner loops run over adjacent memory.
+  const cols = transpose(a, m, r);
   const R = new Float64Array(r * r);
   for (let j = 0; j < r; j++) {
+    const cj = cols.subarray(j * m, (j + 1) * m);
     for (let pass = 0; pass < 2; pass++) {
       for (let i = 0; i < j; i++) {
+        const ci = cols.subarray(i * m, (i + 1) * m);
         let d = 0;
-        for (let t = 0; t < m; t++) d += q[t * r + i] * q[t * r + j];
+        for (let t = 0; t < m; t++) d += ci[t] * cj[t];
         R[i * r + j] += d;
-        for (let t = 0; t < m; t++) q[t * r + j] -= d * q[t * r + i];
+        for (let t = 0; t < m; t++) cj[t] -= d * ci[t];
       }
     }
     let nrm = 0;
-    for (let t = 0; t < m; t++) nrm += q[t * r + j] ** 2;
+    for (let t = 0; t < m; t++) nrm += cj[t] * cj[t];
     nrm = Math.sqrt(nrm);
     R[j * r + j] = nrm;
-    for (let t = 0; t < m; t++) q[t * r + j] = nrm > 1e-300 ? q[t * r + j] / nrm : 0;
+    for (let t = 0; t < m; t++) cj[t] = nrm > 1e-300 ? cj[t] / nrm : 0;
   }
-  return { q, r: R };
+  return { q: transpose(cols, r, m), r: R };
 }
 
 /** Eigen-decomposition of a symmetric [n, n] matrix (cyclic Jacobi); values descending, vectors as columns. */
@@ -118,29 +121,52 @@ export function lowRankSvd(up: Float64Array, down: Float64Array, m: number, r: n
   return { u: mm(qu.q, c.u, m, r, r), s: c.s, vt: mm(c.vt, qd.q, r, n, r, false, true), m, n, k: r };
 }
 
+/** C = A @ B in float32 (the WebAssembly GEMM once the cpu backend has started it). */
+function mm32(a: Float32Array, b: Float32Array, m: number, n: number, k: number, ta = false): Float32Array {
+  const c = new Float32Array(m * n);
+  gemm(m, n, k, ta ? mat(a, 0, 1, m) : mat(a, 0, k, 1), mat(b, 0, n, 1), c, 0, false);
+  return c;
+}
+
+/** Largest distance of a unit column of `prev` [m, k] from span(cur) [m, k] (both orthonormal). */
+function subspaceGap(prev: Float64Array, cur: Float64Array, m: number, k: number): number {
+  const proj = mm(cur, mm(cur, prev, k, k, m, true, false), m, k, k);
+  let worst = 0;
+  for (let j = 0; j < k; j++) {
+    let d = 0;
+    for (let i = 0; i < m; i++) d += (prev[i * k + j] - proj[i * k + j]) ** 2;
+    worst = Math.max(worst, Math.sqrt(d));
+  }
+  return worst;
+}
+
 /**
- * Top-k SVD of a full [m, n] matrix. Exact (Gram eigen-decomposition) when min(m, n) is small;
- * otherwise subspace iteration (Halko et al.) run until the top-k singular values settle, so the
- * result matches the exact truncation that sd-scripts' torch.linalg.svd gives, not an estimate.
+ * Top-k SVD of a full [m, n] matrix, as the first k triplets of torch.linalg.svd. Exact (Gram
+ * eigen-decomposition) when min(m, n) is small. Otherwise subspace iteration (Halko et al.) with
+ * float32 products, the precision sd-scripts' SVD runs in, until the top-k singular vectors move by
+ * less than `tol`, then a float64 Rayleigh-Ritz step on the converged basis.
  */
-export function truncatedSvd(a: Float64Array, m: number, n: number, k: number, seed = 0, tol = 1e-10, maxIter = 60): SVD {
+export function truncatedSvd(a: Float64Array, m: number, n: number, k: number, seed = 0, tol = 1e-5, maxIter = 50): SVD {
   const small = Math.min(m, n);
   if (small <= Math.max(64, 2 * k)) return cut(smallSvd(a, m, n), k);
   const l = Math.min(small, 2 * k + 16);
+  const a32 = Float32Array.from(a);
   const rng = new Rng(seed);
-  let q = qr(mm(a, Float64Array.from({ length: n * l }, () => rng.normal()), m, l, n), m, l).q;
+  let q = qr(Float64Array.from(mm32(a32, Float32Array.from({ length: n * l }, () => rng.normal()), m, l, n)), m, l).q;
   let prev: Float64Array | null = null;
-  for (let it = 0; ; it++) {
-    // B = Q^T A [l, n]: its SVD gives the current estimate.
-    const b = mm(q, a, l, n, m, true, false);
-    const s = smallSvd(b, l, n);
-    const settled = prev !== null && s.s.subarray(0, k).every((v, i) => Math.abs(v - prev![i]) <= tol * s.s[0]);
-    if (settled || it >= maxIter) return cut({ u: mm(q, s.u, m, s.k, l), s: s.s, vt: s.vt, m, n, k: s.k }, k);
-    prev = s.s.slice(0, k);
-    // One power step, re-orthonormalized on both sides: Q <- orth(A orth(A^T Q)).
-    const z = qr(mm(a, q, n, l, m, true, false), n, l).q;
-    q = qr(mm(a, z, m, l, n), m, l).q;
+  for (let it = 0; it < maxIter; it++) {
+    // Y = A^T Q [n, l]. The left singular vectors of Y^T = Q^T A (eigenvectors of Y^T Y) rotate Q
+    // into the current Ritz vectors.
+    const y = Float64Array.from(mm32(a32, Float32Array.from(q), n, l, m, true));
+    const { vectors } = symEig(mm(y, y, l, l, n, true, false), l);
+    const top = mm(q, Float64Array.from({ length: l * k }, (_, i) => vectors[Math.floor(i / k) * l + (i % k)]), m, k, l);
+    if (prev && subspaceGap(prev, top, m, k) < tol) break;
+    prev = top;
+    q = qr(Float64Array.from(mm32(a32, Float32Array.from(qr(y, n, l).q), m, l, n)), m, l).q;
   }
+  const b = mm(q, a, l, n, m, true, false);
+  const s = smallSvd(b, l, n);
+  return cut({ u: mm(q, s.u, m, s.k, l), s: s.s, vt: s.vt, m, n, k: s.k }, k);
 }
 
 /** Keeps the first k singular triplets. */
