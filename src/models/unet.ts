@@ -69,11 +69,20 @@ export class UNet2DConditionModel {
     return E.add(out, x);
   }
 
+  /** time_embedding(sinusoidal(t)): linear, SiLU, linear. [B, temb] */
+  timeEmbedding(timesteps: Tensor, batch: number, backend: E.Backend): Tensor {
+    const c = this.config;
+    let ts = timesteps;
+    if (ts.size === 1 && batch > 1) ts = E.tensor(new Array(batch).fill(hostValues(ts)[0]), [batch], 'f32', E.cpuBackend);
+    const tproj = timestepEmbedding(ts, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift, backend);
+    return lin(this.weights, 'time_embedding.linear_2', E.silu(lin(this.weights, 'time_embedding.linear_1', tproj)));
+  }
+
   /**
-   * SDXL `text_time`: each of the six ids embedded sinusoidally (flattened, then [B, 6 * dim]),
-   * appended after the pooled text embeds, then `add_embedding` (linear, SiLU, linear). [B, temb]
+   * SDXL `text_time` input of `add_embedding`: the pooled text embeds, then each of the six ids
+   * embedded sinusoidally (flattened, then [B, 6 * dim]). [B, projection_class_embeddings_input_dim]
    */
-  addedEmbedding(added: AddedConditioning | undefined, batch: number, backend: E.Backend): Tensor | null {
+  addEmbeds(added: AddedConditioning | undefined, batch: number, backend: E.Backend): Tensor | null {
     const a = this.config.addition;
     if (!a) {
       if (added) throw new Error(`${this.weights.source}: this UNet has no addition_embed_type, so it takes no text_embeds/time_ids (an SD 1.x/2.x model given SDXL conditioning)`);
@@ -88,17 +97,20 @@ export class UNet2DConditionModel {
     if (addEmbeds.shape[1] !== a.input_dim) {
       throw new Error(`text_embeds width ${textEmbeds.shape[1]} + ${timeIds.shape[1]} time ids x ${a.time_embed_dim} != projection_class_embeddings_input_dim ${a.input_dim}`);
     }
-    return lin(this.weights, 'add_embedding.linear_2', E.silu(lin(this.weights, 'add_embedding.linear_1', addEmbeds)));
+    return addEmbeds;
+  }
+
+  /** `add_embedding(addEmbeds)` (linear, SiLU, linear), added to the time embedding; null without addition_embed_type. [B, temb] */
+  addedEmbedding(added: AddedConditioning | undefined, batch: number, backend: E.Backend): Tensor | null {
+    const x = this.addEmbeds(added, batch, backend);
+    return x && lin(this.weights, 'add_embedding.linear_2', E.silu(lin(this.weights, 'add_embedding.linear_1', x)));
   }
 
   forward(sample: Tensor, timesteps: Tensor, context: Tensor, added?: AddedConditioning): Tensor {
     const w = this.weights, c = this.config;
     const groups = c.norm_num_groups, eps = c.norm_eps;
     const n = c.block_out_channels.length;
-    let ts = timesteps;
-    if (ts.size === 1 && sample.shape[0] > 1) ts = E.tensor(new Array(sample.shape[0]).fill(hostValues(ts)[0]), [sample.shape[0]], 'f32', E.cpuBackend);
-    const tproj = timestepEmbedding(ts, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift, sample.backend);
-    let temb = lin(w, 'time_embedding.linear_2', E.silu(lin(w, 'time_embedding.linear_1', tproj)));
+    let temb = this.timeEmbedding(timesteps, sample.shape[0], sample.backend);
     const aug = this.addedEmbedding(added, sample.shape[0], sample.backend);
     if (aug) temb = E.add(temb, aug);
 

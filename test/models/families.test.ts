@@ -13,6 +13,8 @@ import { inspect } from '../../src/cli/inspect.js';
 import { SD1, SD2, SDXL, checkpointLabel, detectFamily, familyLabel } from '../../src/families/index.js';
 import { encodeText, runTextEncoders, tokenizeCaptions } from '../../src/families/text.js';
 import { sdxlTimeIds } from '../../src/families/sdxl.js';
+import { sd2Prediction } from '../../src/families/sd2.js';
+import { parseUNetConfig } from '../../src/models/unet-config.js';
 import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import type { CLIPTextProjectionOutput } from '../../src/models/clip-text.js';
 import { loadSingleFile, loadStateDict, readJson, splitSingleFile } from '../../src/models/loader.js';
@@ -177,6 +179,16 @@ describe('model families', () => {
       assert.equal(await checkpointLabel(new Set(f.keys()), (k) => f.read(k)), 'SDXL');
       assert.equal(await checkpointLabel(new Set(['lora_unet_x.lora_up.weight']), (k) => f.read(k)), null);
     } finally { await f.close(); }
+  });
+
+  it('reads v-prediction from SD 2.x weights as ComfyUI does (spread of the last output transformer norm1 bias)', () => {
+    const cfg = parseUNetConfig(SD2.defaultConfigs.unet);
+    const key = 'model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias';
+    const bias = (std: number) => new Map([[key, E.tensor(Array.from({ length: 320 }, (_, i) => (i % 2 ? std : -std)), [320])]]);
+    assert.equal(sd2Prediction(bias(0.2), cfg), 'v_prediction');
+    assert.equal(sd2Prediction(bias(0.05), cfg), 'epsilon');
+    assert.equal(sd2Prediction(bias(0.2), { ...cfg, in_channels: 9 }), 'epsilon', 'inpainting UNets');
+    assert.equal(sd2Prediction(new Map(), cfg), 'epsilon');
   });
 
   it('detects the family from the keys and names unsupported files', () => {

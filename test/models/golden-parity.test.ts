@@ -89,10 +89,17 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
           if (sdxl) for (const k of ['text_embeds', 'time_ids']) assert.ok(io[k], `${ioPath} lacks ${k} (needed by addition_embed_type text_time)`);
           const textEmbeds = sdxl ? dev(io.text_embeds) : null;
           const added = () => (textEmbeds ? { textEmbeds, timeIds: io.time_ids } : undefined);
-          if (sdxl && io.aug_emb) {
-            const aug = E.noGrad(() => unet.addedEmbedding(added(), io.sample.shape[0], be));
-            assert.ok(aug, 'addedEmbedding of an SDXL UNet');
+          if (sdxl) {
+            // The added-conditioning intermediates the case records.
+            for (const k of ['add_embeds', 'aug_emb', 'time_emb']) assert.ok(io[k], `${ioPath} lacks ${k}`);
+            const [addEmbeds, aug, temb] = E.noGrad(() => [
+              unet.addEmbeds(added(), io.sample.shape[0], be), unet.addedEmbedding(added(), io.sample.shape[0], be),
+              unet.timeEmbedding(dev(io.timestep), io.sample.shape[0], be),
+            ]);
+            assert.ok(addEmbeds && aug, 'added conditioning of an SDXL UNet');
+            await close(addEmbeds, io.add_embeds, 'add_embeds');
             await close(aug, io.aug_emb, 'aug_emb');
+            await close(temb, io.time_emb, 'time_emb');
           }
           if (!io.loss) {
             const out = E.noGrad(() => unet.forward(dev(io.sample), dev(io.timestep), dev(io.encoder_hidden_states), added()));
@@ -173,6 +180,7 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: models on ${beN
             }
             return r;
           });
+          if (c.kind === 'sd2-text') assert.ok(io.eos_index, `${ioPath} lacks eos_index`);
           if (io.eos_index) assert.deepEqual(te.eosIndex(io.input_ids.to('i32').dataSync() as Int32Array, io.input_ids.shape[0], io.input_ids.shape[1]), [...io.eos_index.dataSync()]);
           for (const [got, want, what] of checks) await close(got, want, what);
           assert.deepEqual(te.weights.unused(), [], 'every weight is used');
@@ -241,8 +249,9 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: SDXL text encod
             for (let l = 0; l <= cfgs[i].num_hidden_layers; l++) r.push([out.hiddenStates[l], want(`${p}.hidden_states.${l}`), `${p}.hidden_states.${l}`]);
             r.push([out.lastHiddenState, want(`${p}.last_hidden_state`), `${p}.last_hidden_state`]);
             r.push([out.hiddenStates[out.hiddenStates.length - 2], want(`${p}.penultimate`), `${p}.penultimate`]);
-            if (io[`${p}.pooler_output`]) r.push([out.pooled, io[`${p}.pooler_output`], `${p}.pooler_output`]);
-            if (SDXL.textEncoders[i].withProjection) r.push([(out as CLIPTextProjectionOutput).textEmbeds, want(`${p}.text_embeds`), `${p}.text_embeds`]);
+            // CLIPTextModel returns pooler_output; CLIPTextModelWithProjection returns text_embeds instead.
+            if (!SDXL.textEncoders[i].withProjection) r.push([out.pooled, want(`${p}.pooler_output`), `${p}.pooler_output`]);
+            else r.push([(out as CLIPTextProjectionOutput).textEmbeds, want(`${p}.text_embeds`), `${p}.text_embeds`]);
           });
           const cond = SDXL.condition(runTextEncoders({ family: SDXL, textEncoders: tes }, ids), ids[0].shape[0], 1, undefined);
           r.push([cond.context, want('context'), 'context'], [cond.textEmbeds!, want('te2.text_embeds'), 'pooled text_embeds']);
@@ -250,7 +259,8 @@ for (const beName of ['cpu', 'webgpu']) describe(`golden parity: SDXL text encod
         });
         tes.forEach((te, i) => {
           const k = `te${i + 1}.eos_index`;
-          if (io[k]) assert.deepEqual(te.eosIndex(io[`input_ids_${i + 1}`].to('i32').dataSync() as Int32Array, ids[i].shape[0], ids[i].shape[1]), [...io[k].dataSync()], k);
+          assert.ok(io[k], `io.safetensors lacks ${k}`);
+          assert.deepEqual(te.eosIndex(io[`input_ids_${i + 1}`].to('i32').dataSync() as Int32Array, ids[i].shape[0], ids[i].shape[1]), [...io[k].dataSync()], k);
         });
         for (const [got, w, what] of checks) await close(got, w, what);
         tes.forEach((te, i) => assert.deepEqual(te.weights.unused(), [], `te${i + 1}: every weight is used`));
