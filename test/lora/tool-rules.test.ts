@@ -3,9 +3,14 @@
 // at new_conv_rank in resize, ranks above the input's, MIN_SV, and Python-rendered metadata.
 // Expected values are worked out by hand from the reference code, not taken from sdlora.
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { Command } from 'commander';
+import { registerLoRACommands } from '../../src/cli/lora-commands.js';
 import * as E from '../../src/engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import { type LoRAFile, type LoRAModuleWeights, loadLoRA } from '../../src/lora/lora-file.js';
 import { quantileClamp, torchQuantileF32 } from '../../src/lora/quantile-clamp.js';
 import { extractMetadata, pyFloat, pyJsonDumps, resizeMetadata } from '../../src/lora/tool-metadata.js';
@@ -106,6 +111,35 @@ describe('sd-scripts LoRA tool rules', () => {
     assert.deepEqual(ex.down.shape, [2, 2, 3, 3]);
     assert.equal(ex.alpha, 2);
     assert.throws(() => extractLoRA([layer], 4), /conv_dim/);
+  });
+
+  it('the extract command: sd-scripts metadata, the text encoder dropped below min-diff, the delta recovered', async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-extract-'));
+    const base = path.resolve('assets/tiny-sd'), tuned = path.join(tmp, 'tuned');
+    cpSync(base, tuned, { recursive: true });
+    const unetFile = path.join(tuned, 'unet', 'diffusion_pytorch_model.safetensors');
+    const { tensors, metadata } = await loadSafetensors(unetFile);
+    const key = Object.keys(tensors).find((k) => /attentions\.0\.transformer_blocks\.0\.attn1\.to_q\.weight$/.test(k))!;
+    const w = tensors[key], [out, inn] = w.shape;
+    // A rank-1 change: 0.05 * u v^T with u, v of unit-scale entries.
+    const u = randn(out), v = randn(inn), pert = Float32Array.from({ length: out * inn }, (_, i) => 0.05 * u[Math.floor(i / inn)] * v[i % inn]);
+    tensors[key] = E.tensor(Float32Array.from(w.dataSync(), (x, i) => x + pert[i]), w.shape);
+    await saveSafetensors(unetFile, tensors, metadata);
+    const outFile = path.join(tmp, 'x.safetensors');
+    // --clamp-quantile 1 clamps at the largest value, i.e. not at all, so the delta comes back exactly.
+    const program = new Command().exitOverride();
+    registerLoRACommands(program);
+    await program.parseAsync(['lora', 'extract', '--base', base, '--tuned', tuned, '--dim', '2', '--conv-dim', '1', '--clamp-quantile', '1', '--out', outFile], { from: 'user' });
+    const got = await loadLoRA(outFile);
+    const ss = Object.fromEntries(Object.entries(got.metadata).filter(([k]) => k.startsWith('ss_')));
+    assert.deepEqual(ss, extractMetadata({ v2: false, vParameterization: false, dim: 2, convDim: 1 }));
+    assert.ok([...got.modules.keys()].every((n) => n.startsWith('lora_unet_')), 'unchanged text encoder dropped');
+    const name = `lora_unet_${key.replace(/\.weight$/, '').replace(/\./g, '_')}`;
+    const m = got.modules.get(name);
+    assert.ok(m, `${name} extracted`);
+    assert.equal(m.alpha, 2);
+    assert.ok(maxAbsDiff(delta(m), pert) < 1e-5, 'the rank-1 change is recovered');
+    assert.ok([...got.modules.values()].some((x) => x.down.rank === 4 && x.down.shape[2] === 3 && x.down.shape[0] === 1), '3x3 convs at conv_dim');
   });
 
   it('metadata renders values as Python does', () => {
