@@ -21,7 +21,11 @@ export interface TextStack {
   tokenizers: CLIPTokenizer[];
 }
 
-/** [B * k, 77, d] chunk states -> [B, 2 + 75k, d]. */
+/**
+ * [B * k, 77, d] chunk states -> [B, 2 + 75k, d]. One rule for every family: sd-scripts' v2 branch
+ * (pad != eos) would copy a PAD state over an empty chunk's first state, but it compares token ids
+ * with the EOS token *string*, so it never fires; its SDXL branch has it commented out.
+ */
 export function stitchChunks(h: Tensor, batch: number, k: number): Tensor {
   if (k === 1) return h;
   const [, len, d] = h.shape;
