@@ -83,35 +83,48 @@ function alignSigns(m: LoRAModuleWeights, ref: { down: Float32Array; rank: numbe
   return { up, down };
 }
 
+/** (1) The clamp rule: our clamp on sd-scripts' stored pre-clamp factors gives its hi and its factors. */
+function clampRule(tool: string, name: string, w: LoRAModuleWeights, q: number): number {
+  const pre = preclamp(tool, name), hiWant = io[`${tool}.clamp_hi.${name}`];
+  assert.ok(hiWant, `io.safetensors lacks ${tool}.clamp_hi.${name}`);
+  const hi = quantileClamp(pre.up, pre.down, q);
+  within(pre.up, w.up.dataSync(), 1e-7, `${tool} ${name}: clamped up from the stored pre-clamp factors`);
+  within(pre.down, w.down.dataSync(), 1e-7, `${tool} ${name}: clamped down from the stored pre-clamp factors`);
+  return Math.abs(hi - hiWant.dataSync()[0]);
+}
+
 /**
- * The checks svd_merge and extract share, per module: (1) our clamp on sd-scripts' pre-clamp
- * factors gives its hi and its factors; (2) our unclamped SVD has the same up@down; (3) our
- * factors, sign-aligned and clamped, equal its clamped factors; (4) the default output's delta
- * is within the sign-dependent tolerance. Returns the largest differences seen.
+ * (2) Our unclamped module: sd-scripts' rank, alpha and shapes, the same up@down as its pre-clamp
+ * factors; (3) sign-aligned to those and clamped, its clamped factors. Returns both differences.
+ */
+function ourFactors(tool: string, u: LoRAModuleWeights, w: LoRAModuleWeights, q: number): { svd: number; aligned: number } {
+  const pre = preclamp(tool, u.name), what = `${tool} ${u.name}`;
+  assert.equal(u.alpha, w.alpha, `${what}: alpha`);
+  assert.deepEqual(u.down.shape, w.down.shape, `${what}: down shape (rank)`);
+  assert.deepEqual(u.up.shape, w.up.shape, `${what}: up shape`);
+  const ours = delta({ up: u.up.dataSync(), down: u.down.dataSync(), rank: pre.rank, scale: 1 });
+  const svd = within(ours, delta({ ...pre, scale: 1 }), 1e-5, `${what}: pre-clamp up@down`);
+  const a = alignSigns(u, pre);
+  quantileClamp(a.up, a.down, q);
+  const aligned = Math.max(within(a.up, w.up.dataSync(), ALIGN_ATOL, `${what}: sign-aligned clamped up`), within(a.down, w.down.dataSync(), ALIGN_ATOL, `${what}: sign-aligned clamped down`));
+  return { svd, aligned };
+}
+
+/**
+ * The checks svd_merge and extract share, per module: clampRule, ourFactors, and (4) the default
+ * output's delta within the sign-dependent tolerance. Returns the largest differences seen.
  */
 function checkClampedTool(tool: string, want: LoRAFile, unclamped: LoRAModuleWeights[], dflt: LoRAModuleWeights[], q: number, e2eAtol: number) {
   const max = { hi: 0, svd: 0, aligned: 0, e2e: 0 };
   const byName = new Map(dflt.map((m) => [m.name, m]));
   assert.deepEqual(unclamped.map((m) => m.name).sort(), [...want.modules.keys()].sort(), `${tool}: module names`);
   for (const u of unclamped) {
-    const w = want.modules.get(u.name)!, pre = preclamp(tool, u.name);
-    const hiWant = io[`${tool}.clamp_hi.${u.name}`];
-    assert.ok(hiWant, `io.safetensors lacks ${tool}.clamp_hi.${u.name}`);
-    const up = Float32Array.from(pre.up), down = Float32Array.from(pre.down);
-    max.hi = Math.max(max.hi, Math.abs(quantileClamp(up, down, q) - hiWant.dataSync()[0]));
-    within(up, w.up.dataSync(), 1e-7, `${tool} ${u.name}: clamped up from the stored pre-clamp factors`);
-    within(down, w.down.dataSync(), 1e-7, `${tool} ${u.name}: clamped down from the stored pre-clamp factors`);
-    assert.equal(u.down.shape[0], w.down.shape[0], `${tool} ${u.name}: rank`);
-    assert.equal(u.alpha, w.alpha, `${tool} ${u.name}: alpha`);
-    assert.deepEqual(u.down.shape, w.down.shape, `${tool} ${u.name}: down shape`);
-    assert.deepEqual(u.up.shape, w.up.shape, `${tool} ${u.name}: up shape`);
-    const ours = delta({ up: u.up.dataSync(), down: u.down.dataSync(), rank: pre.rank, scale: 1 });
-    max.svd = Math.max(max.svd, within(ours, delta({ ...pre, scale: 1 }), 1e-5, `${tool} ${u.name}: pre-clamp up@down`));
-    const a = alignSigns(u, pre);
-    quantileClamp(a.up, a.down, q);
-    max.aligned = Math.max(max.aligned, within(a.up, w.up.dataSync(), ALIGN_ATOL, `${tool} ${u.name}: sign-aligned clamped up`), within(a.down, w.down.dataSync(), ALIGN_ATOL, `${tool} ${u.name}: sign-aligned clamped down`));
-    const d = byName.get(u.name)!;
-    max.e2e = Math.max(max.e2e, within(moduleDelta(d), moduleDelta(w), e2eAtol, `${tool} ${u.name}: default output delta`));
+    const w = want.modules.get(u.name)!;
+    max.hi = Math.max(max.hi, clampRule(tool, u.name, w, q));
+    const f = ourFactors(tool, u, w, q);
+    max.svd = Math.max(max.svd, f.svd);
+    max.aligned = Math.max(max.aligned, f.aligned);
+    max.e2e = Math.max(max.e2e, within(moduleDelta(byName.get(u.name)!), moduleDelta(w), e2eAtol, `${tool} ${u.name}: default output delta`));
   }
   assert.ok(max.hi <= 1e-7, `${tool}: clamp hi differs from sd-scripts' by ${max.hi}`);
   return max;
