@@ -1,23 +1,20 @@
 // The WebAssembly SIMD kernels and the worker threads that run them. All instances share one
 // WebAssembly.Memory backed by a SharedArrayBuffer, so a kernel call is: the host copies (packs)
 // operands into that memory, every thread runs its slice, the host copies the result out.
-import { Worker } from 'node:worker_threads';
-import os from 'node:os';
-import wabtInit from 'wabt';
-import { gemmWat } from './gemm-wat.js';
+// Threads and the kernels' binary come from ./kernel-threads.ts (worker_threads and wabt in Node;
+// the browser build swaps in Web Workers and precompiled bytes).
+import { type KernelThread, availableThreads, kernelModule, startKernelThread } from './kernel-threads.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB address space, reserved lazily by the engine
 // Control block layout (Int32 indices): [0] job sequence, [1] finished count, then per worker 16 args.
 const ARGS_PER_WORKER = 16;
 
-const workerSource = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { module, memory, ctrl, index } = workerData;
+// The body every kernel thread runs, as source: each platform starts it in its own kind of thread.
+const workerLoop = `function kernelLoop({ module, memory, ctrl, index }) {
 const instance = new WebAssembly.Instance(module, { env: { memory } });
 const c = new Int32Array(ctrl);
 let seq = 0;
-parentPort.postMessage('ready');
 for (;;) {
   Atomics.wait(c, 0, seq);
   seq = Atomics.load(c, 0);
@@ -31,14 +28,14 @@ for (;;) {
   Atomics.add(c, 1, 1);
   Atomics.notify(c, 1);
 }
-`;
+}`;
 
 export class WasmPool {
   readonly threads: number;
   private memory: WebAssembly.Memory;
   private exports: { gemm: (...a: number[]) => void; gemm_nb: (...a: number[]) => void; softmax: (...a: number[]) => void };
   private ctrl: Int32Array;
-  private workers: Worker[] = [];
+  private workers: KernelThread[] = [];
   private seq = 0;
 
   private constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number) {
@@ -48,24 +45,15 @@ export class WasmPool {
     this.exports = inst.exports as unknown as WasmPool['exports'];
     this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (2 + threads * ARGS_PER_WORKER)));
     for (let i = 0; i < threads - 1; i++) {
-      const w = new Worker(workerSource, {
-        eval: true,
-        workerData: { module, memory, ctrl: this.ctrl.buffer, index: i },
-      });
-      w.unref();
-      this.workers.push(w);
+      this.workers.push(startKernelThread(workerLoop, { module, memory, ctrl: this.ctrl.buffer as SharedArrayBuffer, index: i }));
     }
   }
 
   static async create(threads: number): Promise<WasmPool> {
-    const wabt = await wabtInit();
-    const parsed = wabt.parseWat('gemm.wat', gemmWat(), { simd: true, threads: true });
-    const { buffer } = parsed.toBinary({});
-    parsed.destroy();
-    const module = await WebAssembly.compile(new Uint8Array(buffer));
+    const module = await kernelModule();
     const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
     const pool = new WasmPool(module, memory, threads);
-    await Promise.all(pool.workers.map((w) => new Promise((res) => w.once('message', res))));
+    await Promise.all(pool.workers.map((w) => w.ready));
     return pool;
   }
 
@@ -125,9 +113,7 @@ export class WasmPool {
 }
 
 export function defaultThreads(): number {
-  const env = Number(process.env.SDLORA_THREADS);
-  if (Number.isInteger(env) && env > 0) return env;
-  return Math.max(1, os.availableParallelism());
+  return availableThreads();
 }
 
 let poolPromise: Promise<WasmPool> | undefined;
