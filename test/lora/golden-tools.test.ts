@@ -204,23 +204,28 @@ describe('golden parity: sd-scripts LoRA tools', { todo: todoFor('lora-tools') }
 
   it('extract (extract_lora_from_models.svd): text-encoder rule, clamp, SVD, ranks and metadata', async () => {
     const call = readme.call(readme.section('extract.safetensors'), 'svd');
-    const dim = readme.num(call, 'dim'), convDim = readme.num(call, 'conv_dim');
+    // conv_dim=None: no 3x3 conv modules (sd-scripts' default).
+    const dim = readme.num(call, 'dim'), convDim = readme.arg(call, 'conv_dim') === 'None' ? undefined : readme.num(call, 'conv_dim');
     const q = readme.num(call, 'clamp_quantile'), minDiff = readme.num(call, 'min_diff');
     const v2 = readme.arg(call, 'v2') === 'True';
     assert.equal(readme.arg(call, 'sdxl'), 'False', 'the case extracts from SDXL models, which sdlora does not');
     const e2eAtol = e2eTolerance();
-    const layers = await perturbedLayers();
+    const layers = await perturbedLayers(convDim !== undefined);
     const want = await expected('extract.safetensors');
     const opts = { convDim, minDiff };
     const unclamped = E.noGrad(() => extractLoRA(layers, dim, { ...opts, clampQuantile: null }));
     const clamped = E.noGrad(() => extractLoRA(layers, dim, { ...opts, clampQuantile: q }));
     const max = checkClampedTool('extract', want, unclamped, clamped, q, e2eAtol);
     assert.deepEqual(extractMetadata({ v2, vParameterization: v2, dim, convDim }), (await load('extract.safetensors')).metadata);
-    // The text-encoder rule: dropped when none of its differences exceeds min_diff.
+    // The text-encoder rule: kept iff one of its differences exceeds min_diff; the other side of
+    // the threshold flips it.
     const teMax = Math.max(...layers.filter((l) => l.te).map((l) => maxAbsDiff(l.tuned.get(`${l.path}.weight`).dataSync(), l.base.get(`${l.path}.weight`).dataSync())));
-    assert.ok(teMax > minDiff, 'the case perturbs the text encoder above min_diff');
-    const noTe = E.noGrad(() => extractLoRA(layers, dim, { convDim, minDiff: teMax }));
-    assert.ok(noTe.length > 0 && noTe.every((m) => !m.name.startsWith('lora_te')), 'text encoder dropped at min_diff >= its largest difference');
+    const teKept = [...want.modules.keys()].some((n) => n.startsWith('lora_te'));
+    assert.equal(teMax > minDiff, teKept, `sd-scripts ${teKept ? 'kept' : 'dropped'} the text encoder (largest difference ${teMax}, min_diff ${minDiff})`);
+    if (teMax > 0) {
+      const flipped = E.noGrad(() => extractLoRA(layers, dim, { convDim, minDiff: teKept ? teMax : teMax / 2 }));
+      assert.equal(flipped.some((m) => m.name.startsWith('lora_te')), !teKept, 'the text encoder flips at the other side of min_diff');
+    }
     console.log(`extract: ${unclamped.length} modules; max |diff| hi ${max.hi}, pre-clamp up@down ${max.svd.toExponential(2)}, sign-aligned clamped factors ${max.aligned.toExponential(2)} (${max.nullSpaceModules} modules with null-space factors compared through up@down only), default delta ${max.e2e.toExponential(2)}`);
   });
 
@@ -262,11 +267,11 @@ async function compareSaved(file: string, golden: string, atol: number) {
  * every module named in io.safetensors (`extract.perturb.<name>.a/.b`), matched to sdlora's
  * LoCon targets (which must be exactly those modules).
  */
-async function perturbedLayers(): Promise<ExtractLayer[]> {
+async function perturbedLayers(conv: boolean): Promise<ExtractLayer[]> {
   const unet = await goldenUNet(), te = await goldenTextEncoder();
-  const targets = loraTargets({ unet: unet.weights, textEncoder: te.weights }, { conv: true });
+  const targets = loraTargets({ unet: unet.weights, textEncoder: te.weights }, { conv });
   const names = Object.keys(io).filter((k) => /^extract\.perturb\..*\.a$/.test(k)).map((k) => k.slice('extract.perturb.'.length, -2));
-  assert.deepEqual(targets.map((t) => t.name).sort(), names.sort(), 'LoCon targets = the modules the case perturbed');
+  assert.deepEqual(targets.map((t) => t.name).sort(), names.sort(), `${conv ? 'LoCon' : 'LoRA'} targets = the modules the case perturbed`);
   const tunedU = new Map(unet.weights.tensors), tunedT = new Map(te.weights.tensors);
   for (const t of targets) {
     const a = io[`extract.perturb.${t.name}.a`], b = io[`extract.perturb.${t.name}.b`];
