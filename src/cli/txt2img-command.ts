@@ -5,6 +5,7 @@ import * as E from '../engine/index.js';
 import { encodePng } from '../io/png.js';
 import { txt2img } from '../infer/txt2img.js';
 import { LoRALibrary } from '../lora/library.js';
+import { loadExternalVae } from '../models/external-vae.js';
 import { loadSDModel, moveModel } from '../models/sd-model.js';
 import { SAMPLERS } from '../schedulers/index.js';
 import { ProgressBar } from './progress.js';
@@ -17,6 +18,7 @@ export function registerTxt2ImgCommand(program: Command): void {
     .requiredOption('-p, --prompt <text>', 'prompt').option('-n, --negative <text>', 'negative prompt', '')
     .option('--config-dir <dir>', 'configs (unet/, vae/, text_encoder/, tokenizer/) for a single-file model')
     .option('--lora-dir <dir>', 'LoRA folder (subfolders included)')
+    .option('--vae <path>', 'external VAE: single-file checkpoint, LDM or diffusers VAE .safetensors, or diffusers vae folder')
     .option('--width <n>', 'width', int, 512).option('--height <n>', 'height', int, 512)
     .option('--steps <n>', 'sampling steps', int, 20).option('--cfg <x>', 'CFG scale', Number, 7)
     .option('--seed <n>', 'seed (random when omitted)', int).option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'euler_a')
@@ -24,9 +26,11 @@ export function registerTxt2ImgCommand(program: Command): void {
     .option('-o, --out <file>', 'output PNG (a -N suffix is added for batches)', 'txt2img.png')
     .option('--allow-partial', 'apply LoRA files with modules in formats sdlora does not apply, skipping those modules with a warning')
     .option('--device <name>', `compute backend: ${E.DEVICES.join(' or ')}`, 'cpu')
-    .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string; allowPartial?: boolean }) => {
+    .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; vae?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string; allowPartial?: boolean }) => {
       const device = await E.selectBackend(o.device);
-      const model = moveModel(await loadSDModel(o.model, { configDir: o.configDir }), device);
+      const loaded = await loadSDModel(o.model, { configDir: o.configDir });
+      if (o.vae) loaded.vae = await loadExternalVae(o.vae, loaded.vae);
+      const model = moveModel(loaded, device);
       const library = o.loraDir ? await LoRALibrary.scan(o.loraDir) : undefined;
       const seed0 = o.seed ?? Math.floor(Math.random() * 2 ** 31);
       for (let b = 0; b < o.batch; b++) {

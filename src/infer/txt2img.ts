@@ -7,6 +7,7 @@ import { type ApplyReport, applyLoRA, removeLoRA } from '../lora/apply.js';
 import type { LoRALibrary } from '../lora/library.js';
 import { loadLoRA } from '../lora/lora-file.js';
 import { assertFinite } from '../lora/finite.js';
+import { externalVaeSource } from '../models/external-vae.js';
 import type { SDModel } from '../models/sd-model.js';
 import { createSampler } from '../schedulers/index.js';
 import { parsePrompt } from './prompt.js';
@@ -99,6 +100,7 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
     const params = [
       `Steps: ${steps}`, `Sampler: ${SAMPLER_LABELS[sampler.name] ?? sampler.name}`, `CFG scale: ${cfg}`, `Seed: ${seed}`,
       `Size: ${width}x${height}`, `Model: ${path.basename(m.source).replace(/\.safetensors$/, '')}`,
+      ...(externalVaeSource(m.vae) ? [`VAE: ${path.basename(externalVaeSource(m.vae)!)}`] : []),
       ...(o.clipSkip && o.clipSkip > 1 ? [`Clip skip: ${o.clipSkip}`] : []),
       ...(hashes.length ? [`Lora hashes: "${hashes.join(', ')}"`] : []),
       'Version: sdlora 0.1.0',

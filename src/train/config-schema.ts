@@ -93,7 +93,7 @@ export const OPTIONS: OptionSpec[] = [
   o('scale_weight_norms', 'number?', undefined, 'max-norm regularization of each module delta', { min: 0 }),
   // sd-scripts seeds numpy too, which takes only 0 .. 2^32-1: a larger or negative seed fails there.
   o('seed', 'integer', undefined, 'random seed, 0 to 4294967295 (random when unset)', { min: 0, max: 2 ** 32 - 1 }),
-  o('mixed_precision', 'string', 'no', 'fp16/bf16: frozen weights stored in half precision, LoRA weights stay f32', { choices: ['no', 'fp16', 'bf16'] }),
+  o('mixed_precision', 'string', 'no', 'fp16/bf16: frozen weights stored in f16 (bf16 too: sdlora has no bf16 kernels, and the metadata says fp16); LoRA weights and compute stay f32', { choices: ['no', 'fp16', 'bf16'] }),
   o('full_fp16', 'boolean', false, 'accepted; LoRA weights stay f32 here', { ignored: true }),
   o('gradient_checkpointing', 'boolean', false, 'recompute UNet blocks in backward instead of storing activations'),
   o('clip_skip', 'integer', undefined, 'use the n-th last CLIP layer (2 = A1111 "Clip skip 2")', { min: 1 }),
@@ -123,7 +123,8 @@ export const OPTIONS: OptionSpec[] = [
   // accepted for compatibility
   ...['xformers', 'sdpa', 'mem_eff_attn', 'lowram', 'highvram', 'persistent_data_loader_workers', 'no_half_vae'].map((k) => o(k, 'boolean', false, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
   ...['max_data_loader_n_workers', 'vae_batch_size'].map((k) => o(k, 'integer', undefined, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
-  ...['logging_dir', 'log_with', 'log_prefix', 'wandb_api_key', 'vae'].map((k) => o(k, 'string', undefined, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
+  o('vae', 'string', undefined, 'external VAE for latents and samples: single-file checkpoint, LDM or diffusers VAE .safetensors, or diffusers vae folder'),
+  ...['logging_dir', 'log_with', 'log_prefix', 'wandb_api_key'].map((k) => o(k, 'string', undefined, 'accepted for sd-scripts compatibility; no effect here', { ignored: true })),
   ...NO_EFFECT_GROUPS.flatMap(([why, type, keys]) => keys.map((k) => o(k, type, undefined, `sd-scripts option; no effect here (${why})`, { ignored: true }))),
   // Old spellings sd-scripts still reads: resolveConfig turns them into the options they stand for.
   o('caption_extention', 'string', undefined, 'old spelling of caption_extension'),

@@ -1,5 +1,6 @@
 // The ss_* and modelspec metadata sd-scripts writes with a LoRA (§5.3, §5.5); every value is a
-// string as Python's str() would print it.
+// string as Python's str() would print it. Values describe what sdlora actually ran: its own
+// optimizer classes, f16 storage for either mixed precision, f32 LoRA weights (no full_fp16).
 import path from 'node:path';
 import type { DataSummary } from '../data/dataset.js';
 import type { TrainConfig } from './config.js';
@@ -11,6 +12,11 @@ const py = (v: unknown): string => {
   return String(v);
 };
 
+/** sdlora stores frozen weights in f16 for fp16 and bf16 alike (it has no bf16 kernels). */
+export function storedPrecision(mixed: unknown): 'no' | 'fp16' {
+  return mixed === undefined || mixed === 'no' ? 'no' : 'fp16';
+}
+
 export interface RunInfo {
   sessionId: number;
   startedAt: number;
@@ -20,6 +26,8 @@ export interface RunInfo {
   maxTrainSteps: number;
   optimizer: string;
   modelHash?: { legacy: string; sha256: string };
+  /** The loaded family's base-model keys (ss_v2, ss_base_model_version, modelspec.architecture, ...): they win over the flags. */
+  base?: Record<string, string>;
 }
 
 export function trainingMetadata(c: TrainConfig, data: DataSummary, run: RunInfo, at: { step: number; epoch: number }): Record<string, string> {
@@ -37,7 +45,7 @@ export function trainingMetadata(c: TrainConfig, data: DataSummary, run: RunInfo
     ss_gradient_checkpointing: c.gradient_checkpointing, ss_gradient_accumulation_steps: c.gradient_accumulation_steps,
     ss_max_train_steps: run.maxTrainSteps, ss_lr_warmup_steps: c.lr_warmup_steps, ss_lr_scheduler: c.lr_scheduler,
     ss_network_module: c.network_module, ss_network_dim: c.network_dim, ss_network_alpha: c.network_alpha, ss_network_dropout: c.network_dropout,
-    ss_mixed_precision: c.mixed_precision, ss_full_fp16: c.full_fp16, ss_v2: c.v2,
+    ss_mixed_precision: storedPrecision(c.mixed_precision), ss_full_fp16: false, ss_v2: c.v2,
     ss_base_model_version: c.v2 ? (c.v_parameterization ? 'sd_v2_v' : 'sd_v2') : c.v_parameterization ? 'sd_v1_v' : 'sd_v1',
     ss_clip_skip: c.clip_skip, ss_max_token_length: c.max_token_length, ss_cache_latents: c.cache_latents, ss_seed: run.seed, ss_lowram: false,
     ss_noise_offset: c.noise_offset, ss_multires_noise_iterations: c.multires_noise_iterations, ss_multires_noise_discount: c.multires_noise_discount,
@@ -75,6 +83,8 @@ export function trainingMetadata(c: TrainConfig, data: DataSummary, run: RunInfo
   Object.assign(out, {
     'modelspec.sai_model_spec': '1.0.1',
     'modelspec.architecture': c.v2 ? (c.v_parameterization ? 'stable-diffusion-v2-768-v/lora' : 'stable-diffusion-v2-512/lora') : 'stable-diffusion-v1/lora',
+    // ModelSpec's "implementation" names the architecture the file is for (sd-scripts writes
+    // "diffusers" for SD 1.x/2.x LoRAs), not the software that trained it.
     'modelspec.implementation': 'diffusers',
     'modelspec.implementation_version': 'sdlora/0.1.0',
     'modelspec.title': c.output_name ?? `LoRA@${Math.floor(run.startedAt)}`,
@@ -83,5 +93,6 @@ export function trainingMetadata(c: TrainConfig, data: DataSummary, run: RunInfo
     'modelspec.prediction_type': c.v_parameterization ? 'v' : 'epsilon',
     ...(c.clip_skip ? { 'modelspec.encoder_layer': String(c.clip_skip) } : {}),
   });
+  Object.assign(out, run.base);
   return out;
 }

@@ -19,6 +19,8 @@ import { loadLoRA } from '../lora/lora-file.js';
 import { saveLoRA } from '../lora/lora-save.js';
 import { resolveModel } from '../models/hub.js';
 import { type SDModel, loadSDModel, moveModel } from '../models/sd-model.js';
+import { loadExternalVae } from '../models/external-vae.js';
+import { checkBaseModel } from './base-model-check.js';
 import { DDPMScheduler } from '../schedulers/index.js';
 import { type TrainConfig, configMessages, parseArgList } from './config.js';
 import { allSnr, applyNoiseOptions, debiasedWeight, elementLoss, huberC, minSnrWeight, scaleVPredLikeNoisePred } from './loss-weights.js';
@@ -119,7 +121,11 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   const modelPath = await resolveModel(c.pretrained_model_name_or_path, log);
   const randomState = { save: () => rng.getState(), restore: (s: unknown) => rng.setState(s as number[]) };
   const model = await loadSDModel(modelPath, { unet: { gradientCheckpointing: c.gradient_checkpointing, randomState } });
+  checkBaseModel(c, model, log);
   if (c.v_parameterization) model.scheduler = { ...model.scheduler, prediction_type: 'v_prediction' };
+  const vaePath = (cfg as { vae?: string }).vae;
+  if (vaePath) { model.vae = await loadExternalVae(vaePath, model.vae); log(`vae: ${vaePath}`); }
+  if (c.mixed_precision === 'bf16') log('note: mixed_precision bf16 stores the frozen weights in f16 (sdlora has no bf16 kernels); the metadata says fp16');
   if (c.mixed_precision !== 'no') { model.unet.weights.toHalfStorage(); model.textEncoder.weights.toHalfStorage(); }
   moveModel(model, device);
 
@@ -237,7 +243,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   };
 
   // Saving
-  const run: RunInfo = { sessionId: state.sessionId, startedAt: state.startedAt, seed, numBatchesPerEpoch: nBatches, numEpochs: plan.epochs, maxTrainSteps: plan.maxTrainSteps, optimizer: optimizer.describe() };
+  const run: RunInfo = { sessionId: state.sessionId, startedAt: state.startedAt, seed, numBatchesPerEpoch: nBatches, numEpochs: plan.epochs, maxTrainSteps: plan.maxTrainSteps, optimizer: optimizer.describe(), base: model.family.metadata(c.v_parameterization ? 'v_prediction' : 'epsilon') };
   const saved: string[] = [];
   const stateDir = path.join(c.output_dir, `${name}-state`);
   let stateWritten = false;

@@ -133,7 +133,7 @@ describe('training', () => {
     assert.ok(Math.abs(half.losses[0].loss - base.losses[0].loss) <= 1e-3 * base.losses[0].loss, `f16 loss ${half.losses[0].loss} vs ${base.losses[0].loss}`);
     const a = await tensorsOf(base.finalPath!), b = await tensorsOf(gc.finalPath!), h = await tensorsOf(half.finalPath!);
     const moved = (t: Record<string, E.Tensor>, k: string) => t[k].dataSync().map((v, i) => v - (k.includes('lora_down') ? start[k].dataSync()[i] : 0));
-    const norm = (x: ArrayLike<number>) => Math.sqrt(Array.prototype.reduce.call(x, (s: number, v: number) => s + v * v, 0) as number);
+    const norm = (x: ArrayLike<number>) => { let q = 0; for (let i = 0; i < x.length; i++) q += x[i] * x[i]; return Math.sqrt(q); };
     let worstHalf = 0;
     for (const k of Object.keys(a).filter((k) => k.endsWith('.weight'))) {
       const da = moved(a, k), db = moved(b, k), dh = moved(h, k);
