@@ -111,6 +111,12 @@ describe('sd-scripts LoRA tool rules', () => {
     assert.deepEqual(ex.down.shape, [2, 2, 3, 3]);
     assert.equal(ex.alpha, 2);
     assert.throws(() => extractLoRA([layer], 4), /conv_dim/);
+    // The same module for two different layer shapes is refused, naming both files.
+    const other = convLoRA();
+    const o = other.modules.get('lora_unet_x_conv1')!;
+    other.modules.set(o.name, { ...o, down: E.tensor(randn(4 * 3 * 9), [4, 3, 3, 3]) });
+    (other as { path: string }).path = 'other.safetensors';
+    assert.throws(() => svdMergeLoRAs([{ lora: L, ratio: 1 }, { lora: other, ratio: 1 }], 4), /other\.safetensors: module lora_unet_x_conv1 .*synthetic\.safetensors/);
   });
 
   it('the extract command: sd-scripts metadata, the text encoder dropped below min-diff, the delta recovered', async () => {
