@@ -80,7 +80,8 @@ function checkTable(obj: Raw, where: string, level: 'general' | 'dataset' | 'sub
 function checkMerged(ds: Raw, where: string, problems: string[]): void {
   const min = ds.min_bucket_reso as number, max = ds.max_bucket_reso as number, steps = ds.bucket_reso_steps as number;
   if (typeof min === 'number' && typeof max === 'number' && min > max) problems.push(`${where}: "min_bucket_reso" ${min} must not exceed "max_bucket_reso" ${max}`);
-  if (typeof steps === 'number' && steps % 64 !== 0 && !ds.bucket_no_upscale) problems.push(`${where}: "bucket_reso_steps" must be a multiple of 64 for SD 1.x/2.x, got ${steps}`);
+  // As the training option: the family's own multiple (64 SD 1.x/2.x, 32 SDXL) is checked with the model loaded.
+  if (typeof steps === 'number' && steps % 32 !== 0 && !ds.bucket_no_upscale) problems.push(`${where}: "bucket_reso_steps" must be a multiple of 64 for SD 1.x/2.x or of 32 for SDXL, got ${steps}`);
 }
 
 function readSubsets(d: Raw, dsWhere: string, level: Raw, r: DatasetConfigReport): RawDataset['subsets'] {

@@ -200,6 +200,11 @@ describe('training config', () => {
     assert.throws(() => resolveConfig([{ source: 'a', values: { ...base, network_module: 'networks.lorra' } }]), /"network_module" networks\.lorra is unknown/);
   });
 
+  it('defines each option once (an implemented option is not also listed as having no effect)', () => {
+    const seen = new Set<string>();
+    for (const o of OPTIONS) { assert.ok(!seen.has(o.key), `${o.key} is defined twice`); seen.add(o.key); }
+  });
+
   it('documents every option', () => {
     const md = optionsMarkdown();
     for (const o of OPTIONS) assert.ok(md.includes(`\`${o.key}\``), o.key);
