@@ -43,6 +43,12 @@ const positiveInt = (v: string) => {
   return n;
 };
 
+const nonNegative = (v: string) => {
+  const x = Number(v);
+  if (!(x >= 0)) throw new Error(`expected a number >= 0, got ${v}`);
+  return x;
+};
+
 const quantileOpt = (v: string) => {
   const q = Number(v);
   if (!(q >= 0 && q <= 1)) throw new Error(`--clamp-quantile must be in [0, 1], got ${v}`);
@@ -138,7 +144,7 @@ export function registerLoRACommands(program: Command): void {
     .requiredOption('--base <model>', 'original model (folder or single file)').requiredOption('--tuned <model>', 'fine-tuned model')
     .option('--dim <n>', 'rank', positiveInt, 4).option('--conv-dim <n>', 'rank of 3x3 convs (LoCon); off by default', positiveInt)
     .option('--clamp-quantile <q>', 'clamp both factors at this quantile of their values', quantileOpt, DEFAULT_CLAMP_QUANTILE)
-    .option('--min-diff <x>', 'text-encoder differences at most this are ignored', Number, 0.01)
+    .option('--min-diff <x>', 'text-encoder differences at most this are ignored', nonNegative, 0.01)
     .option('--config-dir <dir>', 'configs for single-file models').requiredOption('--out <file>', 'output LoRA')
     .option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
     .action(async (o: { base: string; tuned: string; dim: number; convDim?: number; clampQuantile: number; minDiff: number; configDir?: string; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
