@@ -19,14 +19,14 @@ export function registerTxt2ImgCommand(program: Command): void {
     .option('--config-dir <dir>', 'configs (unet/, vae/, text_encoder/, tokenizer/) for a single-file model')
     .option('--lora-dir <dir>', 'LoRA folder (subfolders included)')
     .option('--vae <path>', 'external VAE: single-file checkpoint, LDM or diffusers VAE .safetensors, or diffusers vae folder')
-    .option('--width <n>', 'width', int, 512).option('--height <n>', 'height', int, 512)
+    .option('--width <n>', 'width (default: the family\'s, 512 SD 1.x/2.x, 1024 SDXL)', int).option('--height <n>', 'height (default: the family\'s)', int)
     .option('--steps <n>', 'sampling steps', int, 20).option('--cfg <x>', 'CFG scale', Number, 7)
     .option('--seed <n>', 'seed (random when omitted)', int).option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'euler_a')
     .option('--clip-skip <n>', 'CLIP skip', int, 1).option('--batch <n>', 'images, seeds seed..seed+n-1', int, 1)
     .option('-o, --out <file>', 'output PNG (a -N suffix is added for batches)', 'txt2img.png')
     .option('--allow-partial', 'apply LoRA files with modules in formats sdlora does not apply, skipping those modules with a warning')
     .option('--device <name>', `compute backend: ${E.DEVICES.join(' or ')}`, 'cpu')
-    .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; vae?: string; width: number; height: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string; allowPartial?: boolean }) => {
+    .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; vae?: string; width?: number; height?: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string; allowPartial?: boolean }) => {
       const device = await E.selectBackend(o.device);
       const loaded = await loadSDModel(o.model, { configDir: o.configDir });
       if (o.vae) loaded.vae = await loadExternalVae(o.vae, loaded.vae);

@@ -6,10 +6,12 @@ import type { Tensor } from '../engine/index.js';
 import { type ApplyReport, applyLoRA, removeLoRA } from '../lora/apply.js';
 import type { LoRALibrary } from '../lora/library.js';
 import { loadLoRA } from '../lora/lora-file.js';
+import { familyComponents } from '../lora/components.js';
 import { assertFinite } from '../lora/finite.js';
 import { externalVaeSource } from '../models/external-vae.js';
 import type { SDModel } from '../models/sd-model.js';
 import { createSampler } from '../schedulers/index.js';
+import { guidanceConditioning } from './prompt-conditioning.js';
 import { parsePrompt } from './prompt.js';
 
 export interface Txt2ImgOptions {
@@ -39,21 +41,10 @@ export interface Txt2ImgResult {
 
 const SAMPLER_LABELS: Record<string, string> = { euler: 'Euler', euler_a: 'Euler a', ddim: 'DDIM', ddpm: 'DDPM', dpmpp_2m: 'DPM++ 2M', dpmpp_2m_karras: 'DPM++ 2M Karras' };
 
-/** Encodes a prompt as 75-token chunks concatenated along the sequence (A1111 long prompts). */
-function encodePrompt(m: SDModel, text: string, chunks: number, clipSkip: number): Tensor {
-  const ids = m.tokenizer.encode(text);
-  const parts: Tensor[] = [];
-  for (let c = 0; c < chunks; c++) {
-    const body = ids.slice(c * 75, (c + 1) * 75);
-    const row = [m.tokenizer.bosId, ...body, m.tokenizer.eosId];
-    while (row.length < 77) row.push(m.tokenizer.padId);
-    parts.push(m.textEncoder.encode(E.tensor(row, [1, 77], 'i32'), clipSkip));
-  }
-  return parts.length === 1 ? parts[0] : E.concat(parts, 1);
-}
-
 export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibrary): Promise<Txt2ImgResult> {
-  const width = o.width ?? 512, height = o.height ?? 512, steps = o.steps ?? 20, cfg = o.cfgScale ?? 7;
+  // The family's default size (SD 1.x 512, SDXL 1024) when none is given.
+  const side = m.family.defaults(m.prediction).resolution;
+  const width = o.width ?? side, height = o.height ?? side, steps = o.steps ?? 20, cfg = o.cfgScale ?? 7;
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const factor = 2 ** (m.vae.config.block_out_channels.length - 1);
   const multiple = factor * 2 ** (m.unet.config.block_out_channels.length - 1);
@@ -69,7 +60,7 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
       const entry = library.resolve(l.name);
       await assertFinite(entry.path);
       const file = await loadLoRA(entry.path);
-      const r = applyLoRA(file, { unet: m.unet.weights, textEncoder: m.textEncoder.weights }, { te: l.te, unet: l.unet }, { allowPartial: o.allowPartial });
+      const r = applyLoRA(file, { components: familyComponents(m) }, { te: l.te, unet: l.unet }, { allowPartial: o.allowPartial });
       for (const s of r.skipped) console.error(`${path.basename(entry.path)}: module ${s.name} skipped: ${s.format} is not applied by sdlora (--allow-partial)`);
       if (r.unknown.length) console.error(`${path.basename(entry.path)}: ${r.unknown.length} LoRA modules match no layer of this model (first: ${r.unknown[0]})`);
       reports.push(r);
@@ -78,15 +69,14 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
     // New tensors (noise, token ids) go where the model's weights are.
     const be = m.unet.weights.backend ?? E.getDefaultBackend();
     const img = await E.withBackend(be, async () => {
-      const chunks = Math.max(1, Math.ceil(m.tokenizer.encode(text).length / 75), Math.ceil(m.tokenizer.encode(neg.text).length / 75));
-      const context = E.noGrad(() => E.concat([encodePrompt(m, neg.text, chunks, o.clipSkip ?? 1), encodePrompt(m, text, chunks, o.clipSkip ?? 1)], 0));
+      const { context, added } = guidanceConditioning(m, text, neg.text, { width, height }, o.clipSkip);
       const rng = new E.Rng(seed);
       const lat = [1, m.unet.config.in_channels, height / factor, width / factor];
       let x = E.mulScalar(E.randn(lat, rng), sampler.initNoiseSigma);
       for (let i = 0; i < steps; i++) {
         x = E.noGrad(() => {
           const xin = sampler.scaleModelInput(x, i);
-          const out = m.unet.forward(E.concat([xin, xin], 0), E.tensor([sampler.timesteps[i], sampler.timesteps[i]], [2]), context);
+          const out = m.unet.forward(E.concat([xin, xin], 0), E.tensor([sampler.timesteps[i], sampler.timesteps[i]], [2]), context, added);
           const [uncond, cond] = E.chunk(out, 2, 0);
           const guided = E.add(uncond, E.mulScalar(E.sub(cond, uncond), cfg));
           return sampler.step(guided, i, x, sampler.stochastic ? E.randn(lat, rng) : undefined);

@@ -53,6 +53,8 @@ export const OPTIONS: OptionSpec[] = [
   o('prior_loss_weight', 'number', 1, 'loss weight of regularization images', { min: 0 }),
   o('cache_latents', 'boolean', false, 'encode every image once with the VAE and keep the latents in memory'),
   o('cache_latents_to_disk', 'boolean', false, 'also keep the latent cache beside the images (implies cache_latents)'),
+  o('cache_text_encoder_outputs', 'boolean', false, 'encode each caption once before training (frozen text encoders: needs network_train_unet_only and captions that do not change per step)'),
+  o('cache_text_encoder_outputs_to_disk', 'boolean', false, 'also keep those outputs beside the images as <image>_te_outputs.safetensors (implies cache_text_encoder_outputs)'),
   o('skip_bad', 'boolean', false, 'skip unreadable images and captions instead of stopping (sdlora)'),
   // output
   o('output_dir', 'string', './output', 'where LoRA files, samples, logs and state go'),

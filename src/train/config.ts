@@ -172,11 +172,13 @@ function checkCombinations(cfg: Record<string, unknown>, problems: string[]): vo
   if (!cfg.train_data_dir && !cfg.dataset_config) problems.push('either "train_data_dir" or "dataset_config" is required');
   if (cfg.network_train_unet_only && cfg.network_train_text_encoder_only) problems.push('"network_train_unet_only" and "network_train_text_encoder_only" exclude each other');
   if (cfg.cache_latents_to_disk) cfg.cache_latents = true;
+  if (cfg.cache_text_encoder_outputs_to_disk) cfg.cache_text_encoder_outputs = true;
   if (cfg.cache_latents && (cfg.color_aug || cfg.random_crop)) problems.push('"cache_latents" cannot be used with "color_aug" or "random_crop" (the cached latents would freeze one augmentation)');
   if (cfg.lr_scheduler === 'constant' && (cfg.lr_warmup_steps as number) > 0) problems.push('"lr_scheduler" constant does not warm up; use constant_with_warmup with lr_warmup_steps');
   if (cfg.max_token_length !== undefined && ![75, 150, 225].includes(cfg.max_token_length as number)) problems.push(`"max_token_length" must be 75, 150 or 225, got ${cfg.max_token_length}`);
   if ((cfg.min_timestep as number) >= (cfg.max_timestep as number)) problems.push(`"min_timestep" (${cfg.min_timestep}) must be below "max_timestep" (${cfg.max_timestep})`);
-  if ((cfg.bucket_reso_steps as number) % 64 !== 0 && !cfg.bucket_no_upscale) problems.push(`"bucket_reso_steps" must be a multiple of 64 for SD 1.x/2.x, got ${cfg.bucket_reso_steps}`);
+  // The family's own multiple (64 for SD 1.x/2.x, 32 for SDXL) is checked once the model is loaded (family-training.ts).
+  if ((cfg.bucket_reso_steps as number) % 32 !== 0 && !cfg.bucket_no_upscale) problems.push(`"bucket_reso_steps" must be a multiple of 64 for SD 1.x/2.x or of 32 for SDXL, got ${cfg.bucket_reso_steps}`);
   const [w, h] = cfg.resolution as [number, number];
   if (cfg.enable_bucket && !cfg.bucket_no_upscale && (Math.min(w, h) < (cfg.min_bucket_reso as number) || Math.max(w, h) > (cfg.max_bucket_reso as number))) {
     problems.push(`"resolution" ${w}x${h} must lie within min_bucket_reso ${cfg.min_bucket_reso} and max_bucket_reso ${cfg.max_bucket_reso}`);
@@ -191,6 +193,8 @@ export function resolveConfig(layers: ConfigLayer[], opts: ResolveOptions = {}):
   for (const s of OPTIONS) if (s.default !== undefined) cfg[s.key] = s.default;
   if (Array.isArray(cfg.resolution) === false) cfg.resolution = [512, 512];
   for (const layer of layers) applyLayer(layer, cfg, out, !!opts.strict || !!layer.strict);
+  // Which options the user gave: the others may take the loaded model family's defaults (SDXL: 1024 px).
+  cfg.__explicit = [...new Set(layers.flatMap((l) => Object.keys(l.values)))];
   applyAliases(cfg);
   const { problems } = out;
   checkCombinations(cfg, problems);

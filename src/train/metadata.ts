@@ -4,6 +4,8 @@
 import path from 'node:path';
 import type { DataSummary } from '../data/dataset.js';
 import type { TrainConfig } from './config.js';
+// sd-scripts writes ss_network_args with Python's json.dumps (", " and ": " separators).
+import { pyJsonDumps } from '../lora/tool-metadata.js';
 
 const py = (v: unknown): string => {
   if (v === undefined || v === null) return 'None';
@@ -58,7 +60,7 @@ export function trainingMetadata(c: TrainConfig, data: DataSummary, run: RunInfo
     ss_huber_schedule: c.huber_schedule, ss_huber_scale: c.huber_scale, ss_huber_c: c.huber_c, ss_fp8_base: false, ss_fp8_base_unet: false,
     ss_sd_model_name: path.basename(modelName),
     ...(run.modelHash ? { ss_sd_model_hash: run.modelHash.legacy, ss_new_sd_model_hash: run.modelHash.sha256 } : {}),
-    ...(c.network_args.length ? { ss_network_args: JSON.stringify(Object.fromEntries(c.network_args.map((a) => a.split('=', 2)))) } : {}),
+    ...(c.network_args.length ? { ss_network_args: pyJsonDumps(Object.fromEntries(c.network_args.map((a) => a.split('=', 2)))) } : {}),
   };
   if (!c.dataset_config && ds) {
     Object.assign(meta, {

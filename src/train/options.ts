@@ -7,6 +7,7 @@ export interface TrainOptions {
   train_data_dir?: string; reg_data_dir?: string; dataset_config?: string;
   resolution: [number, number];
   cache_latents: boolean; cache_latents_to_disk: boolean; skip_bad: boolean;
+  cache_text_encoder_outputs: boolean; cache_text_encoder_outputs_to_disk: boolean; bucket_reso_steps: number; enable_bucket: boolean;
   output_dir: string; output_name?: string; save_precision?: 'float' | 'fp16' | 'bf16';
   save_every_n_epochs?: number; save_every_n_steps?: number; save_last_n_epochs?: number; save_state: boolean; resume?: string;
   network_dim: number; network_alpha: number; network_dropout?: number; network_args: string[]; network_weights?: string;

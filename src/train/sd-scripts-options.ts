@@ -6,7 +6,7 @@ import type { OptionType } from './config-schema.js';
 type Group = [why: string, type: OptionType, keys: string[]];
 
 export const NO_EFFECT_GROUPS: Group[] = [
-  ['multi-GPU, DeepSpeed, compilation and memory switches of PyTorch', 'boolean', ['ddp_gradient_as_bucket_view', 'ddp_static_graph', 'deepspeed', 'fp16_master_weights_and_gradients', 'zero3_init_flag', 'zero3_save_16bit_model', 'torch_compile', 'cpu_offload_checkpointing', 'fp8_base', 'fp8_base_unet', 'full_bf16', 'fused_backward_pass', 'disable_mmap_load_safetensors', 'skip_cache_check', 'cache_text_encoder_outputs', 'cache_text_encoder_outputs_to_disk', 'cache_info']],
+  ['multi-GPU, DeepSpeed, compilation and memory switches of PyTorch', 'boolean', ['ddp_gradient_as_bucket_view', 'ddp_static_graph', 'deepspeed', 'fp16_master_weights_and_gradients', 'zero3_init_flag', 'zero3_save_16bit_model', 'torch_compile', 'cpu_offload_checkpointing', 'fp8_base', 'fp8_base_unet', 'full_bf16', 'fused_backward_pass', 'disable_mmap_load_safetensors', 'skip_cache_check', 'cache_info']],
   ['multi-GPU, DeepSpeed, compilation and memory switches of PyTorch', 'integer', ['ddp_timeout', 'zero_stage', 'blocks_to_swap', 'text_encoder_batch_size']],
   ['multi-GPU, DeepSpeed, compilation and memory switches of PyTorch', 'string', ['dynamo_backend', 'offload_optimizer_device', 'offload_optimizer_nvme_path', 'offload_param_device', 'offload_param_nvme_path', 'tokenizer_cache_dir']],
   ['logging and trackers are not implemented; the loss goes to <output_name>-loss.jsonl', 'boolean', ['log_config', 'console_log_simple']],

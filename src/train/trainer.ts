@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSy
 import path from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import type { SizeConditioning } from '../families/family.js';
 import { cropOffsets } from '../data/buckets.js';
 import { processCaption } from '../data/captions.js';
 import { type DataSummary, type TrainImage, prepareData } from '../data/dataset.js';
@@ -37,7 +38,11 @@ import { NanGuard, TrainingDiverged } from './nan-guard.js';
 import { assertSameNetwork, moduleSetDiff, networkConfigOf } from './network-config.js';
 import { acquireRunLock } from './run-lock.js';
 import { resetTestHooks, testPoint } from './test-hooks.js';
-import { encodeCaptions } from './text-conditioning.js';
+import { applyFamilyOptions } from './family-training.js';
+import { imageSizeConditioning } from './size-conditioning.js';
+import { cacheTextOutputs, textCacheProblems } from './text-cache.js';
+import { TextConditioner } from './text-conditioning.js';
+import { familyComponents } from '../lora/components.js';
 
 export interface StepInfo {
   step: number;
@@ -126,7 +131,8 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   const vaePath = (cfg as { vae?: string }).vae;
   if (vaePath) { model.vae = await loadExternalVae(vaePath, model.vae); log(`vae: ${vaePath}`); }
   if (c.mixed_precision === 'bf16') log('note: mixed_precision bf16 stores the frozen weights in f16 (sdlora has no bf16 kernels); the metadata says fp16');
-  if (c.mixed_precision !== 'no') { model.unet.weights.toHalfStorage(); model.textEncoder.weights.toHalfStorage(); }
+  for (const n of applyFamilyOptions(cfg, model.family, c.v_parameterization ? 'v_prediction' : model.prediction)) log(`note: ${n}`);
+  if (c.mixed_precision !== 'no') for (const w of [model.unet.weights, ...model.textEncoders.map((t) => t.weights)]) w.toHalfStorage();
   moveModel(model, device);
 
   // Data
@@ -145,7 +151,8 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     dropout: c.network_dropout, rankDropout: num('rank_dropout'), moduleDropout: num('module_dropout'),
     trainUnet: !c.network_train_text_encoder_only, trainTextEncoder: !c.network_train_unet_only,
   };
-  const models = { unet: model.unet.weights, textEncoder: model.textEncoder.weights };
+  // The family's LoRA components (SD 1.x: te + unet; SDXL: te1, te2 + SGM-named unet).
+  const models = familyComponents(model);
   const network = c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
   log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);
 
@@ -206,7 +213,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     const cacheRng = new E.Rng(seed ^ 0x5bd1e995);
     for (const img of all) {
       const [bw, bh] = img.placement.bucket;
-      const diskPath = `${img.path.replace(/\.[^.]+$/, '')}_${String(img.size[0]).padStart(4, '0')}x${String(img.size[1]).padStart(4, '0')}_sd.safetensors`;
+      const diskPath = `${img.path.replace(/\.[^.]+$/, '')}_${String(img.size[0]).padStart(4, '0')}x${String(img.size[1]).padStart(4, '0')}${model.family.latentCacheSuffix}.safetensors`;
       const factor = 2 ** (model.vae.config.block_out_channels.length - 1);
       const wantShape = [1, model.vae.config.latent_channels, bh / factor, bw / factor];
       if (c.cache_latents_to_disk && existsSync(diskPath)) {
@@ -221,6 +228,14 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
       latentCache.set(img.path, entry);
       if (c.cache_latents_to_disk) await saveSafetensors(diskPath, { latents: entry.plain, ...(entry.flipped ? { latents_flipped: entry.flipped } : {}) });
     }
+  }
+
+  // Text encoder outputs (cache_text_encoder_outputs: encoded once, frozen encoders)
+  const textConditioner = new TextConditioner(model, { maxTokenLength: c.max_token_length, clipSkip: c.clip_skip }, c.cache_text_encoder_outputs);
+  if (c.cache_text_encoder_outputs) {
+    const problems = textCacheProblems(c, specs.flatMap((s) => s.subsets));
+    if (problems.length) throw new Error(problems.join('; '));
+    await cacheTextOutputs(textConditioner, data.datasets.flatMap((d) => d.images), { family: model.family, toDisk: c.cache_text_encoder_outputs_to_disk, device, log });
   }
 
   // Samples
@@ -392,8 +407,10 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     // by sample, so a sample's randomness does not depend on how batches are cut: k micro-batches
     // of B give the same gradient as one batch of kB.
     const lat: Tensor[] = [], captions: string[] = [], base: Tensor[] = [], ts: number[] = [];
+    const sizes: SizeConditioning[] = [];
     for (const img of batch) {
       const flip = img.subset.flipAug && rng.uniform() < 0.5;
+      sizes.push(imageSizeConditioning(img, flip));
       const cached = latentCache.get(img.path);
       if (cached) lat.push(flip && cached.flipped ? cached.flipped : cached.plain);
       else lat.push(await encodeImage(img, flip, cropOffsets(img.placement.resized, img.placement.bucket, () => rng.uniform(), img.subset.randomCrop), rng, true));
@@ -408,10 +425,8 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     const noise = applyNoiseOptions(baseNoise, rng, { noiseOffset: c.noise_offset, multiresIterations: c.multires_noise_iterations, multiresDiscount: c.multires_noise_discount }).toBackend(device);
     const noisy = E.noGrad(() => scheduler.addNoise(latents, noise, ts));
     const trainTe = network.modules.some((m) => m.te) && groups.has('te');
-    const context = trainTe
-      ? encodeCaptions(model.textEncoder, model.tokenizer, captions, c.max_token_length, c.clip_skip)
-      : E.noGrad(() => encodeCaptions(model.textEncoder, model.tokenizer, captions, c.max_token_length, c.clip_skip));
-    const pred = model.unet.forward(noisy, E.tensor(ts, [B]), context);
+    const text = textConditioner.encode(captions, trainTe);
+    const pred = model.unet.forward(noisy, E.tensor(ts, [B]), text.context, model.family.addedConditioning(text, sizes));
     const target = c.v_parameterization ? E.noGrad(() => scheduler.getVelocity(latents, noise, ts)) : noise;
     const hc = c.loss_type === 'huber' || c.loss_type === 'smooth_l1'
       ? E.tensor(ts.map((t) => huberC(t, scheduler.alphasCumprod[t], c.huber_schedule, c.huber_c, c.huber_scale)), [B, 1, 1, 1]) : undefined;
