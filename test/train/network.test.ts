@@ -1,4 +1,5 @@
-// The trainable LoRA network: targets, initialization (a no-op at step 0), dropouts.
+// The trainable LoRA network: targets, initialization (a no-op at step 0), dropouts, and the
+// SDXL components (te1, te2, SGM-named UNet) with their learning-rate groups.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
@@ -6,6 +7,9 @@ import { LoRANetwork } from '../../src/train/network.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenCase, loraModuleNames } from '../helpers/golden.js';
 import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
+import { goldenSDXL, loraFiles } from '../helpers/golden-sdxl.js';
+import { familyComponents } from '../../src/lora/components.js';
+import { loadLoRA } from '../../src/lora/lora-file.js';
 
 describe('LoRA network', () => {
   before(() => E.initCpuBackend());
@@ -51,5 +55,21 @@ describe('LoRA network', () => {
       const d = m.apply(x)!.dataSync();
       assert.ok(maxAbsDiff(d, plain) > 1e-3, `${JSON.stringify(o)} changes the training output`);
     }
+  });
+
+  it('spans an SDXL model\'s components: sd-scripts\' module set, groups by component, unet/te-only switches', async () => {
+    const dir = goldenCase('sdxl-lora');
+    const a = await loadLoRA(loraFiles(dir).get('a')!);
+    const args = JSON.parse(a.metadata.ss_network_args || '{}') as Record<string, string>;
+    const comps = familyComponents(await goldenSDXL());
+    const o = { dim: Number(a.metadata.ss_network_dim), alpha: Number(a.metadata.ss_network_alpha), convDim: Number(args.conv_dim), convAlpha: Number(args.conv_alpha) };
+    const net = LoRANetwork.create(comps, { ...o, trainUnet: true, trainTextEncoder: true }, new E.Rng(1));
+    assert.deepEqual(net.modules.map((m) => m.name).sort(), loraModuleNames(dir).sort());
+    for (const p of net.parameters()) assert.equal(p.group, p.name.startsWith('lora_unet_') ? 'unet' : 'te', p.name);
+    for (const m of net.modules) assert.deepEqual([...m.down.shape], [...a.modules.get(m.name)!.down.shape], m.name);
+    const unetOnly = LoRANetwork.create(comps, { ...o, trainUnet: true, trainTextEncoder: false }, new E.Rng(1));
+    assert.ok(unetOnly.modules.length > 0 && unetOnly.modules.every((m) => m.name.startsWith('lora_unet_')));
+    const teOnly = LoRANetwork.fromFile(a, comps, { ...o, trainUnet: false, trainTextEncoder: true }, new E.Rng(1));
+    assert.deepEqual(new Set(teOnly.modules.map((m) => m.name.slice(0, 9))), new Set(['lora_te1_', 'lora_te2_']));
   });
 });
