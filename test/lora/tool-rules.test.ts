@@ -127,23 +127,25 @@ describe('sd-scripts LoRA tool rules', () => {
     const { tensors, metadata } = await loadSafetensors(unetFile);
     const key = Object.keys(tensors).find((k) => /attentions\.0\.transformer_blocks\.0\.attn1\.to_q\.weight$/.test(k))!;
     const w = tensors[key], [out, inn] = w.shape;
-    // A rank-1 change: 0.05 * u v^T with u, v of unit-scale entries.
-    const u = randn(out), v = randn(inn), pert = Float32Array.from({ length: out * inn }, (_, i) => 0.05 * u[Math.floor(i / inn)] * v[i % inn]);
+    // A rank-1 change 0.05 * u v^T with positive u, v: its factors are all positive, so the clamp at
+    // --clamp-quantile 1 (hi = the largest value, range [-hi, hi]) leaves them as they are. (With
+    // mixed signs it need not: the range is symmetric about the signed maximum.)
+    const pos = (n: number) => randn(n).map((x) => Math.abs(x) + 0.1);
+    const u = pos(out), v = pos(inn), pert = Float32Array.from({ length: out * inn }, (_, i) => 0.05 * u[Math.floor(i / inn)] * v[i % inn]);
     tensors[key] = E.tensor(Float32Array.from(w.dataSync(), (x, i) => x + pert[i]), w.shape);
     await saveSafetensors(unetFile, tensors, metadata);
     const outFile = path.join(tmp, 'x.safetensors');
-    // --clamp-quantile 1 clamps at the largest value, i.e. not at all, so the delta comes back exactly.
     const program = new Command().exitOverride();
     registerLoRACommands(program);
-    await program.parseAsync(['lora', 'extract', '--base', base, '--tuned', tuned, '--dim', '2', '--conv-dim', '1', '--clamp-quantile', '1', '--out', outFile], { from: 'user' });
+    await program.parseAsync(['lora', 'extract', '--base', base, '--tuned', tuned, '--dim', '1', '--conv-dim', '1', '--clamp-quantile', '1', '--out', outFile], { from: 'user' });
     const got = await loadLoRA(outFile);
     const ss = Object.fromEntries(Object.entries(got.metadata).filter(([k]) => k.startsWith('ss_')));
-    assert.deepEqual(ss, extractMetadata({ v2: false, vParameterization: false, dim: 2, convDim: 1 }));
+    assert.deepEqual(ss, extractMetadata({ v2: false, vParameterization: false, dim: 1, convDim: 1 }));
     assert.ok([...got.modules.keys()].every((n) => n.startsWith('lora_unet_')), 'unchanged text encoder dropped');
     const name = `lora_unet_${key.replace(/\.weight$/, '').replace(/\./g, '_')}`;
     const m = got.modules.get(name);
     assert.ok(m, `${name} extracted`);
-    assert.equal(m.alpha, 2);
+    assert.equal(m.alpha, 1);
     assert.ok(maxAbsDiff(delta(m), pert) < 1e-5, 'the rank-1 change is recovered');
     assert.ok([...got.modules.values()].some((x) => x.down.rank === 4 && x.down.shape[2] === 3 && x.down.shape[0] === 1), '3x3 convs at conv_dim');
   });
