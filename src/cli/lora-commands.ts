@@ -143,7 +143,7 @@ export function registerLoRACommands(program: Command): void {
   lora.command('extract').description('extract a LoRA from the difference of two models (extract_lora_from_models.py)')
     .requiredOption('--base <model>', 'original model (folder or single file)').requiredOption('--tuned <model>', 'fine-tuned model')
     .option('--dim <n>', 'rank', positiveInt, 4).option('--conv-dim <n>', 'rank of 3x3 convs (LoCon); off by default', positiveInt)
-    .option('--clamp-quantile <q>', 'clamp both factors at this quantile of their values', quantileOpt, DEFAULT_CLAMP_QUANTILE)
+    .option('--clamp-quantile <q>', 'clamp both factors to [-hi, hi], hi = this quantile of their signed values (as sd-scripts)', quantileOpt, DEFAULT_CLAMP_QUANTILE)
     .option('--min-diff <x>', 'text-encoder differences at most this are ignored', nonNegative, 0.01)
     .option('--config-dir <dir>', 'configs for single-file models').requiredOption('--out <file>', 'output LoRA')
     .option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
