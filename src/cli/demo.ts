@@ -59,18 +59,23 @@ async function sampleGrid(model: SDModel, prompts: string[], file: string, seed:
   return { images, score: { rate: preds.filter((p) => p === CONCEPT).length / prompts.length, meanIou: iouSum / prompts.length, predictions: preds } };
 }
 
+/** The demo's training settings; the web page trains with the same ones (web/src/engine-worker.ts). */
+export function demoTrainValues(o: { out: string; steps: number; seed: number; dataset?: string }): Record<string, unknown> {
+  return {
+    pretrained_model_name_or_path: 'tiny', train_data_dir: o.dataset ?? DEMO_DATASET, caption_extension: '.txt', resolution: 32,
+    output_dir: o.out, output_name: CONCEPT, train_batch_size: 4, max_train_steps: o.steps, learning_rate: 5e-3, min_snr_gamma: 5,
+    lr_scheduler: 'cosine', lr_warmup_steps: 10, network_dim: 16, network_alpha: 16, network_args: ['conv_dim=16', 'conv_alpha=16'],
+    optimizer_type: 'AdamW', cache_latents: true, seed: o.seed,
+  };
+}
+
 export async function runDemo(o: DemoOptions): Promise<{ base: ConceptScore; lora: ConceptScore; loraPath: string; seconds: number }> {
   const t0 = performance.now();
   await E.initCpuBackend();
   if (!existsSync(TINY_MODEL_DIR)) throw new Error(`the bundled tiny model is missing (${TINY_MODEL_DIR}); run scripts/build-tiny-model.ts`);
   mkdirSync(o.out, { recursive: true });
   console.log(`sdlora demo: teaching the bundled tiny model a shape it has never seen (a ${CONCEPT})\n  dataset ${DEMO_DATASET}\n  output  ${path.resolve(o.out)}`);
-  const cfg = resolveConfig([{ source: 'demo', values: {
-    pretrained_model_name_or_path: 'tiny', train_data_dir: DEMO_DATASET, caption_extension: '.txt', resolution: 32,
-    output_dir: o.out, output_name: CONCEPT, train_batch_size: 4, max_train_steps: o.steps, learning_rate: 5e-3, min_snr_gamma: 5,
-    lr_scheduler: 'cosine', lr_warmup_steps: 10, network_dim: 16, network_alpha: 16, network_args: ['conv_dim=16', 'conv_alpha=16'],
-    optimizer_type: 'AdamW', cache_latents: true, seed: o.seed,
-  } }]);
+  const cfg = resolveConfig([{ source: 'demo', values: demoTrainValues(o) }]);
   let bar: ProgressBar | undefined;
   const r = await train(cfg, {
     log: (m) => console.log(`  ${m}`),

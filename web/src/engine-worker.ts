@@ -1,0 +1,134 @@
+// The engine in the page: a module worker that runs the very trainer, loaders and txt2img of the
+// Node build over the page's file system (src/platform/browser). The page sends requests
+// (protocol.ts); progress and log lines come back as events while a request runs.
+import * as E from '../../src/engine/index.js';
+import { CONCEPT, demoTrainValues } from '../../src/cli/demo.js';
+import { txt2img } from '../../src/infer/txt2img.js';
+import { applyLoRA, removeLoRA, type ApplyReport } from '../../src/lora/apply.js';
+import { familyComponents } from '../../src/lora/components.js';
+import { loadLoRA } from '../../src/lora/lora-file.js';
+import { TINY_MODEL_DIR } from '../../src/models/hub.js';
+import { loadSDModel, moveModel, type SDModel } from '../../src/models/sd-model.js';
+import { resolveConfig } from '../../src/train/config.js';
+import { train } from '../../src/train/trainer.js';
+import { probeAdapter } from '../../src/engine/webgpu/device.js';
+import { filesUnder, putFile } from '../../src/platform/browser/vfs.js';
+import { readFileSync } from '../../src/platform/browser/fs.js';
+import { runParity } from './parity.js';
+import type { BackendInfo, Event, Request } from './protocol.js';
+
+const post = (m: unknown, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
+const emit = (e: Event) => post({ event: e });
+
+let backend: E.Backend = E.cpuBackend;
+let info: BackendInfo | undefined;
+const models = new Map<string, SDModel>();
+
+/** Copies the bundled tiny model, CLIP vocabulary and demo dataset into the page's file system. */
+async function loadAssets(): Promise<number> {
+  const list = (await (await fetch('assets.json')).json()) as string[];
+  let bytes = 0;
+  await Promise.all(list.map(async (rel) => {
+    const r = await fetch(rel);
+    if (!r.ok) throw new Error(`${rel}: HTTP ${r.status}`);
+    const b = new Uint8Array(await r.arrayBuffer());
+    bytes += b.length;
+    putFile(`/${rel}`, b);
+  }));
+  return bytes;
+}
+
+/** WebGPU when an adapter exists (unless the page asks for cpu), else the wasm kernels in Web Workers. */
+async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promise<BackendInfo> {
+  if (threads) process.env.SDLORA_THREADS = String(threads);
+  const { availableThreads } = await import('../../src/platform/browser/kernel-threads.js');
+  await E.initCpuBackend();
+  const cpuInfo = (reason: string): BackendInfo => ({ name: 'cpu', reason, threads: availableThreads() });
+  if (device === 'cpu') return cpuInfo('the wasm cpu backend was asked for');
+  const report = await probeAdapter();
+  if (!report.found) {
+    if (device === 'webgpu') throw new Error(`WebGPU was asked for but no adapter exists: ${report.reason}`);
+    return cpuInfo(`no WebGPU adapter (${report.reason}); the wasm SIMD kernels run in ${availableThreads()} Web Workers`);
+  }
+  backend = await E.getWebGPUBackend();
+  const a = report;
+  return {
+    name: 'webgpu', threads: availableThreads(),
+    reason: `WebGPU adapter ${a.description || a.vendor || a.architecture || 'found'}${a.isFallback ? ' (software fallback)' : ''}; ${a.features.includes('shader-f16') ? 'shader-f16 available' : 'no shader-f16: f32 kernels'}`,
+    adapter: { description: a.description, vendor: a.vendor, architecture: a.architecture, features: a.features, limits: a.limits },
+  };
+}
+
+async function model(source = TINY_MODEL_DIR): Promise<SDModel> {
+  let m = models.get(source);
+  if (!m) {
+    m = moveModel(await loadSDModel(source), backend);
+    models.set(source, m);
+  }
+  return m;
+}
+
+async function handle(req: Request): Promise<unknown> {
+  switch (req.op) {
+    case 'init': {
+      const t0 = performance.now();
+      const bytes = await loadAssets();
+      info = await init(req.device, req.threads);
+      return { backend: info, assetsBytes: bytes, ms: performance.now() - t0, crossOriginIsolated };
+    }
+    case 'put':
+      for (const f of req.files) putFile(f.path, f.data);
+      return { files: req.files.map((f) => f.path) };
+    case 'list':
+      return filesUnder(req.dir);
+    case 'read': {
+      const b = readFileSync(req.path) as Uint8Array;
+      return new Uint8Array(b);
+    }
+    case 'train': {
+      const out = req.out ?? `/out/run-${Date.now()}`;
+      const values = { ...demoTrainValues({ out, steps: req.steps, seed: req.seed, dataset: req.dataset }), ...(req.model ? { pretrained_model_name_or_path: req.model } : {}), ...req.values };
+      if (info?.name === 'webgpu') values.device = 'webgpu';
+      const cfg = resolveConfig([{ source: 'web', values }]);
+      let last = performance.now();
+      const stepMs: number[] = [];
+      const t0 = performance.now();
+      const r = await train(cfg, {
+        log: (text) => emit({ type: 'log', text }),
+        onStep: (s) => {
+          const now = performance.now();
+          stepMs.push(now - last);
+          last = now;
+          emit({ type: 'progress', step: s.step, maxSteps: s.maxSteps, loss: s.loss, avgLoss: s.avgLoss, lr: s.lr, ms: now - t0 });
+        },
+      });
+      return { loraPath: r.finalPath, losses: r.losses, stepMs, files: filesUnder(out), concept: CONCEPT };
+    }
+    case 'generate': {
+      const m = await model(req.model);
+      const comps = familyComponents(m);
+      const reports: ApplyReport[] = [];
+      try {
+        for (const l of req.loras) reports.push(applyLoRA(await loadLoRA(l.path), comps, { unet: l.weight, te: l.weight }));
+        const r = await txt2img(m, { prompt: req.prompt, negativePrompt: req.negativePrompt ?? '', width: req.width, height: req.height, steps: req.steps, cfgScale: req.cfgScale, seed: req.seed, sampler: req.sampler, onStep: (step, total) => emit({ type: 'image-step', step, total }) });
+        return { rgb: r.rgb, width: r.width, height: r.height, infotext: r.infotext };
+      } finally {
+        for (const rep of reports.reverse()) removeLoRA(rep);
+      }
+    }
+    case 'parity':
+      return runParity(req.goldenUrl, req.cases, backend);
+  }
+}
+
+self.onmessage = async (e: MessageEvent<{ id: number; req: Request }>) => {
+  const { id, req } = e.data;
+  try {
+    const result = await handle(req);
+    post({ id, result });
+  } catch (err) {
+    const x = err as Error;
+    post({ id, error: `${x.message}`, stack: x.stack });
+  }
+};
+post({ ready: true });

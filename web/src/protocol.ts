@@ -1,0 +1,29 @@
+// Messages between the page (app.ts, or a test driving the page) and the engine worker. The
+// engine runs in a worker because the wasm kernels' threads synchronise with Atomics.wait, which
+// the page's main thread may not call.
+export type Request =
+  | { op: 'init'; device: 'auto' | 'cpu' | 'webgpu'; threads?: number }
+  | { op: 'put'; files: { path: string; data: Blob | Uint8Array }[] }
+  | { op: 'list'; dir: string }
+  | { op: 'read'; path: string }
+  | { op: 'train'; steps: number; seed: number; dataset?: string; model?: string; out?: string; values?: Record<string, unknown> }
+  | { op: 'generate'; model?: string; prompt: string; negativePrompt?: string; loras: { path: string; weight: number }[]; width: number; height: number; steps: number; cfgScale: number; seed: number; sampler: string }
+  | { op: 'parity'; goldenUrl: string; cases: GoldenCases };
+
+/** Folder names, under goldenUrl, of the golden cases the page checks. */
+export interface GoldenCases { unet: string; vae: string; text: string; lora: string }
+
+export interface BackendInfo {
+  name: 'webgpu' | 'cpu';
+  /** Why this backend: the adapter found, or why WebGPU is not used. */
+  reason: string;
+  threads: number;
+  adapter?: { description?: string; vendor?: string; architecture?: string; features: string[]; limits: Record<string, number> };
+}
+
+export type Event =
+  | { type: 'progress'; step: number; maxSteps: number; loss: number; avgLoss: number; lr: number; ms: number }
+  | { type: 'log'; text: string }
+  | { type: 'image-step'; step: number; total: number };
+
+export interface ParityCheck { name: string; maxDiff: number; tol: number; ok: boolean }
