@@ -211,14 +211,16 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     const all = data.datasets.flatMap((d) => d.images);
     log(`caching latents of ${all.length} images${c.cache_latents_to_disk ? ' (disk)' : ''}`);
     const cacheRng = new E.Rng(seed ^ 0x5bd1e995);
+    const vaeSource = path.resolve(vaePath ?? modelPath);
     for (const img of all) {
       const [bw, bh] = img.placement.bucket;
       const diskPath = `${img.path.replace(/\.[^.]+$/, '')}_${String(img.size[0]).padStart(4, '0')}x${String(img.size[1]).padStart(4, '0')}${model.family.latentCacheSuffix}.safetensors`;
       const factor = 2 ** (model.vae.config.block_out_channels.length - 1);
       const wantShape = [1, model.vae.config.latent_channels, bh / factor, bw / factor];
       if (c.cache_latents_to_disk && existsSync(diskPath)) {
-        const t = (await loadSafetensors(diskPath)).tensors;
-        if (t.latents && t.latents.shape.join() === wantShape.join() && (!img.subset.flipAug || t.latents_flipped)) {
+        const { tensors: t, metadata: meta } = await loadSafetensors(diskPath);
+        // Latents of another VAE (or from before this check) are encoded again.
+        if (meta.vae === vaeSource && t.latents && t.latents.shape.join() === wantShape.join() && (!img.subset.flipAug || t.latents_flipped)) {
           latentCache.set(img.path, { plain: t.latents.toBackend(device), flipped: t.latents_flipped?.toBackend(device) });
           continue;
         }
@@ -226,7 +228,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
       const off = cropOffsets(img.placement.resized, img.placement.bucket, () => 0, false);
       const entry = { plain: await encodeImage(img, false, off, cacheRng), flipped: img.subset.flipAug ? await encodeImage(img, true, off, cacheRng) : undefined };
       latentCache.set(img.path, entry);
-      if (c.cache_latents_to_disk) await saveSafetensors(diskPath, { latents: entry.plain, ...(entry.flipped ? { latents_flipped: entry.flipped } : {}) });
+      if (c.cache_latents_to_disk) await saveSafetensors(diskPath, { latents: entry.plain, ...(entry.flipped ? { latents_flipped: entry.flipped } : {}) }, { vae: vaeSource });
     }
   }
 

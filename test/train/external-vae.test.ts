@@ -132,6 +132,26 @@ describe('external VAE', () => {
     }
   });
 
+  it('a disk latent cache written with another VAE is encoded again', async () => {
+    const data = path.join(tmp, 'data-disk');
+    writeShapeDataset(data, { name: 'ci', repeats: 1, count: 2, size: 32, shapes: ['circle'], seed: 4 });
+    const run = async (vae: string | undefined, out: string) => {
+      const traces: MicroBatchTrace[] = [];
+      await train(resolveConfig([{ source: 'test', values: {
+        pretrained_model_name_or_path: model, train_data_dir: data, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
+        max_train_steps: 1, learning_rate: 1e-3, network_dim: 4, seed: 1, output_dir: path.join(tmp, out), cache_latents_to_disk: true, ...(vae ? { vae } : {}),
+      } }]), { log: quiet, onMicroBatch: (m) => traces.push(m) });
+      return traces[0];
+    };
+    const own = await run(undefined, 'disk-own');
+    const ext = await run(files.constLatent, 'disk-ext');
+    const [, C, h, w] = ext.shape;
+    assert.ok(ext.latents.every((v, i) => Math.abs(v - 0.18215 * LATENT[Math.floor(i / (h * w)) % C]) < 1e-5), 'the external VAE\'s latents, not the cached ones');
+    assert.ok(own.latents.some((v, i) => Math.abs(v - ext.latents[i]) > 1e-3));
+    const again = await run(undefined, 'disk-own-2');
+    assert.deepEqual([...again.latents], [...own.latents], 'the model\'s VAE again: encoded again, same latents');
+  });
+
   it('txt2img decodes with the VAE given and names it in the infotext', async () => {
     const m = await loadSDModel(model);
     const opts = { prompt: 'a square', width: 32, height: 32, steps: 2, seed: 3, sampler: 'euler' };
