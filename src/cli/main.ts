@@ -8,6 +8,7 @@ import { registerLoRACommands } from './lora-commands.js';
 import { smoke } from './smoke.js';
 import { registerTrainCommand } from './train-command.js';
 import { registerTxt2ImgCommand } from './txt2img-command.js';
+import { registerStudioCommands } from '../studio/studio-command.js';
 
 const program = new Command();
 program
@@ -46,6 +47,7 @@ registerTrainCommand(program);
 registerTxt2ImgCommand(program);
 registerLoRACommands(program);
 registerDataCommands(program);
+registerStudioCommands(program);
 
 try {
   await program.parseAsync();
