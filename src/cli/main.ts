@@ -1,5 +1,6 @@
 // The `sdlora` command line.
 import { Command } from 'commander';
+import { debugRequested, installErrorHandlers, reportError } from './errors.js';
 import { doctor } from './doctor.js';
 import { inspect } from './inspect.js';
 import { registerDataCommands } from './data-commands.js';
@@ -8,13 +9,18 @@ import { registerLoRACommands } from './lora-commands.js';
 import { smoke } from './smoke.js';
 import { registerTrainCommand } from './train-command.js';
 import { registerTxt2ImgCommand } from './txt2img-command.js';
-import { registerStudioCommands } from '../studio/studio-command.js';
+
+// First, so that a reader closing the pipe (sdlora inspect f | head) or a stray rejection
+// ends quietly instead of with a stack trace.
+const debug = debugRequested(process.argv);
+installErrorHandlers(debug);
 
 const program = new Command();
 program
   .name('sdlora')
   .description('Train and use Stable Diffusion LoRA adapters in TypeScript (no Python, no CUDA).')
-  .version('0.1.0');
+  .version('0.1.0')
+  .option('--debug', 'print stack traces of errors (any command; also SDLORA_DEBUG=1)');
 
 program
   .command('demo')
@@ -47,11 +53,10 @@ registerTrainCommand(program);
 registerTxt2ImgCommand(program);
 registerLoRACommands(program);
 registerDataCommands(program);
-registerStudioCommands(program);
 
 try {
   await program.parseAsync();
 } catch (e) {
-  console.error(`sdlora: ${(e as Error).message}`);
+  reportError(e, debug);
   process.exitCode = 1;
 }

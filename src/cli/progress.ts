@@ -1,20 +1,23 @@
 // A one-line progress bar on stderr with rate and ETA (redrawn in place on a terminal, printed
 // every 10% otherwise so logs stay short).
 export class ProgressBar {
-  private start = performance.now();
   private lastPct = -1;
 
-  constructor(private label: string, private total: number, private unit = 'it') {}
+  /**
+   * `start` and `startDone`: when the measured work began and how much was done then (a bar made
+   * at a run's first step measures from that step; the rate shows "?" until the second).
+   */
+  constructor(private label: string, private total: number, private unit = 'it', private start = performance.now(), private startDone = 0) {}
 
   update(done: number, extra = ''): void {
     const el = (performance.now() - this.start) / 1000;
-    const rate = done / Math.max(el, 1e-9);
-    const eta = rate > 0 ? (this.total - done) / rate : 0;
+    const rate = (done - this.startDone) / Math.max(el, 1e-9);
+    const eta = rate > 0 ? (this.total - done) / rate : NaN;
     const pct = Math.floor((100 * done) / this.total);
     const width = 24;
     const fill = Math.round((width * done) / this.total);
     const line = `${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${this.total} ` +
-      `${rate >= 1 ? `${rate.toFixed(2)} ${this.unit}/s` : `${(1 / Math.max(rate, 1e-9)).toFixed(2)} s/${this.unit}`} ` +
+      `${rate >= 1 ? `${rate.toFixed(2)} ${this.unit}/s` : rate > 0 ? `${(1 / rate).toFixed(2)} s/${this.unit}` : `? ${this.unit}/s`} ` +
       `elapsed ${fmt(el)} eta ${fmt(eta)}${extra ? ` ${extra}` : ''}`;
     if (process.stderr.isTTY) {
       process.stderr.write(`\r${line}\x1b[K`);

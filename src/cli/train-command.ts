@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { type ConfigLayer, type TrainConfig, optionsMarkdown, parseCliOptions, readConfigLayer, resolveConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
 import { ProgressBar } from './progress.js';
+import { onInterrupt } from './interrupt.js';
 
 /** Config file (--config / --config_file) then the other flags, later ones winning; --strict refuses unknown options. */
 export function configFromArgs(argv: string[]): TrainConfig {
@@ -31,13 +32,19 @@ export function registerTrainCommand(program: Command): void {
       if (args.includes('--options') || args.includes('--help') || args.includes('-h')) { console.log(optionsMarkdown()); return; }
       const cfg = configFromArgs(args);
       let bar: ProgressBar | undefined;
+      const interrupt = onInterrupt();
       const r = await train(cfg, {
+        shouldStop: interrupt.requested,
         onStep: (s) => {
-          bar ??= new ProgressBar('train', s.maxSteps, 'step');
+          bar ??= new ProgressBar('train', s.maxSteps, 'step', performance.now(), s.step);
           bar.update(s.step, `epoch ${s.epoch}/${s.epochs} loss ${s.loss.toFixed(4)} avg ${s.avgLoss.toFixed(4)} lr ${s.lr.toExponential(2)}`);
         },
       });
+      interrupt.dispose();
       for (const f of r.saved) console.log(f);
-      if (!r.finalPath) console.log(`stopped at step ${r.steps}`);
+      if (r.interrupted) {
+        console.error(`interrupted at step ${r.steps}: saved ${r.saved.at(-1)} and the state ${r.stateDir}; continue with --resume ${r.stateDir}`);
+        process.exitCode = 130;
+      } else if (!r.finalPath) console.log(`stopped at step ${r.steps}`);
     });
 }

@@ -6,6 +6,7 @@ import { encodePng } from '../io/png.js';
 import { txt2img } from '../infer/txt2img.js';
 import { LoRALibrary } from '../lora/library.js';
 import { loadExternalVae } from '../models/external-vae.js';
+import { resolveModel } from '../models/hub.js';
 import { loadSDModel, moveModel } from '../models/sd-model.js';
 import { SAMPLERS } from '../schedulers/index.js';
 import { ProgressBar } from './progress.js';
@@ -14,7 +15,7 @@ const int = (v: string) => { const n = Number(v); if (!Number.isInteger(n)) thro
 
 export function registerTxt2ImgCommand(program: Command): void {
   program.command('txt2img').description('generate an image; <lora:name:weight> tags in the prompt load LoRAs from --lora-dir')
-    .requiredOption('--model <path>', 'diffusers folder or single-file .safetensors checkpoint')
+    .requiredOption('--model <path>', 'diffusers folder, single-file .safetensors checkpoint, Hugging Face repo id, or "tiny" (the bundled model)')
     .requiredOption('-p, --prompt <text>', 'prompt').option('-n, --negative <text>', 'negative prompt', '')
     .option('--config-dir <dir>', 'configs (unet/, vae/, text_encoder/, tokenizer/) for a single-file model')
     .option('--lora-dir <dir>', 'LoRA folder (subfolders included)')
@@ -28,7 +29,7 @@ export function registerTxt2ImgCommand(program: Command): void {
     .option('--device <name>', `compute backend: ${E.DEVICES.join(' or ')}`, 'cpu')
     .action(async (o: { device: string; model: string; prompt: string; negative: string; configDir?: string; loraDir?: string; vae?: string; width?: number; height?: number; steps: number; cfg: number; seed?: number; sampler: string; clipSkip: number; batch: number; out: string; allowPartial?: boolean }) => {
       const device = await E.selectBackend(o.device);
-      const loaded = await loadSDModel(o.model, { configDir: o.configDir });
+      const loaded = await loadSDModel(await resolveModel(o.model, (m) => console.error(m)), { configDir: o.configDir });
       if (o.vae) loaded.vae = await loadExternalVae(o.vae, loaded.vae);
       const model = moveModel(loaded, device);
       const library = o.loraDir ? await LoRALibrary.scan(o.loraDir) : undefined;

@@ -21,7 +21,10 @@ function freeBytes(dir: string): number | null {
 /** SIGUSR1: retry; SIGINT/SIGTERM: give up. */
 function waitForRetrySignal(): Promise<boolean> {
   return new Promise((resolve) => {
+    // Signal listeners alone do not keep Node's event loop alive.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     const done = (retry: boolean) => () => {
+      clearInterval(keepAlive);
       process.off('SIGUSR1', onRetry); process.off('SIGINT', onStop); process.off('SIGTERM', onStop);
       resolve(retry);
     };
@@ -48,8 +51,10 @@ export async function saveDespiteFullDisk(file: string, write: (file: string) =>
         target = fallback;
         continue;
       }
+      // Listen before saying so: a SIGUSR1 without a listener would start Node's inspector instead.
+      const retry = waitForRetrySignal();
       o.log(`Free some space, then send SIGUSR1 to retry (kill -USR1 ${process.pid}); Ctrl-C gives up. Next time, fallback_output_dir=<dir> writes elsewhere on its own.`);
-      if (!(await waitForRetrySignal())) throw new Error(`${target}: not saved, the disk is full (${(e as Error).message})`);
+      if (!(await retry)) throw new Error(`${target}: not saved, the disk is full (${(e as Error).message})`);
       target = file;
     }
   }
