@@ -9,6 +9,11 @@ import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { writeShapeDataset } from '../../src/data/procedural.js';
 import { SafetensorsFile, loadSafetensors } from '../../src/io/safetensors.js';
+import type { ModelFamily, Prediction } from '../../src/families/family.js';
+import { SD1 } from '../../src/families/sd1.js';
+import { SD2 } from '../../src/families/sd2.js';
+import { SDXL } from '../../src/families/sdxl.js';
+import { checkBaseModel } from '../../src/train/base-model-check.js';
 import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
@@ -81,5 +86,22 @@ describe('run metadata and stored precision', () => {
     assert.equal(v.ss_base_model_version, 'sd_v1_v');
     assert.equal(v['modelspec.prediction_type'], 'v');
     await assert.rejects(train(cfg({ v2: true }), { log: () => {} }), /v2 is set, but .* is an SD 1\.x model \(CLIP ViT-L text encoder, hidden size 32\); v2 means an SD 2\.x base/);
+  });
+});
+
+describe('v2 / v_parameterization against the family loaded', () => {
+  // The check reads only the family, the prediction and the text encoder's width.
+  const model = (family: ModelFamily, prediction: Prediction, hidden: number) => ({ family, prediction, source: 'm.safetensors', textEncoder: { config: { hidden_size: hidden } } }) as unknown as Parameters<typeof checkBaseModel>[1];
+
+  it('accepts v2 on SD 2.x only, notes SD 2.x without v2, warns when a v model trains epsilon', () => {
+    const logs: string[] = [];
+    const log = (m: string) => logs.push(m);
+    checkBaseModel({ v2: true, v_parameterization: true }, model(SD2, 'v_prediction', 1024), log);
+    assert.deepEqual(logs, []);
+    assert.throws(() => checkBaseModel({ v2: true, v_parameterization: false }, model(SD1, 'epsilon', 768), log), /m\.safetensors is an SD 1\.x model \(CLIP ViT-L text encoder, hidden size 768\)/);
+    assert.throws(() => checkBaseModel({ v2: true, v_parameterization: false }, model(SDXL, 'epsilon', 768), log), /is an SDXL model/);
+    checkBaseModel({ v2: false, v_parameterization: false }, model(SD2, 'v_prediction', 1024), log);
+    assert.match(logs[0], /is an SD 2\.x model \(OpenCLIP text encoder, hidden size 1024\)/);
+    assert.match(logs[1], /predicts v \(v_prediction\) but v_parameterization is off/);
   });
 });
