@@ -5,27 +5,35 @@
 
 import { softmaxWat } from './softmax-wat.js';
 
-/** Rows of A per packed panel. 6 x 8 keeps 12 accumulators + 3 temporaries inside 16 xmm registers. */
-export const MR = 6;
+/**
+ * Rows of A per packed panel. 4 x 8 (8 accumulators) measured 25 GFLOP/s on one core where 6 x 8
+ * reached 19: V8 keeps one xmm register as scratch, so 12 accumulators + B + splat + the product
+ * spill. With relaxed_madd (no product temporary) 4 x 8 reaches 36.
+ */
+export const MR = 4;
 /** Columns of B per packed panel (two f32x4 vectors). */
 export const NR = 8;
 
-export function gemmWat(): string {
+/**
+ * The module text. `relaxed` uses f32x4.relaxed_madd (one fused multiply-add where the hardware has
+ * FMA), which needs the relaxed-SIMD proposal: shipped in Node 22 / Chrome 114, behind a flag in
+ * Node 20 (kernel-threads.ts turns it on and falls back to the plain module when it is refused).
+ */
+export function gemmWat(relaxed = false): string {
   return `(module
   (import "env" "memory" (memory 1 65536 shared))
-  ${gemmFunc(false)}
-  ${gemmFunc(true)}
+  ${gemmFunc(relaxed)}
   ${softmaxWat()})
 `;
 }
 
 /**
  * C[M,N] += A[M,K] * B[K,N] for panel rows [ip0, ip1). A is packed by the host as
- * [kb][panelA][kc][MR] (zero padded). With `directB` B is read in place, row-major with stride
- * ldb (no packing: the host only copies it, or writes im2col rows straight into it); otherwise
- * B is packed as [kb][panelB][kc][NR]. C is row-major with stride ldc.
+ * [kb][panelA][kc][MR] and B as [kb][panelB][kc][NR] (both zero padded). B used to be read in
+ * place for row-major operands, but rows a power of two apart (N = 512, 1024, 4096) fall into the
+ * same cache sets: 6 GFLOP/s against 20 packed at 512^3. C is row-major with stride ldc.
  */
-function gemmFunc(directB: boolean): string {
+function gemmFunc(relaxed: boolean): string {
   const accs: string[] = [];
   for (let r = 0; r < MR; r++) for (let h = 0; h < NR / 4; h++) accs.push(`$c${r}_${h}`);
   const decl = accs.map((a) => `(local ${a} v128)`).join(' ');
@@ -37,7 +45,9 @@ function gemmFunc(directB: boolean): string {
     body.push(`(local.set $t (v128.load32_splat offset=${r * 4} (local.get $aptr)))`);
     for (let h = 0; h < 2; h++) {
       const a = `$c${r}_${h}`;
-      body.push(`(local.set ${a} (f32x4.add (local.get ${a}) (f32x4.mul (local.get $t) (local.get $b${h}))))`);
+      body.push(relaxed
+        ? `(local.set ${a} (f32x4.relaxed_madd (local.get $t) (local.get $b${h}) (local.get ${a})))`
+        : `(local.set ${a} (f32x4.add (local.get ${a}) (f32x4.mul (local.get $t) (local.get $b${h}))))`);
     }
   }
   const full: string[] = [];
@@ -52,17 +62,9 @@ function gemmFunc(directB: boolean): string {
   const spill: string[] = [];
   for (let r = 0; r < MR; r++)
     for (let h = 0; h < 2; h++) spill.push(`(v128.store offset=${(r * NR + h * 4) * 4} (local.get $tile) (local.get $c${r}_${h}))`);
-  const bStart = directB
-    ? `(i32.add (local.get $bp) (i32.shl (i32.add (i32.mul (i32.mul (local.get $kb) (local.get $kc)) (local.get $ldb)) (i32.mul (local.get $jp) (i32.const ${NR}))) (i32.const 2)))`
-    : `(i32.add (local.get $bp) (i32.shl (i32.mul (i32.add (i32.mul (local.get $kb) (local.get $npb)) (local.get $jp)) (i32.mul (local.get $kc) (i32.const ${NR}))) (i32.const 2)))`;
-  const bStep = directB ? '(i32.shl (local.get $ldb) (i32.const 2))' : `(i32.const ${NR * 4})`;
-  // Rows of this k block: kc, or what is left of K in the last block (direct B has no padding).
-  const kCount = directB
-    ? '(select (local.get $kc) (i32.sub (local.get $ktotal) (i32.mul (local.get $kb) (local.get $kc))) (i32.le_u (i32.mul (i32.add (local.get $kb) (i32.const 1)) (local.get $kc)) (local.get $ktotal)))'
-    : '(local.get $kc)';
-  return `(func (export "${directB ? 'gemm_nb' : 'gemm'}") (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32)
+  const bStart = `(i32.add (local.get $bp) (i32.shl (i32.mul (i32.add (i32.mul (local.get $kb) (local.get $npb)) (local.get $jp)) (i32.mul (local.get $kc) (i32.const ${NR}))) (i32.const 2)))`;
+  return `(func (export "gemm") (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32)
       (param $m i32) (param $n i32) (param $kc i32) (param $nkb i32) (param $ip0 i32) (param $ip1 i32) (param $tile i32)
-      (param $ldb i32) (param $ktotal i32)
     (local $npa i32) (local $npb i32) (local $kb i32) (local $jp i32) (local $ip i32) (local $k i32)
     (local $aptr i32) (local $bptr i32) (local $crow i32) (local $ldcb i32) (local $p i32)
     (local $rows i32) (local $cols i32) (local $r i32) (local $q i32)
@@ -83,11 +85,11 @@ function gemmFunc(directB: boolean): string {
             (i32.shl (i32.mul (i32.add (i32.mul (local.get $kb) (local.get $npa)) (local.get $ip)) (i32.mul (local.get $kc) (i32.const ${MR}))) (i32.const 2))))
           (local.set $bptr ${bStart})
           ${zero}
-          (local.set $k ${kCount})
+          (local.set $k (local.get $kc))
           (loop $k_loop
             ${body.join('\n            ')}
             (local.set $aptr (i32.add (local.get $aptr) (i32.const ${MR * 4})))
-            (local.set $bptr (i32.add (local.get $bptr) ${bStep}))
+            (local.set $bptr (i32.add (local.get $bptr) (i32.const ${NR * 4})))
             (local.set $k (i32.sub (local.get $k) (i32.const 1)))
             (br_if $k_loop (local.get $k)))
           (local.set $crow (i32.add (local.get $c)

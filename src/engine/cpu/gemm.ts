@@ -2,6 +2,7 @@
 // the packed WebAssembly SIMD kernel on all threads; f64 (gradient checks) and tiny products use
 // the plain JS loop, which is also the reference the kernel is tested against.
 import { MR, NR } from './gemm-wat.js';
+import { scratch } from './scratch.js';
 import type { WasmPool } from './wasm-pool.js';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -34,16 +35,7 @@ export function gemm(
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && C instanceof Float32Array && A.data instanceof Float32Array && B.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    if (B.cs === 1) {
-      // Row-major B: copy its rows into wasm memory and let the kernel read them in place.
-      const src = B.data;
-      gemmWasmDirect(pool, M, N, K, A, (mem, off) => {
-        if (B.rs === N) mem.set(src.subarray(B.offset, B.offset + K * N), off);
-        else for (let k = 0; k < K; k++) mem.set(src.subarray(B.offset + k * B.rs, B.offset + k * B.rs + N), off + k * N);
-      }, C, cOff, accumulate);
-    } else {
-      gemmWasm(pool, M, N, K, A, B, C, cOff, accumulate);
-    }
+    gemmWasm(pool, M, N, K, A, B, C, cOff, accumulate);
   } else {
     gemmJs(M, N, K, A, B, C, cOff, accumulate);
   }
@@ -51,20 +43,17 @@ export function gemm(
 
 /**
  * C (=|+=) A @ B where `fillB(mem, off)` writes B row-major ([K, N], row stride N) into `mem`
- * starting at element `off` (im2col writes its columns there directly). Falls back to a JS buffer
- * and gemmJs without the wasm pool.
+ * starting at element `off` (im2col writes its columns there). B is staged in a reused JS buffer
+ * and packed from there: the packed kernel outruns one reading B's rows in place by more than the
+ * extra copy costs.
  */
 export function gemmFillB(
   M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
 ): void {
   if (M === 0 || N === 0) return;
-  if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    gemmWasmDirect(pool, M, N, K, A, fillB, C, cOff, accumulate);
-    return;
-  }
-  const b = new Float32Array(K * N);
+  const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
   fillB(b, 0);
-  gemmJs(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate);
+  gemm(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate);
 }
 
 export function gemmJs(
@@ -93,31 +82,20 @@ function kBlocks(K: number): { nkb: number; kc: number } {
   return { nkb, kc: Math.ceil(K / nkb) };
 }
 
-function gemmWasmDirect(
-  p: WasmPool, M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
-): void {
-  // NR floats of slack: the last column panel may read past the end of B's last row.
-  runWasmGemm(p, M, N, K, A, K * N + NR, (mem, off) => {
-    fillB(mem, off);
-    mem.fill(0, off + K * N, off + K * N + NR);
-  }, true, C, cOff, accumulate);
-}
-
 function gemmWasm(
   p: WasmPool, M: number, N: number, K: number, A: MatView, B: MatView, C: Float32Array, cOff: number, accumulate: boolean,
 ): void {
   const { nkb, kc } = kBlocks(K);
-  runWasmGemm(p, M, N, K, A, nkb * Math.ceil(N / NR) * kc * NR, (mem, off) => packPanels(B, N, K, NR, nkb, kc, mem, off, true), false, C, cOff, accumulate);
+  runWasmGemm(p, M, N, K, A, nkb * Math.ceil(N / NR) * kc * NR, (mem, off) => packPanels(B, N, K, NR, nkb, kc, mem, off, true), C, cOff, accumulate);
 }
 
 /**
- * Lays out [thread tiles][packed A][B][C] in the shared memory, packs A, lets `writeB` place B
- * (packed panels, or row-major for the direct kernel), runs the kernel on the threads and copies
- * C back.
+ * Lays out [thread tiles][packed A][packed B][C] in the shared memory, packs A, lets `writeB` pack
+ * B, runs the kernel on the threads and copies C back.
  */
 function runWasmGemm(
   p: WasmPool, M: number, N: number, K: number, A: MatView, bLen: number, writeB: (mem: Float32Array, off: number) => void,
-  direct: boolean, C: Float32Array, cOff: number, accumulate: boolean,
+  C: Float32Array, cOff: number, accumulate: boolean,
 ): void {
   const { nkb, kc } = kBlocks(K);
   const npa = Math.ceil(M / MR);
@@ -130,7 +108,7 @@ function runWasmGemm(
   const cw = cOffB >> 2;
   if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
   else mem.fill(0, cw, cw + M * N);
-  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4, direct ? N : 0, K], M * N * K >= THREADED_MIN_MACS ? p.threads : 1, direct);
+  p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4], M * N * K >= THREADED_MIN_MACS ? p.threads : 1);
   C.set(mem.subarray(cw, cw + M * N), cOff);
 }
 

@@ -24,7 +24,7 @@ for (;;) {
   const args = [];
   for (let i = 1; i < n; i++) args.push(c[base + 1 + i]);
   const id = c[base + 1];
-  (id === 2 ? instance.exports.softmax : id === 1 ? instance.exports.gemm_nb : instance.exports.gemm)(...args);
+  (id === 2 ? instance.exports.softmax : instance.exports.gemm)(...args);
   Atomics.add(c, 1, 1);
   Atomics.notify(c, 1);
 }
@@ -33,7 +33,7 @@ for (;;) {
 export class WasmPool {
   readonly threads: number;
   private memory: WebAssembly.Memory;
-  private exports: { gemm: (...a: number[]) => void; gemm_nb: (...a: number[]) => void; softmax: (...a: number[]) => void };
+  private exports: { gemm: (...a: number[]) => void; softmax: (...a: number[]) => void };
   private ctrl: Int32Array;
   private workers: KernelThread[] = [];
   private seq = 0;
@@ -68,8 +68,8 @@ export class WasmPool {
    * Runs gemm over panel rows [0, panels) split across the threads; `argsFor(lo, hi, t)` gives the
    * argument list of thread t. The calling thread takes the first slice and then waits for the rest.
    */
-  runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads = this.threads, directB = false): void {
-    this.run(directB ? 1 : 0, panels, argsFor, maxThreads);
+  runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads = this.threads): void {
+    this.run(0, panels, argsFor, maxThreads);
   }
 
   /** In-place row softmax of x*scale over rows [0, rows) at byte offset ptr (causalFrom < 0: no mask). */
@@ -78,10 +78,10 @@ export class WasmPool {
     this.run(2, rows, (lo, hi) => [ptr, cols, bits, causalFrom, lo, hi], rows * cols >= 1 << 16 ? this.threads : 1);
   }
 
-  /** Kernel `id` (0 gemm, 1 gemm_nb, 2 softmax) over [0, panels) split across the threads. */
+  /** Kernel `id` (0 gemm, 2 softmax) over [0, panels) split across the threads. */
   private run(id: number, panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads: number): void {
     const t = Math.max(1, Math.min(this.threads, maxThreads, panels));
-    const fn = id === 2 ? this.exports.softmax : id === 1 ? this.exports.gemm_nb : this.exports.gemm;
+    const fn = id === 2 ? this.exports.softmax : this.exports.gemm;
     if (t === 1) {
       // Waking a sleeping worker costs more than a small product; run it here.
       fn(...argsFor(0, panels, 0));
