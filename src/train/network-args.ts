@@ -18,6 +18,8 @@ const unused = (why: string, value: ArgSpec['value'] = { kind: 'list' }): ArgSpe
 
 const LORA_ARGS: Record<string, ArgSpec> = {
   conv_dim: dim, conv_alpha: alpha, rank_dropout: rate, module_dropout: rate,
+  // sdlora's own: B-LoRA (SDXL content and style blocks only; src/lora/b-lora.ts).
+  b_lora: bool,
   ...Object.fromEntries(['block_dims', 'block_alphas', 'conv_block_dims', 'conv_block_alphas'].map((k) => [k, unused('per-block ranks are not implemented; every block uses network_dim/conv_dim')])),
   ...Object.fromEntries(['down_lr_weight', 'mid_lr_weight', 'up_lr_weight'].map((k) => [k, unused('per-block learning rates are not implemented')])),
   block_lr_zero_threshold: unused('per-block learning rates are not implemented', { kind: 'number', min: 0 }),

@@ -7,6 +7,7 @@ import type { Tensor } from '../engine/index.js';
 import { type LayerAdapter, loraDown, loraUp } from '../lora/adapter.js';
 import type { LoRAFile, LoRAModuleWeights } from '../lora/lora-file.js';
 import { type LoRAComponent, componentIndex, moduleName, pairComponents } from '../lora/components.js';
+import { bLoRAPart } from '../lora/b-lora.js';
 import { loraTargets } from '../lora/targets.js';
 import type { Weights } from '../models/weights.js';
 
@@ -24,6 +25,8 @@ export interface NetworkOptions {
   moduleDropout?: number;
   trainUnet: boolean;
   trainTextEncoder: boolean;
+  /** B-LoRA: only the attention projections of SDXL's content and style blocks (src/lora/b-lora.ts), UNet only. */
+  bLora?: boolean;
 }
 
 /** One LoRA module: the trainable factors and the adapter that adds them to the base layer. */
@@ -80,7 +83,9 @@ export class LoRANetwork {
   /** New modules on the default targets (plus ResNet/sampler convs with convDim). */
   static create(models: NetworkModels, o: NetworkOptions, rng: E.Rng): LoRANetwork {
     const net = new LoRANetwork(o, rng);
-    const targets = loraTargets(componentsOf(models).filter((c) => net.trains(c)), { conv: !!o.convDim });
+    const components = componentsOf(models).filter((c) => net.trains(c));
+    if (o.bLora && o.convDim) throw new Error('b_lora trains attention projections only; conv_dim does not apply to it');
+    const targets = loraTargets(components, { conv: !!o.convDim }).filter((t) => !o.bLora || bLoRAPart(t) !== null);
     for (const t of targets) {
       const base = t.component.weights.raw(`${t.path}.weight`);
       const [out, inp] = base.shape;
@@ -114,7 +119,7 @@ export class LoRANetwork {
 
   /** Whether this network trains a component (network_train_unet_only / _text_encoder_only). */
   trains(c: LoRAComponent): boolean {
-    return c.lrGroup === 'te' ? this.options.trainTextEncoder : this.options.trainUnet;
+    return c.lrGroup === 'te' ? this.options.trainTextEncoder && !this.options.bLora : this.options.trainUnet;
   }
 
   /** Adds every module to its component's layer (the `models` argument of older callers is not needed). */

@@ -43,6 +43,7 @@ import { imageSizeConditioning } from './size-conditioning.js';
 import { cacheTextOutputs, textCacheProblems } from './text-cache.js';
 import { TextConditioner } from './text-conditioning.js';
 import { familyComponents } from '../lora/components.js';
+import { checkBLoRAModel } from '../lora/b-lora.js';
 
 export interface StepInfo {
   step: number;
@@ -150,9 +151,12 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     dim: c.network_dim, alpha: c.network_alpha, convDim: num('conv_dim'), convAlpha: num('conv_alpha'),
     dropout: c.network_dropout, rankDropout: num('rank_dropout'), moduleDropout: num('module_dropout'),
     trainUnet: !c.network_train_text_encoder_only, trainTextEncoder: !c.network_train_unet_only,
+    bLora: /^true$/i.test(netArgs.b_lora ?? ''),
   };
+  if (netOpts.bLora && netOpts.trainTextEncoder) log('note: b_lora trains the UNet\'s content and style blocks only (no text-encoder LoRA)');
   // The family's LoRA components (SD 1.x: te + unet; SDXL: te1, te2 + SGM-named unet).
   const models = familyComponents(model);
+  if (netOpts.bLora) checkBLoRAModel(model.family, models, 'b_lora');
   const network = c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
   log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);
 
