@@ -21,10 +21,13 @@ function assertDrawable(file: string, o: PrepareOptions, original: Size): void {
     + `${o.resized[0]}x${o.resized[1]} in a ${o.bucket[0]}x${o.bucket[1]} bucket); remove it, or turn off bucket_no_upscale`);
 }
 
+/** The upright size of an image, after checking that the whole file decodes. */
 export async function imageSize(file: string): Promise<Size> {
   try {
     const m = await sharp(file).metadata();
     if (!m.width || !m.height) throw new Error('no dimensions');
+    // Decode every pixel once now: a truncated file has a valid header and would only fail mid-run.
+    await sharp(file).raw().toBuffer();
     // EXIF orientations 5-8 swap the sides once the image is rotated upright.
     return m.orientation && m.orientation >= 5 ? [m.height, m.width] : [m.width, m.height];
   } catch (e) {

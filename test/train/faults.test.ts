@@ -2,7 +2,7 @@
 // refused at generation time, a resume with another network is refused, an error saves the last
 // step, a full disk at the final save falls back, symlinked data is followed.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -128,6 +128,22 @@ describe('training faults', () => {
     const file = path.join(tmp, 'one.png');
     writeFileSync(file, Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108020000009077533de00000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082', 'hex'));
     await assert.rejects(prepareImageRgb(file, { resized: [1, 1], bucket: [0, 0], offset: [0, 0], flip: false }, [1, 1]), /one\.png: the image is 1x1, too small for training/);
+  });
+
+  it('a truncated image is named before step 1, not mid-run', async () => {
+    const dir = path.join(tmp, 'trunc-data');
+    writeShapeDataset(dir, { name: 'star', repeats: 1, count: 2, size: 32, shapes: ['star'], seed: 4 });
+    const png = readFileSync(path.join(dir, '1_star', readdirSync(path.join(dir, '1_star')).find((f) => f.endsWith('.png'))!));
+    const bad = path.join(dir, '1_star', 'zz-truncated.png');
+    writeFileSync(bad, png.subarray(0, Math.floor(png.length * 0.6)));
+    writeFileSync(bad.replace(/png$/, 'txt'), 'a star');
+    const out = path.join(tmp, 'trunc-out');
+    await assert.rejects(train(cfg({ output_dir: out, train_data_dir: dir }), { log: () => {} }), (e: Error) => {
+      assert.match(e.message, /zz-truncated\.png: cannot read the image/);
+      assert.doesNotMatch(e.message, /\n.*\n.*VipsPng|GLib/);
+      return true;
+    });
+    assert.ok(!existsSync(path.join(out, 'last-loss.jsonl')), 'no step ran');
   });
 
   it('recovers a state folder from an interrupted swap', () => {
