@@ -11,7 +11,7 @@ export interface DiskFullOptions {
   log: (m: string) => void;
 }
 
-const isDiskFull = (e: unknown) => ['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException).code ?? '');
+export const isDiskFull = (e: unknown) => ['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException).code ?? '');
 const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
 function freeBytes(dir: string): number | null {
@@ -31,6 +31,16 @@ function waitForRetrySignal(): Promise<boolean> {
     const onRetry = done(true), onStop = done(false);
     process.once('SIGUSR1', onRetry); process.once('SIGINT', onStop); process.once('SIGTERM', onStop);
   });
+}
+
+/** Runs a save; a full disk makes it a warning instead of an error. */
+export async function skipIfDiskFull(save: () => Promise<void>, what: string, log: (m: string) => void): Promise<void> {
+  try {
+    await save();
+  } catch (e) {
+    if (!isDiskFull(e)) throw e;
+    log(`warning: ${what} was skipped, the disk is full (${(e as Error).message}); training goes on, the last complete save is kept`);
+  }
 }
 
 /** Writes `file` with `write`; on a full disk falls back or waits for a retry signal. Returns the path written. */

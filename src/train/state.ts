@@ -37,11 +37,17 @@ export async function saveState(dir: string, st: TrainState, params: [string, Te
   const tmp = newDir(dir);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  const tensors: [string, Tensor][] = [...params.map(([k, t]) => [`param::${k}`, t.detach()] as [string, Tensor])];
-  for (const [k, a] of Object.entries(opt.tensors)) tensors.push([`opt::${k}`, E.tensor(a, [a.length])]);
-  await saveSafetensors(path.join(tmp, TENSOR_FILE), tensors);
-  const json = { ...st, optimizer: { step: opt.step, scalars: opt.scalars } };
-  await writeBufferAtomic(path.join(tmp, JSON_FILE), Buffer.from(JSON.stringify(json, (_, v) => (typeof v === 'number' && Number.isNaN(v) ? 'NaN' : v))));
+  try {
+    const tensors: [string, Tensor][] = [...params.map(([k, t]) => [`param::${k}`, t.detach()] as [string, Tensor])];
+    for (const [k, a] of Object.entries(opt.tensors)) tensors.push([`opt::${k}`, E.tensor(a, [a.length])]);
+    await saveSafetensors(path.join(tmp, TENSOR_FILE), tensors);
+    const json = { ...st, optimizer: { step: opt.step, scalars: opt.scalars } };
+    await writeBufferAtomic(path.join(tmp, JSON_FILE), Buffer.from(JSON.stringify(json, (_, v) => (typeof v === 'number' && Number.isNaN(v) ? 'NaN' : v))));
+  } catch (e) {
+    // An incomplete new state (a full disk) is useless; the previous one is untouched.
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
   await testPoint('state-written');
   // Swap: old aside, new in, old deleted. Between any two renames one complete state exists.
   if (existsSync(dir)) renameSync(dir, oldDir(dir));

@@ -33,7 +33,7 @@ import { type ParamGroup, createOptimizer } from './optimizers.js';
 import { type TrainOptions, typed } from './options.js';
 import { readSamplePrompts } from './sample-prompts.js';
 import { type TrainState, loadState, saveState } from './state.js';
-import { saveDespiteFullDisk } from './disk-full.js';
+import { saveDespiteFullDisk, skipIfDiskFull } from './disk-full.js';
 import { NanGuard, TrainingDiverged } from './nan-guard.js';
 import { assertSameNetwork, moduleSetDiff, networkConfigOf } from './network-config.js';
 import { acquireRunLock } from './run-lock.js';
@@ -278,10 +278,12 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     await saveState(stateDir, st, network.parameters().map((p) => [p.name, p.param()]), optimizer.stateDict());
     stateWritten = true;
   };
-  const save = async (file: string, at: { step: number; epoch: number }) => {
+  // A periodic save that meets a full disk is skipped with a warning: the weights are still in
+  // memory, the previous state is intact, and the final save waits for space (disk-full.ts).
+  const save = (file: string, at: { step: number; epoch: number }) => skipIfDiskFull(async () => {
     await saveLoRAFile(file, at);
     if (c.save_state) await saveStateNow();
-  };
+  }, `the save at step ${at.step}`, log);
 
   // Host copies of the LoRA parameters for the optimizer (on cpu: the tensors' own storage).
   const hostCache = new WeakMap<Tensor, Float32Array>();

@@ -109,6 +109,17 @@ describe('training faults', () => {
     assert.ok(l.lines.some((m) => /the disk is full while writing last\.safetensors: it needs about [\d.]+ MiB/.test(m)), l.lines.join('\n'));
   });
 
+  it('a full disk at a periodic save is a warning: training goes on and the previous state is kept', async () => {
+    const out = path.join(tmp, 'full-mid');
+    const l = logs();
+    const r = await withEnv({ SDLORA_TEST_FAULT: `ENOSPC:${path.join(out, 'last-state.new')}` },
+      () => train(cfg({ output_dir: out, save_every_n_steps: 1, save_state: true, max_train_steps: 3 }), { log: l.log }));
+    assert.equal(r.steps, 3);
+    assert.ok(existsSync(r.finalPath!));
+    assert.ok(l.lines.some((m) => /warning: the save at step 1 was skipped, the disk is full/.test(m)), l.lines.join('\n'));
+    assert.ok(!existsSync(path.join(out, 'last-state.new')), 'the incomplete state is removed');
+  });
+
   it('follows symlinked concept folders and images, and names broken links', () => {
     const root = path.join(tmp, 'links');
     const real = path.join(tmp, 'real');
