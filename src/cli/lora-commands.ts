@@ -5,8 +5,8 @@ import * as E from '../engine/index.js';
 import { LoRALibrary } from '../lora/library.js';
 import { addnetHash, saveLoRA } from '../lora/lora-save.js';
 import { type LoRAFile, loadLoRA } from '../lora/lora-file.js';
-import { mergeIntoCheckpoint } from '../lora/merge-checkpoint.js';
-import { loraTargets } from '../lora/targets.js';
+import { mergeIntoFamilyCheckpoint } from '../lora/merge-family-checkpoint.js';
+import { extractFamilyMetadata, extractLayers } from '../lora/extract-layers.js';
 import { extractMetadata, loraArchitecture, modelspec, resizeMetadata, svdMergeMetadata } from '../lora/tool-metadata.js';
 import { DEFAULT_CLAMP_QUANTILE, DYNAMIC_METHODS, type DynamicMethod, extractLoRA, resizeLoRA, svdMergeLoRAs } from '../lora/tools.js';
 import { loadSDModel } from '../models/sd-model.js';
@@ -92,16 +92,16 @@ export function registerLoRACommands(program: Command): void {
     });
 
   lora.command('merge').description('merge LoRAs into a single-file checkpoint (merge_lora.py --sd_model)')
-    .requiredOption('--model <ckpt>', 'base .safetensors checkpoint (LDM layout)')
+    .requiredOption('--model <ckpt>', 'base .safetensors checkpoint (LDM/SGM layout: SD 1.x, SD 2.x or SDXL)')
     .requiredOption('--lora <file:ratio...>', 'LoRA files with ratios, e.g. a.safetensors:0.8')
     .requiredOption('--out <file>', 'output checkpoint')
-    .option('--unet-config <json>', 'diffusers UNet config.json of the model (default SD 1.5)')
+    .option('--unet-config <json>', 'diffusers UNet config.json of the model (default: the full-size config of the family its keys show)')
     .option('--precision <p>', 'save precision f32|f16|bf16', precisionOpt, 'F32' as const)
     .action(async (o: { model: string; lora: string[]; out: string; unetConfig?: string; precision: 'F32' | 'F16' | 'BF16' }) => {
       const loras = await Promise.all(o.lora.map(async (s) => { const w = weighted(s); return { lora: await loadLoRA(w.file), ratio: w.ratio }; }));
       const bar = new ProgressBar('merge', loras.length, 'lora');
-      const r = await mergeIntoCheckpoint(o.model, loras, o.out, { unetConfig: o.unetConfig ? readJson(o.unetConfig) : undefined, precision: o.precision, onProgress: (i) => bar.update(i) });
-      console.log(`${o.out}: ${r.changed} weights changed`);
+      const r = await mergeIntoFamilyCheckpoint(o.model, loras, o.out, { unetConfig: o.unetConfig ? readJson(o.unetConfig) : undefined, precision: o.precision, onProgress: (i) => bar.update(i) });
+      console.log(`${o.out}: ${r.changed} weights of the ${r.family} model changed`);
       if (r.unknown.length) console.log(`${r.unknown.length} LoRA modules matched no layer (first: ${r.unknown[0]})`);
     });
 
@@ -151,15 +151,13 @@ export function registerLoRACommands(program: Command): void {
       await E.initCpuBackend(); // the SVDs' float32 products run on the WebAssembly GEMM
       const base = await loadSDModel(o.base, { configDir: o.configDir });
       const tuned = await loadSDModel(o.tuned, { configDir: o.configDir });
-      if (base.unet.config.addition) throw new Error(`${o.base}: extracting from SDXL models is not supported`);
-      const targets = loraTargets({ unet: base.unet.weights, textEncoder: base.textEncoder.weights }, { conv: o.convDim !== undefined });
-      const layers = targets.map((t) => ({ name: t.name, path: t.path, te: t.te, base: t.te ? base.textEncoder.weights : base.unet.weights, tuned: t.te ? tuned.textEncoder.weights : tuned.unet.weights }));
+      const layers = extractLayers(base, tuned, { conv: o.convDim !== undefined, baseName: o.base, tunedName: o.tuned });
       const bar = new ProgressBar('extract', layers.length, 'module');
       const modules = E.noGrad(() => extractLoRA(layers, o.dim, { convDim: o.convDim, minDiff: o.minDiff, clampQuantile: o.clampQuantile, onProgress: (i) => bar.update(i) }));
       // sd-scripts takes v2 from --v2; sdlora reads it from the model (SD 2.x cross-attends to 1024-wide embeddings).
       const v2 = base.unet.config.cross_attention_dim === 1024, vParameterization = base.scheduler.prediction_type === 'v_prediction';
-      const meta = extractMetadata({ v2, vParameterization, dim: o.dim, convDim: o.convDim });
+      const meta = { ...extractMetadata({ v2, vParameterization, dim: o.dim, convDim: o.convDim }), ...extractFamilyMetadata(base) };
       await saveLoRA(o.out, modules, { ...meta, ...modelspec(o.out, loraArchitecture(meta, vParameterization)) }, o.precision);
-      console.log(`${o.out}: ${modules.length} modules (text encoder ${modules.some((m) => m.name.startsWith('lora_te_')) ? 'included' : 'unchanged, skipped'})`);
+      console.log(`${o.out}: ${modules.length} modules (text encoder ${modules.some((m) => /^lora_te\d?_/.test(m.name)) ? 'included' : 'unchanged, skipped'})`);
     });
 }
