@@ -35,7 +35,12 @@ export function loraHashes(tensors: [string, Tensor][], metadata: Record<string,
 
 /** Writes the LoRA atomically, adding the sshs_* hashes to the metadata. */
 export async function saveLoRA(path: string, modules: Iterable<LoRAModuleWeights>, metadata: Record<string, string>, precision: SavePrecision = 'F32'): Promise<Record<string, string>> {
-  const tensors = await onHost(loraTensors(modules));
+  return saveLoRATensors(path, loraTensors(modules), metadata, precision);
+}
+
+/** saveLoRA for a file's tensors in write order (LyCORIS networks: their own keys). */
+export async function saveLoRATensors(path: string, entries: [string, Tensor][], metadata: Record<string, string>, precision: SavePrecision = 'F32'): Promise<Record<string, string>> {
+  const tensors = await onHost(entries);
   const { model, legacy } = loraHashes(tensors, metadata, precision);
   const meta = { ...metadata, sshs_model_hash: model, sshs_legacy_hash: legacy };
   await saveSafetensors(path, tensors, meta, precision);

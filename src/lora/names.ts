@@ -7,10 +7,11 @@ export const TE_PREFIX = 'lora_te_';
 
 export const kohyaName = (prefix: string, modulePath: string): string => prefix + modulePath.replace(/\./g, '_');
 
-/** Module paths of every Linear/Conv2d weight in a model (2-D or 4-D `.weight` tensors). */
+/** Module paths of every Linear/Conv2d weight in a model (2-D or 4-D `.weight` tensors; not the text encoders' embedding tables). */
 export function layerPaths(w: Weights): string[] {
   const out: string[] = [];
-  for (const [k, t] of w.tensors) if (k.endsWith('.weight') && (t.rank === 2 || t.rank === 4) && !k.includes('embedding')) out.push(k.slice(0, -'.weight'.length));
+  // time_embedding.linear_1/2 are Linear layers (LyCORIS' full preset trains them); token/position embeddings are tables.
+  for (const [k, t] of w.tensors) if (k.endsWith('.weight') && (t.rank === 2 || t.rank === 4) && !/(token|position)_embedding\.weight$/.test(k)) out.push(k.slice(0, -'.weight'.length));
   return out;
 }
 

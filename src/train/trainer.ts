@@ -17,7 +17,7 @@ import { encodePng } from '../io/png.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { txt2img } from '../infer/txt2img.js';
 import { loadLoRA } from '../lora/lora-file.js';
-import { saveLoRA } from '../lora/lora-save.js';
+import { loraTensors, saveLoRATensors } from '../lora/lora-save.js';
 import { resolveModel } from '../models/hub.js';
 import { type SDModel, loadSDModel, moveModel } from '../models/sd-model.js';
 import { loadExternalVae } from '../models/external-vae.js';
@@ -29,6 +29,7 @@ import { lossPlotSvg } from './loss-plot.js';
 import { lrFactor } from './lr-schedulers.js';
 import { type RunInfo, trainingMetadata } from './metadata.js';
 import { LoRANetwork } from './network.js';
+import { LycorisNetwork, lycorisOptions } from './lycoris-network.js';
 import { type ParamGroup, createOptimizer } from './optimizers.js';
 import { type TrainOptions, typed } from './options.js';
 import { readSamplePrompts } from './sample-prompts.js';
@@ -88,7 +89,7 @@ export interface TrainResult {
   losses: { step: number; loss: number }[];
   samples: string[];
   model: SDModel;
-  network: LoRANetwork;
+  network: LoRANetwork | LycorisNetwork;
   data: DataSummary;
   /** Stopped early by `shouldStop`; the state and `saved`'s last LoRA hold the step reached. */
   interrupted: boolean;
@@ -157,7 +158,12 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   // The family's LoRA components (SD 1.x: te + unet; SDXL: te1, te2 + SGM-named unet).
   const models = familyComponents(model);
   if (netOpts.bLora) checkBLoRAModel(model.family, models, 'b_lora');
-  const network = c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
+  const lycoris = (cfg as FaultOptions).network_module === 'lycoris.kohya' ? lycorisOptions(c.network_args, netOpts) : null;
+  if (lycoris && c.network_dropout) log('note: network_dropout has no effect with lycoris.kohya (LyCORIS ignores it; rank_dropout and module_dropout work)');
+  const network = lycoris
+    ? (c.network_weights ? LycorisNetwork.fromFile(await loadLoRA(c.network_weights), models, lycoris, rng) : LycorisNetwork.create(models, lycoris, rng))
+    : c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
+  if (lycoris) log(`LyCORIS ${lycoris.algo}${lycoris.doraWd ? ' + DoRA' : ''}, preset ${lycoris.preset}`);
   log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);
 
   // Optimizer and schedule
@@ -183,10 +189,10 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
     const r = await loadState(c.resume, log);
     const shapes = network.parameters().map((p) => ({ name: p.name, shape: p.param().shape }));
     assertSameNetwork(c.resume, r.state.network, networkConfig, moduleSetDiff(r.params, shapes));
-    for (const m of network.modules) {
-      const d = r.params.get(`${m.name}.lora_down.weight`), u = r.params.get(`${m.name}.lora_up.weight`);
-      if (!d || !u) throw new Error(`${c.resume}: the saved state has no weights for module ${m.name} (different network settings?)`);
-      m.down = d.requireGrad(); m.up = u.requireGrad();
+    for (const p of network.parameters()) {
+      const t = r.params.get(p.name);
+      if (!t) throw new Error(`${c.resume}: the saved state has no weights for ${p.name} (different network settings?)`);
+      p.set(t.requireGrad());
     }
     optimizer.loadState(r.optimizer);
     state = { ...r.state, network: networkConfig };
@@ -271,7 +277,8 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   const stepFile = (step: number) => path.join(c.output_dir, `${name}-step${String(step).padStart(8, '0')}.safetensors`);
   const saveLoRAFile = async (file: string, at: { step: number; epoch: number }) => {
     await assertFiniteNetwork(network, at.step);
-    await saveLoRA(file, network.toWeights(), trainingMetadata(cfg, data, run, at), precisionOf(c.save_precision));
+    const tensors = network instanceof LycorisNetwork ? network.tensors() : loraTensors(network.toWeights());
+    await saveLoRATensors(file, tensors, trainingMetadata(cfg, data, run, at), precisionOf(c.save_precision));
     saved.push(file);
   };
   const saveStateNow = async (st: TrainState = { ...state, rng: rng.getState() }) => {
@@ -341,7 +348,10 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
           optimizer.update(params.map((p, i) => ({ name: p.name, group: p.group, data: values[i] })), grads, lrs);
         }
         for (const p of network.parameters()) p.param().grad = null;
-        if (c.scale_weight_norms && !skip) await maxNormRegularize(network, c.scale_weight_norms, hostValues);
+        if (c.scale_weight_norms && !skip) {
+          if (network instanceof LycorisNetwork) await network.applyMaxNorm(c.scale_weight_norms, hostValues);
+          else await maxNormRegularize(network, c.scale_weight_norms, hostValues);
+        }
         for (const p of network.parameters()) { const h = hostCache.get(p.param()); if (h) p.param().assign(h); }
         await device.collect?.();
         state.globalStep++;
@@ -458,7 +468,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
 }
 
 /** Refuses to write a LoRA holding NaN or Inf (it would render black images). */
-async function assertFiniteNetwork(net: LoRANetwork, step: number): Promise<void> {
+async function assertFiniteNetwork(net: LoRANetwork | LycorisNetwork, step: number): Promise<void> {
   for (const p of net.parameters()) {
     if (!((await p.param().data()) as Float32Array).every(Number.isFinite)) {
       throw new TrainingDiverged(`step ${step}: ${p.name} holds NaN or Inf; not saving a broken LoRA (try a lower learning_rate)`);
