@@ -185,17 +185,20 @@ describe('training config', () => {
     assert.deepEqual(amsgrad.optimizer_args, ['amsgrad=True']);
   });
 
-  it('names LyCORIS as not implemented yet and still checks its arguments', () => {
+  it('checks LyCORIS\' arguments and names the algos and presets it does not train', () => {
     const base = { pretrained_model_name_or_path: 'tiny', train_data_dir: 'd', network_module: 'lycoris.kohya' };
     try {
       resolveConfig([{ source: 'a', values: { ...base, network_args: ['algo=loha', 'conv_dim=8', 'use_tuker=True', 'factor=x'] } }]);
       assert.fail('should throw');
     } catch (e) {
       const m = (e as Error).message;
-      assert.match(m, /"network_module" lycoris\.kohya \(LyCORIS \(LoCon, LoHa, LoKr, \.\.\.\), algo=loha\) is not implemented in sdlora yet/);
       assert.match(m, /unknown argument "use_tuker" for lycoris\.kohya \(did you mean "use_tucker"\?\)/);
       assert.match(m, /factor=x must be a number/);
     }
+    assert.throws(() => resolveConfig([{ source: 'a', values: { ...base, network_args: ['algo=glora'] } }]), /algo=glora is not implemented in sdlora's lycoris\.kohya \(it trains lora, locon, loha, lokr\)/);
+    assert.throws(() => resolveConfig([{ source: 'a', values: { ...base, network_args: ['algo=loha', 'use_scalar=True'] } }]), /use_scalar=True is not implemented/);
+    const ok = resolveConfig([{ source: 'a', values: { ...base, network_args: ['algo=lokr', 'factor=8', 'dropout=0.1', 'dora_wd=True'] } }]);
+    assert.deepEqual(ok.network_args, ['algo=lokr', 'factor=8', 'dora_wd=True'], 'dropout has no effect in LyCORIS\' training forward, so it is not claimed');
     assert.throws(() => resolveConfig([{ source: 'a', values: { ...base, network_module: 'networks.lora', network_args: ['algo=loha'] } }]), /unknown argument "algo" for networks\.lora/);
     assert.throws(() => resolveConfig([{ source: 'a', values: { ...base, network_module: 'networks.lorra' } }]), /"network_module" networks\.lorra is unknown/);
   });
