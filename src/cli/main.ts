@@ -9,6 +9,7 @@ import { registerLoRACommands } from './lora-commands.js';
 import { smoke } from './smoke.js';
 import { registerTrainCommand } from './train-command.js';
 import { registerTxt2ImgCommand } from './txt2img-command.js';
+import { registerWebCommand } from './web-command.js';
 
 // First, so that a reader closing the pipe (sdlora inspect f | head) or a stray rejection
 // ends quietly instead of with a stack trace.
@@ -53,6 +54,7 @@ registerTrainCommand(program);
 registerTxt2ImgCommand(program);
 registerLoRACommands(program);
 registerDataCommands(program);
+registerWebCommand(program);
 
 try {
   await program.parseAsync();
