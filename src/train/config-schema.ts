@@ -68,11 +68,11 @@ export const OPTIONS: OptionSpec[] = [
   o('resume', 'string', undefined, 'resume from a saved state folder'),
   o('training_comment', 'string', undefined, 'free text stored as ss_training_comment'),
   // network
-  o('network_module', 'string', 'networks.lora', 'LoRA network: networks.lora (kohya LoRA; LoCon with conv_dim in network_args); other sd-scripts and LyCORIS modules are named as not implemented yet'),
+  o('network_module', 'string', 'networks.lora', 'LoRA network: networks.lora (kohya LoRA; LoCon with conv_dim in network_args) or lycoris.kohya (LyCORIS LoCon/LoHa/LoKr, DoRA with dora_wd; algo= and preset= in network_args); other sd-scripts modules are named as not implemented yet'),
   o('network_dim', 'integer', 4, 'LoRA rank', { min: 1 }),
   o('network_alpha', 'number', 1, 'LoRA alpha (scale = alpha / dim)', { min: 0 }),
   o('network_dropout', 'number?', undefined, 'dropout on the rank activations', { min: 0, max: 1 }),
-  o('network_args', 'string[]', [], 'key=value strings: conv_dim, conv_alpha, rank_dropout, module_dropout; unknown keys and bad values are errors'),
+  o('network_args', 'string[]', [], 'key=value strings: networks.lora takes conv_dim, conv_alpha, rank_dropout, module_dropout; lycoris.kohya takes LyCORIS\' (algo, preset, conv_dim, conv_alpha, factor, use_tucker, dora_wd, decompose_both, ...); unknown keys and bad values are errors'),
   o('network_weights', 'string', undefined, 'start from an existing LoRA file'),
   o('network_train_unet_only', 'boolean', false, 'no text-encoder LoRA'),
   o('network_train_text_encoder_only', 'boolean', false, 'no UNet LoRA'),
