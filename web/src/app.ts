@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   $('generate').onclick = () => void generateClicked();
   $<HTMLInputElement>('data-files').onchange = (e) => onDrop([...((e.target as HTMLInputElement).files ?? [])]);
   $<HTMLInputElement>('lora-files').onchange = async (e) => {
-    for (const f of (e.target as HTMLInputElement).files ?? []) {
+    for (const f of Array.from((e.target as HTMLInputElement).files ?? [])) {
       const p = `/user/loras/${f.name}`;
       await engine.call({ op: 'put', files: [{ path: p, data: f }] });
       state.loras.push({ path: p, name: f.name, weight: 1, on: true });

@@ -54,7 +54,7 @@ async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promis
   const a = report;
   return {
     name: 'webgpu', threads: availableThreads(),
-    reason: `WebGPU adapter ${a.description || a.vendor || a.architecture || 'found'}${a.isFallback ? ' (software fallback)' : ''}; ${a.features.includes('shader-f16') ? 'shader-f16 available' : 'no shader-f16: f32 kernels'}`,
+    reason: `navigator.gpu has an adapter (${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed'}${a.isFallback ? ', software fallback' : ''}); ${a.features.includes('shader-f16') ? 'shader-f16 available' : 'no shader-f16, so f32 kernels'}; largest buffer ${Math.round((a.limits.maxBufferSize ?? 0) / 2 ** 20)} MiB, binding ${Math.round((a.limits.maxStorageBufferBindingSize ?? 0) / 2 ** 20)} MiB`,
     adapter: { description: a.description, vendor: a.vendor, architecture: a.architecture, features: a.features, limits: a.limits },
   };
 }
@@ -87,7 +87,7 @@ async function handle(req: Request): Promise<unknown> {
     }
     case 'train': {
       const out = req.out ?? `/out/run-${Date.now()}`;
-      const values = { ...demoTrainValues({ out, steps: req.steps, seed: req.seed, dataset: req.dataset }), ...(req.model ? { pretrained_model_name_or_path: req.model } : {}), ...req.values };
+      const values: Record<string, unknown> = { ...demoTrainValues({ out, steps: req.steps, seed: req.seed, dataset: req.dataset }), ...(req.model ? { pretrained_model_name_or_path: req.model } : {}), ...req.values };
       if (info?.name === 'webgpu') values.device = 'webgpu';
       const cfg = resolveConfig([{ source: 'web', values }]);
       let last = performance.now();
@@ -109,7 +109,7 @@ async function handle(req: Request): Promise<unknown> {
       const comps = familyComponents(m);
       const reports: ApplyReport[] = [];
       try {
-        for (const l of req.loras) reports.push(applyLoRA(await loadLoRA(l.path), comps, { unet: l.weight, te: l.weight }));
+        for (const l of req.loras) reports.push(applyLoRA(await loadLoRA(l.path), { components: comps }, { unet: l.weight, te: l.weight }));
         const r = await txt2img(m, { prompt: req.prompt, negativePrompt: req.negativePrompt ?? '', width: req.width, height: req.height, steps: req.steps, cfgScale: req.cfgScale, seed: req.seed, sampler: req.sampler, onStep: (step, total) => emit({ type: 'image-step', step, total }) });
         return { rgb: r.rgb, width: r.width, height: r.height, infotext: r.infotext };
       } finally {

@@ -1,0 +1,130 @@
+// The page in Debian's Chromium on the wasm cpu backend (kernels in Web Workers): golden parity of
+// the UNet, VAE, CLIP and LoRA application; the demo LoRA trained through the page's controls
+// gives the Node run's loss curve for the same seed; its downloaded .safetensors loads in the CLI,
+// which generates the same image the page does; generation with several LoRAs.
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as E from '../../src/engine/index.js';
+import { demoTrainValues } from '../../src/cli/demo.js';
+import { decodePng } from '../../src/io/png.js';
+import { loadLoRA } from '../../src/lora/lora-file.js';
+import { addnetHash } from '../../src/lora/lora-save.js';
+import { resolveConfig } from '../../src/train/config.js';
+import { train } from '../../src/train/trainer.js';
+import { type PageSession, chromiumMissing, openPage, waitForBackend } from '../helpers/browser.js';
+import { spawnCli } from '../helpers/cli-child.js';
+import { goldenCase, goldenDir } from '../helpers/golden.js';
+
+const skip = chromiumMissing() ?? undefined;
+const STEPS = 3, SEED = 7;
+const engineCall = (s: PageSession, req: unknown) => s.page.evaluate((r) => (window as any).sdlora.engine.call(r), req);
+
+describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
+  let s: PageSession;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-web-'));
+  let loraFile = '';
+  let pageLosses: number[] = [];
+
+  before(async () => {
+    s = await openPage({ query: 'device=cpu', mounts: { '/golden/': goldenDir() } });
+  });
+  after(async () => {
+    await s?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('starts the engine on the wasm backend in Web Workers and says why', async () => {
+    const b = await waitForBackend(s.page);
+    assert.equal(b.name, 'cpu');
+    assert.match(b.reason, /wasm cpu backend was asked for/);
+    assert.ok(b.threads >= 1);
+    assert.equal(await s.page.evaluate(() => crossOriginIsolated), true);
+    assert.match(await s.page.textContent('#backend') ?? '', /wasm cpu \(\d+ Web Workers\)/);
+  });
+
+  it('golden parity in the page: UNet, VAE, CLIP text model, two LoRAs at runtime', async () => {
+    const name = (dir: string) => path.basename(dir);
+    const cases = { unet: name(goldenCase('sd1-unet', 'unet.safetensors')), vae: name(goldenCase('vae')), text: name(goldenCase('sd1-text', 'text_encoder.safetensors')), lora: name(goldenCase('lora')) };
+    const checks = await engineCall(s, { op: 'parity', goldenUrl: '/golden', cases }) as { name: string; maxDiff: number; tol: number; ok: boolean }[];
+    assert.ok(checks.length >= 10, 'every part was checked');
+    for (const c of checks) assert.ok(c.ok, `${c.name}: max |diff| ${c.maxDiff} > ${c.tol}`);
+  });
+
+  it('trains the demo LoRA through the page with the Node run\'s loss curve, then downloads it', async (t) => {
+    await s.page.fill('#steps', String(STEPS));
+    await s.page.fill('#seed', String(SEED));
+    await s.page.click('#train');
+    await s.page.waitForSelector('#downloads a[download$=".safetensors"]', { timeout: 600_000 });
+    const st = await s.page.evaluate(() => (window as any).sdlora.state());
+    assert.equal(st.error, undefined);
+    pageLosses = st.losses.map((p: { loss: number }) => p.loss);
+    assert.equal(pageLosses.length, STEPS);
+    assert.match(await s.page.textContent('#train-status') ?? '', new RegExp(`done: ${STEPS} steps`));
+
+    const download = s.page.waitForEvent('download', { timeout: 30_000 });
+    await s.page.click('#downloads a[download$=".safetensors"]');
+    loraFile = path.join(tmp, 'loras', 'cross.safetensors');
+    mkdirSync(path.dirname(loraFile));
+    await (await download).saveAs(loraFile);
+
+    // The same run in Node: same settings, same seed.
+    await E.initCpuBackend();
+    const out = path.join(tmp, 'node-run');
+    const r = await train(resolveConfig([{ source: 'test', values: demoTrainValues({ out, steps: STEPS, seed: SEED }) }]), {});
+    const nodeLosses = r.losses.map((l) => l.loss);
+    t.diagnostic(`page ${pageLosses.join(' ')} | node ${nodeLosses.join(' ')}`);
+    for (let i = 0; i < STEPS; i++) assert.ok(Math.abs(pageLosses[i] - nodeLosses[i]) <= 1e-5 * Math.abs(nodeLosses[i]), `step ${i + 1}: page ${pageLosses[i]} vs node ${nodeLosses[i]}`);
+    // The same modules and lora_down weights (seeded init plus the updates) come out. lora_up starts
+    // at zero and after a few AdamW steps is about lr in size, with near-zero gradients normalised
+    // to full steps, so rounding-level gradient differences move it by a whole step: not compared.
+    const nodeLora = await loadLoRA(r.finalPath!), pageLora = await loadLoRA(loraFile);
+    assert.deepEqual([...pageLora.modules.keys()].sort(), [...nodeLora.modules.keys()].sort());
+    for (const [k, m] of nodeLora.modules) {
+      const pm = pageLora.modules.get(k)!;
+      for (const part of ['down'] as const) {
+        const a = pm[part].dataSync(), b = m[part].dataSync();
+        const scale = Math.max(...[...b].map(Math.abs));
+        let d = 0;
+        for (let i = 0; i < b.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+        assert.ok(d <= 1e-4 * scale, `${k} ${part}: max |diff| ${d} (scale ${scale})`);
+      }
+    }
+  });
+
+  it('the downloaded LoRA loads in the CLI, which draws the image the page draws', async () => {
+    assert.ok(loraFile, 'trained in the previous test');
+    const list = spawnCli(['lora', 'list', path.dirname(loraFile), '--json']);
+    assert.equal(await list.exit(60_000), 0, list.stderr());
+    const info = JSON.parse(list.stdout());
+    assert.equal(info.loras.length, 1);
+    assert.equal(Number(info.loras[0].rank), 16);
+    // The sshs hash the page computed while saving is the file's real addnet hash.
+    assert.equal(info.loras[0].hash, (await addnetHash(loraFile)).slice(0, 12));
+
+    const png = path.join(tmp, 'cli.png');
+    const gen = spawnCli(['txt2img', '--model', 'tiny', '-p', 'a red cross on a white background <lora:cross:1>', '--lora-dir', path.dirname(loraFile),
+      '--width', '32', '--height', '32', '--steps', '6', '--cfg', '5', '--seed', '11', '--sampler', 'dpmpp_2m', '-o', png]);
+    assert.equal(await gen.exit(180_000), 0, gen.stderr());
+    const cli = decodePng(readFileSync(png)).rgb!;
+    const page = await engineCall(s, { op: 'generate', prompt: 'a red cross on a white background', loras: [{ path: (await s.page.evaluate(() => (window as any).sdlora.state().loras[0].path)), weight: 1 }], width: 32, height: 32, steps: 6, cfgScale: 5, seed: 11, sampler: 'dpmpp_2m' }) as { rgb: Uint8Array };
+    const rgb = Object.values(page.rgb) as number[];
+    assert.equal(rgb.length, cli.length);
+    let worst = 0;
+    for (let i = 0; i < cli.length; i++) worst = Math.max(worst, Math.abs(rgb[i] - cli[i]));
+    assert.ok(worst <= 1, `page and CLI images differ by up to ${worst}`);
+  });
+
+  it('generates with several LoRAs picked in the page', async () => {
+    await s.page.setInputFiles('#lora-files', loraFile);
+    await s.page.waitForFunction(() => (window as any).sdlora.state().loras.length === 2, undefined, { timeout: 10_000 });
+    await s.page.fill('#gen-steps', '4');
+    await s.page.click('#generate');
+    await s.page.waitForFunction(() => (window as any).sdlora.state().images >= 1 || (window as any).sdlora.state().error, undefined, { timeout: 180_000, polling: 250 });
+    assert.equal((await s.page.evaluate(() => (window as any).sdlora.state())).error, undefined);
+    assert.equal(await s.page.textContent('#gen-status'), '2 LoRAs applied');
+    assert.equal(await s.page.locator('#images img').count(), 1);
+  });
+});
