@@ -7,8 +7,12 @@ import { type WebServer, startWebServer } from '../../web/server.js';
 
 export const CHROMIUM = process.env.SDLORA_CHROMIUM ?? '/usr/bin/chromium';
 
+/** Why the browser tests cannot run (they are then skipped), or null; CI (SDLORA_REQUIRE_CHROMIUM=1) fails instead. */
 export function chromiumMissing(): string | null {
-  return existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set SDLORA_CHROMIUM)`;
+  if (existsSync(CHROMIUM)) return null;
+  const why = `no Chromium at ${CHROMIUM} (apt-get install chromium, or set SDLORA_CHROMIUM)`;
+  if (process.env.SDLORA_REQUIRE_CHROMIUM === '1') throw new Error(why);
+  return why;
 }
 
 /** Flags that work in a container; WebGPU through SwiftShader/lavapipe when asked for. */
