@@ -25,6 +25,7 @@ import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenCase, loraModuleNames } from '../helpers/golden.js';
 import { loraFiles } from '../helpers/golden-sdxl.js';
 import { tinySdxlFolder } from '../helpers/tiny-sdxl.js';
+import { webgpuOrSkip } from '../helpers/webgpu.js';
 
 const cli = path.resolve('bin/sdlora.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-sdxl-train-'));
@@ -161,5 +162,15 @@ describe('SDXL LoRA training', () => {
     assert.deepEqual([...m.unet.weights.adapters.keys(), ...m.textEncoders.flatMap((t) => [...t.weights.adapters.keys()])], [], 'LoRAs removed after the image');
     assert.ok(library.entries.every((e) => /^sdxl/.test(e.summary.family)), library.entries.map((e) => e.summary.family).join());
     assert.ok(readdirSync(lib).length >= 2);
+  });
+
+  it('trains the same SDXL LoRA on webgpu (with cached text encoder outputs)', async (t) => {
+    if (!(await webgpuOrSkip(t))) return;
+    const o = { network_train_unet_only: true, cache_text_encoder_outputs: true };
+    const cpu = await train(cfg({ ...o, output_dir: path.join(tmp, 'gpu-ref') }), { log: quiet });
+    const gpu = await train(cfg({ ...o, output_dir: path.join(tmp, 'gpu'), device: 'webgpu' }), { log: quiet });
+    cpu.losses.forEach((l, i) => assert.ok(Math.abs(l.loss - gpu.losses[i].loss) <= 1e-4 * l.loss, `step ${l.step}: ${l.loss} vs ${gpu.losses[i].loss}`));
+    const [a, b] = await Promise.all([loadLoRA(cpu.finalPath!), loadLoRA(gpu.finalPath!)]);
+    for (const [k, m] of a.modules) assert.ok(maxAbsDiff(m.up.dataSync(), b.modules.get(k)!.up.dataSync()) <= 1e-4, k);
   });
 });
