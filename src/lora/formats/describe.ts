@@ -51,18 +51,23 @@ const span = (xs: number[]): string => {
   return lo === hi ? String(lo) : `${lo}..${hi}`;
 };
 
-/** The family from kohya / modelspec metadata. */
+/**
+ * The family from kohya / modelspec metadata; `-v` for v-prediction bases (sd-scripts writes
+ * `sd_v2_v` / `stable-diffusion-v2-768-v` for v2 + v_parameterization).
+ */
 function familyFromMetadata(md: Record<string, string>): string | null {
   const v = md.ss_base_model_version ?? md['modelspec.architecture'] ?? '';
-  if (/xl/i.test(v)) return 'sdxl';
-  if (/v2|_2|-2/.test(v) || md.ss_v2 === 'True') return 'sd2';
-  if (/v1/.test(v)) return 'sd1';
+  const pred = /_v$|-v(\/lora)?$/.test(v) ? '-v' : '';
+  if (/xl/i.test(v)) return `sdxl${pred}`;
+  if (/v2|_2|-2/.test(v) || md.ss_v2 === 'True') return `sd2${pred}`;
+  if (/v1/.test(v)) return `sd1${pred}`;
   return v ? v.replace(/\/lora$/, '') : null;
 }
 
 /** The family from module names and the text-conditioning width (768 SD 1.x, 1024 SD 2.x). */
 function familyFromModules(names: string[], width: (name: string) => number | null): string {
-  if (names.some((n) => /^lora_te[12]_/.test(n))) return 'sdxl';
+  // kohya's SDXL LoRAs name UNet modules by the SGM blocks; SD 1.x/2.x ones by diffusers paths.
+  if (names.some((n) => /^lora_te[12]_/.test(n) || /^lora_unet_(input_blocks|middle_block|output_blocks)_/.test(n))) return 'sdxl';
   const cross = names.filter((n) => n.startsWith(UNET_PREFIX) && /attn2_to_[kv]$/.test(n)).map(width).find((w) => w !== null);
   const te = names.filter((n) => n.startsWith(TE_PREFIX) && /q_proj$/.test(n)).map(width).find((w) => w !== null);
   const w = cross ?? te;
