@@ -8,6 +8,7 @@ import path from 'node:path';
 import { deflateSync as nodeDeflate } from 'node:zlib';
 import { before, describe, it } from 'node:test';
 import { kernelWasmBytes } from '../../src/engine/cpu/kernel-threads.js';
+import { getPool } from '../../src/engine/cpu/wasm-pool.js';
 import { createHash } from '../../src/platform/browser/crypto.js';
 import * as bpath from '../../src/platform/browser/path.js';
 import { inflateSync } from '../../src/platform/browser/zlib.js';
@@ -51,6 +52,11 @@ describe('browser build', () => {
     }
     assert.equal(bpath.resolve('/assets/x', '../y'), '/assets/y');
     assert.equal(bpath.relative('/a/b', '/a/c/d'), path.posix.relative('/a/b', '/a/c/d'));
+  });
+
+  it('memory beyond the wasm limit is refused with the reason, not a bare RangeError', async () => {
+    const pool = await getPool();
+    assert.throws(() => pool.reserve(5 * 2 ** 30), /cannot grow the kernels' shared memory .* capped at 4 GiB, and a browser tab often gets less/);
   });
 
   it('sdlora web serves the page cross-origin isolated', async () => {

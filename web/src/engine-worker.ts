@@ -45,8 +45,14 @@ async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promis
   await E.initCpuBackend();
   const cpuInfo = (reason: string): BackendInfo => ({ name: 'cpu', reason, threads: availableThreads() });
   if (device === 'cpu') return cpuInfo('the wasm cpu backend was asked for');
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) {
+    if (device === 'webgpu') throw new Error('WebGPU was asked for but this browser exposes no navigator.gpu (Chrome/Edge 113+, Safari 26+, or Chromium with --enable-unsafe-webgpu)');
+    return cpuInfo(`this browser exposes no navigator.gpu; the wasm SIMD kernels run in ${availableThreads()} Web Workers`);
+  }
   const report = await probeAdapter();
   if (!report.found) {
+    report.reason = 'navigator.gpu gave no adapter (GPU disabled or blocklisted; chrome://gpu says why)';
     if (device === 'webgpu') throw new Error(`WebGPU was asked for but no adapter exists: ${report.reason}`);
     return cpuInfo(`no WebGPU adapter (${report.reason}); the wasm SIMD kernels run in ${availableThreads()} Web Workers`);
   }
@@ -121,6 +127,16 @@ async function handle(req: Request): Promise<unknown> {
   }
 }
 
+/** Browser limits in words: an allocation failure means the tab's memory, not a bug. */
+function explain(e: Error, op: string): string {
+  const oom = e instanceof RangeError && /alloc|memory|Invalid typed array length|Array buffer/i.test(e.message);
+  if (!oom) return e.message;
+  const heap = (performance as unknown as { memory?: { usedJSHeapSize: number; jsHeapSizeLimit: number } }).memory;
+  const used = heap ? ` (JS heap ${Math.round(heap.usedJSHeapSize / 2 ** 20)} of ${Math.round(heap.jsHeapSizeLimit / 2 ** 20)} MiB)` : '';
+  return `${op}: the tab ran out of memory${used}: ${e.message}. Browsers give a tab far less memory than the machine has (WebAssembly at most 4 GiB); `
+    + 'use a smaller model, batch or resolution, or the sdlora CLI';
+}
+
 self.onmessage = async (e: MessageEvent<{ id: number; req: Request }>) => {
   const { id, req } = e.data;
   try {
@@ -128,7 +144,7 @@ self.onmessage = async (e: MessageEvent<{ id: number; req: Request }>) => {
     post({ id, result });
   } catch (err) {
     const x = err as Error;
-    post({ id, error: `${x.message}`, stack: x.stack });
+    post({ id, error: explain(x, req.op), stack: x.stack });
   }
 };
 post({ ready: true });

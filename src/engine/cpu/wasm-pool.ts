@@ -60,7 +60,15 @@ export class WasmPool {
   /** Makes sure the shared memory holds at least `bytes` and returns a fresh view of it. */
   reserve(bytes: number): ArrayBuffer {
     const have = this.memory.buffer.byteLength;
-    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / PAGE));
+    if (bytes > have) {
+      try {
+        this.memory.grow(Math.ceil((bytes - have) / PAGE));
+      } catch (e) {
+        // Browsers cap a tab's memory well below a machine's; say so instead of a bare RangeError.
+        throw new Error(`wasm cpu backend: cannot grow the kernels' shared memory from ${have >> 20} to ${Math.ceil(bytes / 2 ** 20)} MiB (${(e as Error).message}); `
+          + 'WebAssembly memory is capped at 4 GiB, and a browser tab often gets less: use a smaller batch or resolution');
+      }
+    }
     return this.memory.buffer as unknown as ArrayBuffer;
   }
 
