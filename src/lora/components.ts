@@ -68,8 +68,3 @@ export function componentIndex(components: readonly LoRAComponent[]): Map<string
   for (const [k, v] of aliases) if (!idx.has(k)) idx.set(k, v);
   return idx;
 }
-
-/** The same components with other weights (merged copies), by component id. */
-export function withWeights(components: readonly LoRAComponent[], weights: ReadonlyMap<ComponentId, Weights>): LoRAComponent[] {
-  return components.map((c) => ({ ...c, weights: weights.get(c.id) ?? c.weights }));
-}
