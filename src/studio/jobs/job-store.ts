@@ -104,6 +104,13 @@ export class JobStore {
     return this.get(id)!;
   }
 
+  /** Puts a job at the end of the queue (a resumed or retried job waits behind the queued ones). */
+  requeue(id: number, patch: Partial<JobRecord>): JobRecord {
+    const pos = (this.db.exec('SELECT COALESCE(MAX(position), 0) + 1 FROM jobs')[0].values[0][0] as number);
+    this.db.run('UPDATE jobs SET position = ? WHERE id = ?', [pos, id]);
+    return this.update(id, { ...patch, status: 'queued' });
+  }
+
   /** Moves a queued job one place up or down among the jobs. */
   move(id: number, direction: 'up' | 'down'): void {
     const jobs = this.list();

@@ -66,9 +66,10 @@ export class LocalRunner {
 
   private start(job: JobRecord): void {
     const spec: TrainJobSpec = { config: job.config, resumeFrom: job.resumeFrom };
-    this.store.update(job.id, { status: 'running', started: Date.now(), finished: null, error: null, worker: `local pid ${process.pid}`, attempts: job.attempts + 1 });
-    this.files.log(job.id, spec.resumeFrom ? `starting, resuming from ${spec.resumeFrom}` : 'starting');
     const child = forkTrainProcess();
+    // The record names the training process, so a look at the Jobs page (or a test) finds it.
+    this.store.update(job.id, { status: 'running', started: Date.now(), finished: null, error: null, worker: `local pid ${child.pid}`, attempts: job.attempts + 1 });
+    this.files.log(job.id, spec.resumeFrom ? `starting, resuming from ${spec.resumeFrom}` : 'starting');
     const meter = new SpeedMeter();
     this.running = { id: job.id, child, cancel: false };
     attachTrainChild(child, spec, (m) => {

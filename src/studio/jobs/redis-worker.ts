@@ -27,7 +27,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     const stateDir = path.join(String(config.output_dir), `${String(config.output_name)}-state`);
     // A retried job (this worker or another died) continues from the state saved last.
     let resumeFrom = job.data.resumeFrom ? String(fromPortable(job.data.resumeFrom, root)) : null;
-    if (!resumeFrom && job.attemptsMade + (job.stalledCounter ?? 0) > 0 && existsSync(path.join(stateDir, 'train_state.json'))) resumeFrom = stateDir;
+    if (!resumeFrom && (job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0) && existsSync(path.join(stateDir, 'train_state.json'))) resumeFrom = stateDir;
     const report = (p: RedisProgress) => job.updateProgress(p as unknown as object).catch(() => undefined);
     await report({ kind: 'log', line: `worker ${name} starts the job${resumeFrom ? `, resuming from ${path.relative(root, resumeFrom)}` : ''}`, worker: name });
     const child = forkTrainProcess({ SDLORA_JOB_ORPHAN: 'exit' });

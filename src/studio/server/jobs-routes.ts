@@ -75,7 +75,7 @@ export function registerJobRoutes(r: Router, ws: Workspace, store: JobStore, fil
     if (!['stopped', 'failed', 'cancelled'].includes(j.status)) throw new HttpError(409, `job ${j.id} is ${j.status}; only a stopped, failed or cancelled job resumes`);
     const st = j.stateDir ?? stateDirOf(j);
     if (!existsSync(path.join(st, 'train_state.json'))) throw new HttpError(409, `job ${j.id} saved no training state to resume from; retry it instead`);
-    store.update(j.id, { status: 'queued', resumeFrom: st, error: null, worker: null });
+    store.requeue(j.id, { resumeFrom: st, error: null, worker: null });
     files.log(j.id, `queued to resume from ${ws.relative(st)}`);
     runner.tick();
     sendJson(res, 200, { job: publicJob(store.get(j.id)!) });
@@ -88,7 +88,7 @@ export function registerJobRoutes(r: Router, ws: Workspace, store: JobStore, fil
     if (!['done', 'failed', 'cancelled', 'stopped'].includes(j.status)) throw new HttpError(409, `job ${j.id} is ${j.status}`);
     const out = String(j.config.output_dir);
     if (!b.overwrite && existsSync(out) && readdirSync(out).some((f) => f.endsWith('.safetensors'))) throw new HttpError(409, `retrying replaces the LoRA files in ${ws.relative(out)}; confirm to overwrite`, { exists: true });
-    store.update(j.id, { status: 'queued', resumeFrom: null, error: null, step: 0, loss: null, output: null, worker: null });
+    store.requeue(j.id, { resumeFrom: null, error: null, step: 0, loss: null, output: null, worker: null });
     files.log(j.id, 'queued to run again from the start');
     runner.tick();
     sendJson(res, 200, { job: publicJob(store.get(j.id)!) });

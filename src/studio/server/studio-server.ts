@@ -89,6 +89,7 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       res.end();
       return;
     }
+    if (url.pathname === '/favicon.ico') { res.writeHead(204); res.end(); return; }
     if (req.method === 'GET' && url.pathname === '/') return sendBytes(res, 'text/html; charset=utf-8', INDEX_HTML);
     if (req.method === 'GET' && url.pathname === '/app.js') return sendBytes(res, 'text/javascript; charset=utf-8', ui.js);
     if (req.method === 'GET' && url.pathname === '/app.css') return sendBytes(res, 'text/css; charset=utf-8', ui.css);
@@ -102,7 +103,9 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       const status = e instanceof HttpError ? e.status : 500;
       if (status === 500) console.error(`studio: ${req.method} ${req.url}: ${(e as Error).stack ?? e}`);
       if (res.headersSent) { res.end(); return; }
-      sendJson(res, status, { error: (e as Error).message, ...(e instanceof HttpError ? e.extra : {}) });
+      // Messages name files relative to the workspace: the absolute layout of this machine stays here.
+      const message = String((e as Error).message).split(ws.root + path.sep).join('').split(ws.root).join('<workspace>');
+      sendJson(res, status, { error: message, ...(e instanceof HttpError ? e.extra : {}) });
     });
   });
   const host = o.host ?? '127.0.0.1';

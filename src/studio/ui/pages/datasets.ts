@@ -1,7 +1,7 @@
 // Datasets page: kohya-layout datasets, concept folders with repeats, drag-and-drop uploads,
 // thumbnails with inline caption editing, tag chips with counts and bulk tag operations, and the
 // dataset check report with the offending images highlighted.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, enc } from '../api.js';
 import { html } from '../html.js';
 import { t } from '../i18n.js';
@@ -31,19 +31,32 @@ async function upload(ds: string, concept: string, files: File[]): Promise<numbe
 
 function CaptionEditor({ ds, im, onSaved, flagged }: { ds: string; im: Img; onSaved: () => void; flagged: string[] }) {
   const [text, setText] = useState(im.caption);
-  const [version, setVersion] = useState(im.version);
-  useEffect(() => { setText(im.caption); setVersion(im.version); }, [im.caption, im.version]);
-  const save = async () => {
-    if (text === im.caption && version === im.version) return;
-    try {
-      const r = await api('PUT', `/api/datasets/${enc(ds)}/concepts/${enc(im.concept)}/captions/${enc(im.file)}`, { text, version });
-      setVersion(r.version);
-      showOk(t('datasets.captionSaved', { file: im.file }));
-      onSaved();
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 409) { showError(t('datasets.captionConflict', { file: im.file })); setText(String(e.body.caption)); setVersion(String(e.body.version)); } else showError(e);
-    }
+  // The version and text last saved live in refs: blur and the save button both fire one after
+  // the other, and the second save must see what the first one wrote (or skip, nothing changed).
+  const saved = useRef({ text: im.caption, version: im.version });
+  const chain = useRef<Promise<void>>(Promise.resolve());
+  useEffect(() => { setText(im.caption); saved.current = { text: im.caption, version: im.version }; }, [im.caption, im.version]);
+  const save = () => {
+    chain.current = chain.current.then(async () => {
+      const current = textRef.current;
+      if (current === saved.current.text) return;
+      try {
+        const r = await api('PUT', `/api/datasets/${enc(ds)}/concepts/${enc(im.concept)}/captions/${enc(im.file)}`, { text: current, version: saved.current.version });
+        saved.current = { text: current, version: r.version };
+        showOk(t('datasets.captionSaved', { file: im.file }));
+        onSaved();
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 409) {
+          showError(t('datasets.captionConflict', { file: im.file }));
+          saved.current = { text: String(e.body.caption), version: String(e.body.version) };
+          setText(String(e.body.caption));
+        } else showError(e);
+      }
+    });
+    return chain.current;
   };
+  const textRef = useRef(text);
+  textRef.current = text;
   return html`<figure class=${`thumb ${flagged.length ? 'flagged' : ''}`} data-testid="thumb" data-file=${im.file} title=${flagged.join(', ')}>
     <img src=${imgUrl(ds, im)} alt=${im.file} loading="lazy" />
     <figcaption><small>${im.concept}/${im.file}</small>
