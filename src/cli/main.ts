@@ -6,6 +6,7 @@ import { inspect } from './inspect.js';
 import { registerDataCommands } from './data-commands.js';
 import { runDemo } from './demo.js';
 import { registerLoRACommands } from './lora-commands.js';
+import { registerEmbeddingsCommand } from './embeddings-command.js';
 import { smoke } from './smoke.js';
 import { registerTrainCommand } from './train-command.js';
 import { registerTxt2ImgCommand } from './txt2img-command.js';
@@ -53,6 +54,7 @@ program
 registerTrainCommand(program);
 registerTxt2ImgCommand(program);
 registerLoRACommands(program);
+registerEmbeddingsCommand(program);
 registerDataCommands(program);
 registerWebCommand(program);
 

@@ -1,7 +1,7 @@
 // `sdlora train`: sd-scripts style options from a JSON/TOML config file and --flags of the same names.
 import type { Command } from 'commander';
 import { type ConfigLayer, type TrainConfig, optionsMarkdown, parseCliOptions, readConfigLayer, resolveConfig } from '../train/config.js';
-import { train } from '../train/trainer.js';
+import { runTraining } from '../train/run-training.js';
 import { ProgressBar } from './progress.js';
 import { onInterrupt } from './interrupt.js';
 
@@ -26,14 +26,14 @@ export function configFromArgs(argv: string[]): TrainConfig {
 
 export function registerTrainCommand(program: Command): void {
   program.command('train')
-    .description('train a LoRA: --config file.json|.toml (sd-scripts options or a kohya_ss GUI preset) and/or sd-scripts options as flags (--learning_rate 1e-4 ...); --strict refuses unknown option names; "sdlora train --options" lists them')
+    .description('train a LoRA (or, with --training_method, a Textual Inversion embedding or a DreamBooth checkpoint): --config file.json|.toml (sd-scripts options or a kohya_ss GUI preset) and/or sd-scripts options as flags (--learning_rate 1e-4 ...); --strict refuses unknown option names; "sdlora train --options" lists them')
     .allowUnknownOption(true).helpOption(false).argument('[options...]')
     .action(async (args: string[]) => {
       if (args.includes('--options') || args.includes('--help') || args.includes('-h')) { console.log(optionsMarkdown()); return; }
       const cfg = configFromArgs(args);
       let bar: ProgressBar | undefined;
       const interrupt = onInterrupt();
-      const r = await train(cfg, {
+      const r = await runTraining(cfg, {
         shouldStop: interrupt.requested,
         onStep: (s) => {
           bar ??= new ProgressBar('train', s.maxSteps, 'step', performance.now(), s.step);

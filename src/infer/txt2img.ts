@@ -5,6 +5,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type ApplyReport, applyLoRA, removeLoRA } from '../lora/apply.js';
 import type { LoRALibrary } from '../lora/library.js';
+import { type EmbeddingEntry, embeddingsUsed, tiHashes } from './embeddings.js';
 import { loadLoRA } from '../lora/lora-file.js';
 import { bLoRASubset } from '../lora/b-lora.js';
 import { familyComponents } from '../lora/components.js';
@@ -29,6 +30,8 @@ export interface Txt2ImgOptions {
   allowPartial?: boolean;
   /** Called after each denoising step. */
   onStep?: (step: number, total: number) => void;
+  /** Embeddings registered with the model (src/infer/embeddings.ts): those the prompts use go in the infotext. */
+  embeddings?: EmbeddingEntry[];
 }
 
 export interface Txt2ImgResult {
@@ -96,6 +99,7 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
       ...(externalVaeSource(m.vae) ? [`VAE: ${path.basename(externalVaeSource(m.vae)!)}`] : []),
       ...(o.clipSkip && o.clipSkip > 1 ? [`Clip skip: ${o.clipSkip}`] : []),
       ...(hashes.length ? [`Lora hashes: "${hashes.join(', ')}"`] : []),
+      ...[tiHashes(embeddingsUsed(o.embeddings ?? [], text, neg.text))].filter((x): x is string => !!x),
       'Version: sdlora 0.1.0',
     ];
     const infotext = `${o.prompt}\n${o.negativePrompt ? `Negative prompt: ${o.negativePrompt}\n` : ''}${params.join(', ')}`;

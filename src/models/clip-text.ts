@@ -48,7 +48,19 @@ export interface CLIPTextOutput {
 }
 
 export class CLIPTextModel {
+  /**
+   * Rows appended to the token embedding (textual-inversion vectors, ids vocab_size and up): the
+   * table the forward reads is [token_embedding; extraTokenEmbeddings], the stored one is untouched.
+   */
+  extraTokenEmbeddings: Tensor | null = null;
+
   constructor(readonly config: CLIPTextConfig, readonly weights: Weights) {}
+
+  /** The token embedding table the forward uses ([vocab_size + extra rows, hidden]). */
+  tokenTable(): Tensor {
+    const base = this.weights.get('text_model.embeddings.token_embedding.weight');
+    return this.extraTokenEmbeddings ? E.concat([base, this.extraTokenEmbeddings], 0) : base;
+  }
 
   private act(x: Tensor): Tensor {
     switch (this.config.hidden_act) {
@@ -80,7 +92,7 @@ export class CLIPTextModel {
     const [batch, len] = ids.shape;
     const p = 'text_model';
     const pos = E.tensor(Int32Array.from({ length: len }, (_, i) => i), [len], 'i32', ids.backend);
-    let h = E.add(E.embedding(ids, w.get(`${p}.embeddings.token_embedding.weight`)), E.embedding(pos, w.get(`${p}.embeddings.position_embedding.weight`)));
+    let h = E.add(E.embedding(ids, this.tokenTable()), E.embedding(pos, w.get(`${p}.embeddings.position_embedding.weight`)));
     const hidden: Tensor[] = [h];
     const heads = c.num_attention_heads;
     for (let i = 0; i < c.num_hidden_layers; i++) {

@@ -52,6 +52,9 @@ export class CLIPTokenizer {
   private byteMap = bytesToUnicode().map;
   private ranks: Map<string, number>;
   private cache = new Map<string, number[]>();
+  /** Added words (textual-inversion embeddings): a word -> the ids it stands for, matched before BPE. */
+  private added = new Map<string, number[]>();
+  private addedPattern: RegExp | null = null;
 
   constructor(readonly encoder: Map<string, number>, merges: [string, string][], opts: TokenizerOptions = {}) {
     this.ranks = new Map(merges.map(([a, b], i) => [`${a} ${b}`, i]));
@@ -109,9 +112,40 @@ export class CLIPTokenizer {
     return ids;
   }
 
+  /**
+   * Adds a word that stands for `ids` (rows past the text encoder's vocabulary, as transformers'
+   * add_tokens does for textual inversion): matched as a whole word in the cleaned text, before BPE.
+   */
+  addWord(word: string, ids: number[]): void {
+    const w = cleanText(word);
+    if (!w || /\s/.test(w)) throw new Error(`"${word}": an added token must be one word`);
+    if (this.added.has(w)) throw new Error(`"${word}": the tokenizer already has this added token`);
+    this.added.set(w, ids);
+    this.addedPattern = null;
+  }
+
+  /** The added words and their ids. */
+  addedWords(): ReadonlyMap<string, number[]> { return this.added; }
+
   /** Token ids without BOS/EOS. */
   encode(text: string): number[] {
     const clean = cleanText(text);
+    if (!this.added.size) return this.encodeClean(clean);
+    if (!this.addedPattern) {
+      const words = [...this.added.keys()].sort((a, b) => b.length - a.length).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+      this.addedPattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${words.join('|')})(?![\\p{L}\\p{N}])`, 'gu');
+    }
+    const ids: number[] = [];
+    let at = 0;
+    for (const m of clean.matchAll(this.addedPattern)) {
+      ids.push(...this.encodeClean(clean.slice(at, m.index)), ...this.added.get(m[0])!);
+      at = m.index! + m[0].length;
+    }
+    ids.push(...this.encodeClean(clean.slice(at)));
+    return ids;
+  }
+
+  private encodeClean(clean: string): number[] {
     const ids: number[] = [];
     for (const m of clean.matchAll(PATTERN)) {
       const bytes = Buffer.from(m[0], 'utf8');

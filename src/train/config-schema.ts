@@ -59,7 +59,7 @@ export const OPTIONS: OptionSpec[] = [
   // output
   o('output_dir', 'string', './output', 'where LoRA files, samples, logs and state go'),
   o('output_name', 'string', undefined, 'file name stem (final file <name>.safetensors; "last" when unset)'),
-  o('save_model_as', 'string', 'safetensors', 'only safetensors is written', { choices: ['safetensors'] }),
+  o('save_model_as', 'string', 'safetensors', 'safetensors (a LoRA, an embedding or a single-file LDM checkpoint); dreambooth also diffusers / diffusers_safetensors (a diffusers folder, safetensors weights); pickle formats are not written', { choices: ['safetensors', 'diffusers', 'diffusers_safetensors'] }),
   o('save_precision', 'string', undefined, 'float, fp16 or bf16 for the saved file (default: float)', { choices: ['float', 'fp16', 'bf16'] }),
   o('save_every_n_epochs', 'integer', undefined, 'also save <name>-<epoch>.safetensors every n epochs', { min: 1 }),
   o('save_every_n_steps', 'integer', undefined, 'also save <name>-step<step>.safetensors every n steps', { min: 1 }),
@@ -67,6 +67,16 @@ export const OPTIONS: OptionSpec[] = [
   o('save_state', 'boolean', false, 'save the full training state (optimizer, step, RNG, data order) with each save'),
   o('resume', 'string', undefined, 'resume from a saved state folder'),
   o('training_comment', 'string', undefined, 'free text stored as ss_training_comment'),
+  // training method (src/train/training-method.ts)
+  o('training_method', 'string', 'lora', 'lora (train_network.py), textual_inversion (train_textual_inversion.py) or dreambooth (train_db.py: full UNet and text encoder)', { choices: ['lora', 'textual_inversion', 'dreambooth'] }),
+  o('token_string', 'string', undefined, 'textual_inversion: the new word; its vectors are what trains (default output_name)'),
+  o('init_word', 'string', undefined, 'textual_inversion: the vectors start as this word\'s token embeddings (repeated or cut to num_vectors_per_token); random N(0, 0.02) without it'),
+  o('num_vectors_per_token', 'integer', 1, 'textual_inversion: vectors (token positions) the word stands for', { min: 1, max: 75 }),
+  o('use_object_template', 'boolean', false, 'textual_inversion: captions replaced by sd-scripts\' object templates ("a photo of a {}", ...)'),
+  o('use_style_template', 'boolean', false, 'textual_inversion: captions replaced by sd-scripts\' style templates ("a painting in the style of {}", ...)'),
+  o('train_text_encoder', 'boolean', undefined, 'dreambooth: train the text encoder too (default true, as train_db.py; false freezes it)'),
+  o('stop_text_encoder_training', 'integer', undefined, 'dreambooth: the text encoder stops training after this many steps (negative: never trains)'),
+  o('learning_rate_te', 'number?', undefined, 'dreambooth: learning rate of the text encoder (default learning_rate)', { min: 0 }),
   // network
   o('network_module', 'string', 'networks.lora', 'LoRA network: networks.lora (kohya LoRA; LoCon with conv_dim in network_args) or lycoris.kohya (LyCORIS LoCon/LoHa/LoKr, DoRA with dora_wd; algo= and preset= in network_args); other sd-scripts modules are named as not implemented yet'),
   o('network_dim', 'integer', 4, 'LoRA rank', { min: 1 }),

@@ -10,6 +10,7 @@ import { checkNetworkArgs, implementedNetworkArgs } from './network-args.js';
 import { checkOptimizerArgs, implementedOptimizerArgs } from './optimizer-args.js';
 import { splitArgs } from './arg-spec.js';
 import { checkDatasetConfigFile } from '../data/dataset-config.js';
+import { trainingMethodNotes, trainingMethodProblems } from './training-method.js';
 
 export type TrainConfig = {
   [k: string]: unknown;
@@ -198,6 +199,8 @@ export function resolveConfig(layers: ConfigLayer[], opts: ResolveOptions = {}):
   applyAliases(cfg);
   const { problems } = out;
   checkCombinations(cfg, problems);
+  problems.push(...trainingMethodProblems(cfg));
+  notes.push(...trainingMethodNotes(cfg));
   // The arguments are checked against the module and optimizer given, not a default standing in for a bad one.
   const reports = [
     out.invalid.has('network_module') ? undefined : checkNetworkArgs(String(cfg.network_module), cfg.network_args as string[]),

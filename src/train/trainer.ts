@@ -103,6 +103,8 @@ interface FaultOptions { skip_nan_steps?: number; fallback_output_dir?: string; 
 const precisionOf = (p?: string) => (p === 'fp16' ? 'F16' : p === 'bf16' ? 'BF16' : 'F32') as 'F32' | 'F16' | 'BF16';
 
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  // Textual Inversion and DreamBooth have their own trainers (src/train/run-training.ts dispatches).
+  if ((cfg.training_method ?? 'lora') !== 'lora') throw new Error(`train() trains a LoRA; training_method ${String(cfg.training_method)} runs through runTraining (src/train/run-training.ts)`);
   const device = await E.selectBackend(typed(cfg).device);
   resetTestHooks();
   mkdirSync(typed(cfg).output_dir, { recursive: true });

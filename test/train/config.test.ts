@@ -126,7 +126,8 @@ describe('training config', () => {
     assert.equal(gui.text_encoder_lr, 5e-5, 'first of [te1, te2]');
     assert.equal(gui.max_train_steps, 1200);
     assert.deepEqual(gui.network_args, ['conv_dim=8', 'conv_alpha=4']);
-    assert.deepEqual(configMessages(gui).filter((m) => m.startsWith('warning')).map((m) => /unknown option "(\w+)"/.exec(m)?.[1]), ['epoch', 'noise_offset_type', 'stop_text_encoder_training']);
+    assert.deepEqual(configMessages(gui).filter((m) => m.startsWith('warning')).map((m) => /unknown option "(\w+)"/.exec(m)?.[1]), ['epoch', 'noise_offset_type']);
+    assert.ok(configMessages(gui).includes('note: "stop_text_encoder_training" is for training_method dreambooth; it has no effect with lora'));
   });
 
   it('accepts every train_network.py option name of sd-scripts', () => {
