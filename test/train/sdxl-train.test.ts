@@ -12,6 +12,7 @@ import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { writeShapeDataset } from '../../src/data/procedural.js';
 import { SDXL } from '../../src/families/index.js';
+import { decodePng } from '../../src/io/png.js';
 import { txt2img } from '../../src/infer/txt2img.js';
 import { LoRALibrary } from '../../src/lora/library.js';
 import { type LoRAFile, loadLoRA } from '../../src/lora/lora-file.js';
@@ -122,6 +123,16 @@ describe('SDXL LoRA training', () => {
     assert.ok(logs.some((m) => m.includes(`resolution ${d.resolution}`)), logs.join('\n'));
     assert.equal(md['modelspec.resolution'], `${d.resolution}x${d.resolution}`);
     assert.equal(md.ss_resolution, `(${d.resolution}, ${d.resolution})`);
+  });
+
+  it('samples SDXL images during training, with A1111 infotext', async () => {
+    const prompts = path.join(tmp, 'prompts.txt');
+    writeFileSync(prompts, 'a sks star --w 64 --h 64 --s 2 --d 1\n');
+    const r = await train(cfg({ output_dir: path.join(tmp, 'samples'), max_train_steps: 1, sample_prompts: prompts, sample_every_n_steps: 1 }), { log: quiet });
+    assert.equal(r.samples.length, 1);
+    const png = decodePng(readFileSync(r.samples[0]));
+    assert.deepEqual([png.width, png.height], [64, 64]);
+    assert.match(png.text.parameters, /^a sks star\nSteps: 2, .*Seed: 1, Size: 64x64/);
   });
 
   it('cache_text_encoder_outputs(_to_disk) with network_train_unet_only trains the same LoRA as encoding every step', async () => {
