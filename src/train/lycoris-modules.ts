@@ -234,8 +234,8 @@ export function createLycorisModule(
   if (o.doraWd) {
     const w = base.dtype === 'f32' ? base : base.to('f32');
     const axes = shape.map((_, i) => i).filter((a) => a !== (o.wdOnOutput ? 0 : 1));
-    const norm = E.noGrad(() => E.sqrt(E.sum(E.square(w), axes, true)));
-    params.set('dora_scale', E.tensor(Float32Array.from(norm.dataSync()), [...norm.shape]));
+    // [out, 1(, 1, 1)] (or [1, in(, 1, 1)]), computed where the weight lives (no host read on a GPU).
+    params.set('dora_scale', E.noGrad(() => E.sqrt(E.sum(E.square(w), axes, true))));
   }
   for (const t of params.values()) t.requireGrad();
   return new LycorisModule(name, path, component, o.algo, params, alpha, shape, o, rng);

@@ -181,6 +181,34 @@ describe('LyCORIS training (lycoris.kohya)', () => {
     }
   });
 
+  it('scales a module down to scale_weight_norms as LyCORIS\' apply_max_norm, and starts from a LyCORIS file (network_weights)', async () => {
+    const rng = new E.Rng(9);
+    const base = randT([12, 8], rng, 0.5, 'f32');
+    const component: LoRAComponent = { id: 'unet', prefix: 'lora_unet_', weights: Weights.from({ 'l.weight': base }, 'layer'), lrGroup: 'unet', namePath: (p) => p };
+    const deltaNorm = (m: ReturnType<typeof createLycorisModule>) => Math.hypot(...E.noGrad(() => m.delta(base)).dataSync());
+    for (const o of [{ algo: 'locon' }, { algo: 'loha' }, { algo: 'lokr', factor: 2, decomposeBoth: true }] as Partial<LycorisModuleOptions>[]) {
+      const m = createLycorisModule('lora_unet_l', 'l', component, base, 1, 1, { ...OPTS, ...o }, new E.Rng(1));
+      for (const [k, t] of m.params) m.params.set(k, randT([...t.shape], rng, 1, 'f32'));
+      const before = deltaNorm(m);
+      const host = new Map<Tensor, Float32Array>();
+      const scaled = await m.applyMaxNorm(before / 4, async (t) => { const h = host.get(t) ?? (t.dataSync() as Float32Array); host.set(t, h); return h; });
+      assert.ok(scaled && host.size > 0, `${o.algo}: scaled`);
+      assert.ok(Math.abs(deltaNorm(m) - before / 4) <= 1e-4 * before, `${o.algo}: ||delta|| ${deltaNorm(m)} -> ${before / 4}`);
+      assert.equal(await m.applyMaxNorm(before, async (t) => t.dataSync() as Float32Array), false, 'under the limit: unchanged');
+    }
+    const { components } = await goldenModels();
+    const c = await loadLycorisCase();
+    for (const kind of ['loha', 'lokr', 'dora']) {
+      const file = c.files.get(kind)!;
+      const net = LycorisNetwork.fromFile(file, components, lycorisOptions([], { dim: 4, alpha: 1, trainUnet: true, trainTextEncoder: true }), new E.Rng(1));
+      const stored = (await loadSafetensors(file.path)).tensors;
+      const mine = net.tensors();
+      assert.deepEqual(mine.map(([k]) => k), Object.keys(stored).sort(), `${kind}: the file's keys`);
+      for (const [k, t] of mine) assert.deepEqual(t.dataSync(), stored[k].dataSync(), `${kind} ${k}`);
+      assert.ok(net.parameters().every((p) => p.param().requiresGrad));
+    }
+  });
+
   const cfg = (out: string, v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
     pretrained_model_name_or_path: 'tiny', train_data_dir: data, caption_extension: '.txt', resolution: 32, output_dir: out,
     max_train_steps: 4, learning_rate: 1e-2, network_module: 'lycoris.kohya', network_dim: 4, network_alpha: 2, seed: 11, ...v,
@@ -219,8 +247,8 @@ describe('LyCORIS training (lycoris.kohya)', () => {
     });
   }
 
-  it('reproduces the training network\'s outputs through applyLoRA and merge (DoRA, Tucker LoCon), and resumes exactly', async () => {
-    for (const args of [['algo=lokr', 'dora_wd=True', 'decompose_both=True', 'rank_dropout=0.2'], ['algo=locon', 'use_tucker=True', 'module_dropout=0.1']]) {
+  it('reproduces the training network\'s outputs through applyLoRA and merge, and resumes exactly (LoKr + DoRA, Tucker LoHa, Tucker LoCon)', async () => {
+    for (const args of [['algo=lokr', 'dora_wd=True', 'decompose_both=True', 'rank_dropout=0.2'], ['algo=loha', 'use_tucker=True', 'module_dropout=0.1', 'preset=unet-convblock-only'], ['algo=locon', 'use_tucker=True', 'conv_dim=2']]) {
       const tag = args[0].slice(5) + args.length;
       const a = await train(cfg(path.join(tmp, `a-${tag}`), { network_args: args }), { log: quiet });
       const outB = path.join(tmp, `b-${tag}`);
