@@ -1,7 +1,10 @@
-// merge_lora.py --sd_model: bake LoRAs into a single-file checkpoint, keeping its LDM key names,
-// key order and every tensor the LoRAs do not touch (VAE, EMA, ...).
+// merge_lora.py --sd_model: bake LoRAs into an SD 1.x single-file checkpoint, keeping its LDM key
+// names, key order and every tensor the LoRAs do not touch (VAE, EMA, ...). SD 2.x and SDXL files
+// (OpenCLIP / SGM layouts) go through merge-family-checkpoint.ts, which `lora merge` uses for every
+// family; this one refuses them rather than merging the UNet alone.
 import path from 'node:path';
 import type { Tensor } from '../engine/index.js';
+import { detectFamily } from '../families/index.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { loadStateDict } from '../models/loader.js';
 import { ldmToDiffusers, unetPrefixMap } from '../models/ldm-keys.js';
@@ -24,6 +27,8 @@ export async function mergeIntoCheckpoint(
   opts: { unetConfig?: Record<string, unknown>; precision?: 'F32' | 'F16' | 'BF16'; onProgress?: (i: number, n: number) => void } = {},
 ): Promise<CheckpointMergeReport> {
   const all = await loadStateDict(ckpt);
+  const family = detectFamily(new Set(all.keys()), ckpt);
+  if (family.id !== 'sd1') throw new Error(`${ckpt}: an ${family.name} checkpoint; this SD 1.x merge knows only cond_stage_model.transformer.* text encoders (use mergeIntoFamilyCheckpoint, as \`sdlora lora merge\` does)`);
   const map = unetPrefixMap(parseUNetConfig(opts.unetConfig ?? SD15_UNET_CONFIG));
   const ldmName = new Map<string, string>(); // diffusers-side key -> original key
   const unet = new Map<string, Tensor>(), te = new Map<string, Tensor>();

@@ -63,7 +63,11 @@ export async function mergeIntoFamilyCheckpoint(
   let components = parts.map((p) => p.component);
   const unknown = new Set<string>();
   loras.forEach((l, i) => {
-    const r = mergeLoRA(l.lora, { components }, { unet: l.ratio, te: l.ratio });
+    let r: ReturnType<typeof mergeLoRA>;
+    try { r = mergeLoRA(l.lora, { components }, { unet: l.ratio, te: l.ratio }); } catch (e) {
+      // The LoRA's own error names it and its modules; say which checkpoint and family it was merged into.
+      throw new Error(`${ckpt} (${family.name}): cannot merge ${(e as Error).message}`);
+    }
     components = r.components;
     r.report.unknown.forEach((u) => unknown.add(u));
     opts.onProgress?.(i + 1, loras.length);
