@@ -2,7 +2,6 @@
 // (SGM UNet + both text encoders + VAE), an SDXL diffusers folder, an SD 2.x single file (OpenCLIP
 // text encoder); family detection, prediction type, errors, key maps both ways and the metadata.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import { loadSDModel, modelLabel } from '../../src/models/sd-model.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenCase, requireFile } from '../helpers/golden.js';
 import { tinySdxlFolder } from '../helpers/tiny-sdxl.js';
+import { sd2TextSingleFile } from '../helpers/tiny-sd2.js';
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'sdlora-families-'));
 const ATOL = 1e-4;
@@ -139,7 +139,7 @@ describe('model families', () => {
   });
 
   it('loads an SD 2.x single file: OpenCLIP text encoder without its last block, prediction type', async () => {
-    const files = [requireFile(sd1UnetDir, 'unet_ldm.safetensors'), requireFile(vaeDir, 'vae_ldm.safetensors'), sd2SingleFile()];
+    const files = [requireFile(sd1UnetDir, 'unet_ldm.safetensors'), requireFile(vaeDir, 'vae_ldm.safetensors'), sd2TextSingleFile()];
     const file = path.join(tmp, 'sd2.safetensors');
     await saveSafetensors(file, await entries(files));
     const configs = {
@@ -219,7 +219,7 @@ describe('model families', () => {
     // SD 2.x: the converted single file is exactly the case's transformers text encoder.
     const sd2 = requireFile(sd2TextDir, 'text_encoder.safetensors');
     const want = await loadStateDict(sd2);
-    const parts = splitSingleFile(await loadStateDict(sd2SingleFile()), 'sd2', { textEncoder: readJson(requireFile(sd2TextDir, 'config.json')) });
+    const parts = splitSingleFile(await loadStateDict(sd2TextSingleFile()), 'sd2', { textEncoder: readJson(requireFile(sd2TextDir, 'config.json')) });
     const got = parts.textEncoder!.tensors;
     assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
     for (const [k, t] of got) assert.equal(maxAbsDiff(t.dataSync(), want.get(k)!.dataSync()), 0, k);
@@ -239,9 +239,3 @@ describe('model families', () => {
     assert.deepEqual(SDXL.textEncoders.map((t) => t.loraPrefix), ['lora_te1_', 'lora_te2_']);
   });
 });
-
-function sd2SingleFile(): string {
-  const f = readdirSync(sd2TextDir).find((n) => /_sd2\.safetensors$/.test(n));
-  assert.ok(f, `${sd2TextDir}: no *_sd2.safetensors single-file text encoder`);
-  return path.join(sd2TextDir, f);
-}
