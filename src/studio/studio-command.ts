@@ -14,6 +14,7 @@ export function registerStudioCommands(program: Command): void {
       const { startStudio } = await import('./server/studio-server.js');
       const s = await startStudio({ dir: o.dir, port: o.port, host: o.host, redis: o.redis });
       console.log(`sdlora studio: workspace ${s.workspace.root}${o.redis ? `, jobs via ${o.redis}` : ''}`);
+      if (!['127.0.0.1', 'localhost', '::1'].includes(o.host)) console.error(`note: listening on ${o.host}: other machines can reach the studio; they still need the token`);
       console.log(`open ${s.url.replace('127.0.0.1', 'localhost')}`);
       let closing = false;
       const stop = () => {

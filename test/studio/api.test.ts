@@ -155,6 +155,14 @@ describe('train form', () => {
     assert.equal((await api('POST', '/api/train/import', { filename: 'c.yaml', text: 'a: 1' })).status, 400);
   });
 
+  it('imports a kohya_ss GUI config, mapped to sd-scripts options as `sdlora train --config` does', async () => {
+    const fixture = path.join(import.meta.dirname, '../train/fixtures/kohya-gui/locon-lycoris.json');
+    const r = await api('POST', '/api/train/import', { filename: 'gui.json', text: readFileSync(fixture, 'utf8') });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.values.network_module, 'lycoris.kohya');
+    assert.ok(r.body.values.network_args.some((a: string) => a.startsWith('algo=')), JSON.stringify(r.body.values.network_args));
+  });
+
   it('exports JSON and TOML', async () => {
     const j = await api('POST', '/api/train/export', { values: { learning_rate: 1e-4, network_dim: 8 }, format: 'json' });
     assert.deepEqual(JSON.parse(j.text), { learning_rate: 1e-4, network_dim: 8 });
@@ -280,6 +288,19 @@ describe('generate', () => {
     assert.match(g.body.images[0].infotext, /Seed: 7/);
     const png = await fetch(`${s.base}/api/gallery/${r.body.images[0].file}`, { headers: { 'x-sdlora-token': s.token } });
     assert.equal(png.headers.get('content-type'), 'image/png');
+  });
+
+  it('makes a LoRA weight x saved epoch grid with one seed, and separate te/unet weights', async () => {
+    const step = (await api('GET', '/api/library')).body.loras.find((c: any) => /killed-step/.test(c.relName));
+    assert.ok(step, 'a step file of the killed job');
+    const r = await api('POST', '/api/generate', { prompt: 'a cross <lora:GRID>', width: 32, height: 32, steps: 2, seed: 3, grid: { loras: ['keep/third-v1', step.relName], weights: [0, 1] } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.images.length, 4);
+    assert.deepEqual(r.body.images.map((i: any) => [i.cell.lora, i.cell.weight]), [['keep/third-v1', 0], ['keep/third-v1', 1], [step.relName, 0], [step.relName, 1]]);
+    assert.ok(r.body.images.every((i: any) => i.seed === 3));
+    assert.match(r.body.images[1].infotext, /<lora:keep\/third-v1:1>/);
+    const split = await api('POST', '/api/generate', { prompt: 'a cross <lora:third-v1:0.5:1.5>', width: 32, height: 32, steps: 2, seed: 3 });
+    assert.equal(split.status, 200, split.text);
   });
 
   it('refuses bad generation requests', async () => {
