@@ -28,6 +28,9 @@ import { train } from '../../src/train/trainer.js';
 import { gradcheck, maxAbsDiff, randT } from '../helpers/gradcheck.js';
 import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
 import { loadLycorisCase } from '../helpers/lycoris-case.js';
+import { goldenCase, loraModuleNames } from '../helpers/golden.js';
+import { goldenSDXL } from '../helpers/golden-sdxl.js';
+import { LoRANetwork } from '../../src/train/network.js';
 
 const cli = path.resolve('bin/sdlora.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-lycoris-train-'));
@@ -138,6 +141,13 @@ describe('LyCORIS training (lycoris.kohya)', () => {
       assert.equal(m.params.get('hada_w1_b')!.shape[0], kxk ? 2 : 4, `${m.name}: rank ${kxk ? 'conv_dim' : 'network_dim'}`);
     }
     assert.ok(dflt.some((m) => m.name === 'lora_unet_conv_in' && m.params.get('hada_w1_b')!.shape[0] === 4), 'conv_dim defaults to network_dim');
+    // full = networks.lora's classes with convs (sd-scripts' module set, checked against its golden files
+    // in network.test.ts) plus LyCORIS' named layers; on SDXL (sd-scripts' SGM-named UNet) those names match nothing.
+    const loraSet = LoRANetwork.create(components, { dim: 4, alpha: 1, convDim: 2, trainUnet: true, trainTextEncoder: true }, new E.Rng(1)).modules.map((m) => m.name);
+    assert.deepEqual(full.map((m) => m.name).sort(), [...loraSet, 'lora_unet_conv_in', 'lora_unet_conv_out', 'lora_unet_time_embedding_linear_1', 'lora_unet_time_embedding_linear_2'].sort());
+    const sdxlDir = goldenCase('sdxl-lora');
+    const sdxl = LycorisNetwork.create(familyComponents(await goldenSDXL()), lycorisOptions(['algo=lokr', 'conv_dim=2'], { dim: 4, alpha: 1, trainUnet: true, trainTextEncoder: true }), new E.Rng(1));
+    assert.deepEqual(sdxl.modules.map((m) => m.name).sort(), loraModuleNames(sdxlDir).sort(), 'SDXL full preset: sd-scripts\' te1/te2/SGM module set');
     const attn = names(['preset=attn-only']);
     assert.ok(attn.length > 0 && attn.every((m) => /(self_attn_(q|k|v|out)_proj|attn[12]_(to_q|to_k|to_v|to_out_0))$/.test(m.name)), 'attn-only: attention projections');
     assert.ok(attn.some((m) => m.te) && attn.some((m) => !m.te));
