@@ -45,6 +45,19 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     assert.match(await s.page.textContent('#backend') ?? '', /wasm cpu \(\d+ Web Workers\)/);
   });
 
+  it('left to choose (no WebGPU in this Chromium), takes the wasm backend and says why', async () => {
+    const p = await s.browser.newPage();
+    try {
+      await p.goto(s.server.url, { timeout: 30_000 });
+      const b = await waitForBackend(p);
+      assert.equal(b.name, 'cpu');
+      assert.match(b.reason, /(no WebGPU adapter|exposes no navigator\.gpu).*wasm SIMD kernels run in \d+ Web Workers/);
+      assert.match(await p.textContent('#backend') ?? '', /backend: wasm cpu .* — /);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('golden parity in the page: UNet, VAE, CLIP text model, two LoRAs at runtime', async () => {
     const name = (dir: string) => path.basename(dir);
     const cases = { unet: name(goldenCase('sd1-unet', 'unet.safetensors')), vae: name(goldenCase('vae')), text: name(goldenCase('sd1-text', 'text_encoder.safetensors')), lora: name(goldenCase('lora')) };
@@ -126,5 +139,15 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     assert.equal((await s.page.evaluate(() => (window as any).sdlora.state())).error, undefined);
     assert.equal(await s.page.textContent('#gen-status'), '2 LoRAs applied');
     assert.equal(await s.page.locator('#images img').count(), 1);
+  });
+
+  it('keeps the trained LoRA in the origin private file system across a reload', async () => {
+    await s.page.reload({ timeout: 30_000 });
+    await waitForBackend(s.page);
+    const saved = (await s.page.evaluate(() => (window as any).sdlora.state().loras)) as { path: string; name: string }[];
+    assert.equal(saved.length, 1, JSON.stringify(saved));
+    assert.match(saved[0].path, /^\/opfs\/loras\/cross-.*\.safetensors$/);
+    const bytes = await engineCall(s, { op: 'read', path: saved[0].path }) as Record<string, number>;
+    assert.deepEqual(Uint8Array.from(Object.values(bytes)), new Uint8Array(readFileSync(loraFile)));
   });
 });

@@ -34,13 +34,15 @@ function drawChart(maxSteps: number): void {
   const W = c.width, H = c.height, L = 44, B = 20;
   g.clearRect(0, 0, W, H);
   g.fillStyle = '#556'; g.font = '11px system-ui';
-  g.fillText('loss', 4, 12);
+  g.textAlign = 'right';
+  g.fillText('loss per step (thin), running average (thick)', W - 8, 14);
+  g.textAlign = 'left';
   if (!state.losses.length) return;
   const ys = state.losses.map((p) => p.loss);
   const lo = Math.min(...ys), hi = Math.max(...ys), span = hi - lo || 1;
   const x = (s: number) => L + ((s - 1) / Math.max(1, maxSteps - 1)) * (W - L - 8);
-  const y = (v: number) => 8 + (1 - (v - lo) / span) * (H - B - 16);
-  g.strokeStyle = '#dde'; g.beginPath(); g.moveTo(L, 8); g.lineTo(L, H - B); g.lineTo(W - 4, H - B); g.stroke();
+  const y = (v: number) => 22 + (1 - (v - lo) / span) * (H - B - 30);
+  g.strokeStyle = '#dde'; g.beginPath(); g.moveTo(L, 20); g.lineTo(L, H - B); g.lineTo(W - 4, H - B); g.stroke();
   g.fillText(hi.toFixed(3), 4, y(hi) + 4); g.fillText(lo.toFixed(3), 4, y(lo) + 4);
   g.fillText(`step ${maxSteps}`, W - 60, H - 5);
   const line = (key: 'loss' | 'avg', color: string, width: number) => {
@@ -189,6 +191,8 @@ async function main(): Promise<void> {
     if (!crossOriginIsolated) throw new Error('this page is not cross-origin isolated, so SharedArrayBuffer is missing: serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (`sdlora web` does)');
     const r = await engine.call({ op: 'init', device });
     state.backend = r.backend;
+    for (const p of r.saved as string[]) state.loras.push({ path: p, name: `${p.split('/').pop()} (saved)`, weight: 1, on: false });
+    renderLoras();
     const el = $('backend');
     el.textContent = `backend: ${r.backend.name === 'webgpu' ? 'WebGPU' : `wasm cpu (${r.backend.threads} Web Workers)`} — ${r.backend.reason}`;
     el.classList.toggle('cpu', r.backend.name === 'cpu');

@@ -14,6 +14,7 @@ import { train } from '../../src/train/trainer.js';
 import { probeAdapter } from '../../src/engine/webgpu/device.js';
 import { filesUnder, putFile } from '../../src/platform/browser/vfs.js';
 import { readFileSync } from '../../src/platform/browser/fs.js';
+import { keepLoRA, restoreLoRAs } from './opfs.js';
 import { runParity } from './parity.js';
 import type { BackendInfo, Event, Request } from './protocol.js';
 
@@ -54,7 +55,7 @@ async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promis
   if (!report.found) {
     report.reason = 'navigator.gpu gave no adapter (GPU disabled or blocklisted; chrome://gpu says why)';
     if (device === 'webgpu') throw new Error(`WebGPU was asked for but no adapter exists: ${report.reason}`);
-    return cpuInfo(`no WebGPU adapter (${report.reason}); the wasm SIMD kernels run in ${availableThreads()} Web Workers`);
+    return cpuInfo(`no WebGPU adapter: ${report.reason}; the wasm SIMD kernels run in ${availableThreads()} Web Workers`);
   }
   backend = await E.getWebGPUBackend();
   const a = report;
@@ -80,7 +81,7 @@ async function handle(req: Request): Promise<unknown> {
       const t0 = performance.now();
       const bytes = await loadAssets();
       info = await init(req.device, req.threads);
-      return { backend: info, assetsBytes: bytes, ms: performance.now() - t0, crossOriginIsolated };
+      return { backend: info, assetsBytes: bytes, ms: performance.now() - t0, crossOriginIsolated, saved: await restoreLoRAs() };
     }
     case 'put':
       for (const f of req.files) putFile(f.path, f.data);
@@ -108,7 +109,10 @@ async function handle(req: Request): Promise<unknown> {
           emit({ type: 'progress', step: s.step, maxSteps: s.maxSteps, loss: s.loss, avgLoss: s.avgLoss, lr: s.lr, ms: now - t0 });
         },
       });
-      return { loraPath: r.finalPath, losses: r.losses, stepMs, files: filesUnder(out), concept: CONCEPT };
+      // Kept in OPFS under a unique name, so the LoRA is still listed after a reload.
+      const name = `${CONCEPT}-${new Date().toISOString().replace(/[:.]/g, '-')}.safetensors`;
+      const kept = r.finalPath ? await keepLoRA(name, new Uint8Array(readFileSync(r.finalPath) as Uint8Array)).catch(() => false) : false;
+      return { loraPath: r.finalPath, losses: r.losses, stepMs, files: filesUnder(out), concept: CONCEPT, kept: kept ? `/opfs/loras/${name}` : null };
     }
     case 'generate': {
       const m = await model(req.model);
