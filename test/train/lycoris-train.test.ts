@@ -191,6 +191,31 @@ describe('LyCORIS training (lycoris.kohya)', () => {
     }
   });
 
+  it('drops output rows of the delta (rank_dropout) and whole modules (module_dropout) only while training', () => {
+    const rng = new E.Rng(5);
+    const base = randT([16, 8], rng, 0.5, 'f32');
+    const component: LoRAComponent = { id: 'unet', prefix: 'lora_unet_', weights: Weights.from({ 'l.weight': base }, 'layer'), lrGroup: 'unet', namePath: (p) => p };
+    for (const algo of ['locon', 'loha', 'lokr'] as const) {
+      const m = createLycorisModule('lora_unet_l', 'l', component, base, 2, 1, { ...OPTS, algo, factor: 2, rankDropout: 0.5, moduleDropout: 0 }, new E.Rng(1));
+      for (const [k, t] of m.params) m.params.set(k, randT([...t.shape], rng, 1, 'f32'));
+      const full = E.noGrad(() => m.delta(base)).dataSync();
+      m.training = true;
+      const dropped = E.noGrad(() => m.delta(base)).dataSync();
+      let zeroRows = 0;
+      for (let o = 0; o < 16; o++) {
+        const row = (a: ArrayLike<number>) => Array.from({ length: 8 }, (_, i) => a[o * 8 + i]);
+        if (row(dropped).every((v) => v === 0)) zeroRows++;
+        else assert.deepEqual(row(dropped), row(full), `${algo}: a kept row is unchanged (no rescale)`);
+      }
+      assert.ok(zeroRows > 0 && zeroRows < 16, `${algo}: ${zeroRows} of 16 rows dropped`);
+      const skip = createLycorisModule('lora_unet_l', 'l', component, base, 2, 1, { ...OPTS, algo, factor: 2, moduleDropout: 1 }, new E.Rng(1));
+      const x = randT([2, 8], rng, 1, 'f32');
+      assert.ok(skip.apply(x) !== null, 'not training: applied');
+      skip.training = true;
+      assert.equal(skip.apply(x), null, 'module_dropout 1: skipped');
+    }
+  });
+
   it('scales a module down to scale_weight_norms as LyCORIS\' apply_max_norm, and starts from a LyCORIS file (network_weights)', async () => {
     const rng = new E.Rng(9);
     const base = randT([12, 8], rng, 0.5, 'f32');
