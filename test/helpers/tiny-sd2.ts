@@ -109,7 +109,9 @@ export async function tinySd2SingleFile(prediction: Prediction = 'v_prediction')
 export async function tinySdxlSingleFile(): Promise<{ file: string; configDir: string }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sdlora-tiny-xl-file-'));
   const configDir = path.join(dir, 'configs');
-  const c = sdxlConfigs();
+  const unetDir = goldenCase('sdxl-unet', 'unet_ldm.safetensors');
+  // The UNet config from the case whose SGM weights are used.
+  const c = { ...sdxlConfigs(), unet: readJson(requireFile(unetDir, 'config.json')) };
   for (const [sub, cfg] of [['unet', c.unet], ['vae', c.vae], ['text_encoder', c.textEncoder], ['text_encoder_2', c.textEncoder2]] as const) {
     await mkdir(path.join(configDir, sub), { recursive: true });
     await writeFile(path.join(configDir, sub, 'config.json'), JSON.stringify(cfg));
@@ -117,7 +119,7 @@ export async function tinySdxlSingleFile(): Promise<{ file: string; configDir: s
   for (const sub of ['tokenizer', 'tokenizer_2']) await writeTokenizer(path.join(configDir, sub));
   const entries: [string, Tensor][] = [];
   for (const f of [
-    requireFile(goldenCase('sdxl-unet', 'unet_ldm.safetensors'), 'unet_ldm.safetensors'),
+    requireFile(unetDir, 'unet_ldm.safetensors'),
     requireFile(goldenCase('sdxl-text'), 'text_encoders_sdxl.safetensors'),
     requireFile(goldenCase('vae'), 'vae_ldm.safetensors'),
   ]) entries.push(...await loadStateDict(f));
