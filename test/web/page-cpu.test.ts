@@ -3,10 +3,11 @@
 // gives the Node run's loss curve for the same seed; its downloaded .safetensors loads in the CLI,
 // which generates the same image the page does; generation with several LoRAs.
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
 import * as E from '../../src/engine/index.js';
 import { demoTrainValues } from '../../src/cli/demo.js';
 import { decodePng } from '../../src/io/png.js';
@@ -141,11 +142,37 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     assert.equal(await s.page.locator('#images img').count(), 1);
   });
 
+  it('trains on images and captions dropped on the page (resized by the browser\'s decoder)', async () => {
+    // 48x48 copies of demo images: the page must decode, resize to the 32 px bucket and crop them.
+    const dir = path.join(tmp, 'dropped');
+    mkdirSync(dir);
+    const demo = path.dirname(demoTrainValues({ out: '', steps: 1, seed: 1 }).train_data_dir as string);
+    const files: string[] = [];
+    for (const n of ['001', '002', '003', '004']) {
+      const src = path.join(demo, 'train', '10_cross', n);
+      await sharp(`${src}.png`).resize(48, 48).png().toFile(path.join(dir, `${n}.png`));
+      writeFileSync(path.join(dir, `${n}.txt`), readFileSync(`${src}.txt`));
+      files.push(path.join(dir, `${n}.png`), path.join(dir, `${n}.txt`));
+    }
+    await s.page.setInputFiles('#data-files', files);
+    assert.equal(await s.page.textContent('#data-status'), '4 images, 4 captions');
+    await s.page.fill('#steps', '1');
+    const before = await s.page.locator('#downloads a').count();
+    await s.page.click('#train');
+    await s.page.waitForFunction(() => /^done: 1 steps/.test(document.getElementById('train-status')!.textContent ?? '') || (window as any).sdlora.state().error, undefined, { timeout: 300_000, polling: 250 });
+    const st = await s.page.evaluate(() => (window as any).sdlora.state());
+    assert.equal(st.error, undefined);
+    assert.equal(st.losses.length, 1);
+    assert.ok(Number.isFinite(st.losses[0].loss) && st.losses[0].loss > 0);
+    assert.ok(before >= 0 && await s.page.locator('#downloads a[download$=".safetensors"]').count() === 1);
+    await s.page.check('input[name=data][value=demo]');
+  });
+
   it('keeps the trained LoRA in the origin private file system across a reload', async () => {
     await s.page.reload({ timeout: 30_000 });
     await waitForBackend(s.page);
     const saved = (await s.page.evaluate(() => (window as any).sdlora.state().loras)) as { path: string; name: string }[];
-    assert.equal(saved.length, 1, JSON.stringify(saved));
+    assert.equal(saved.length, 2, `the demo LoRA and the dropped-images one: ${JSON.stringify(saved)}`);
     assert.match(saved[0].path, /^\/opfs\/loras\/cross-.*\.safetensors$/);
     const bytes = await engineCall(s, { op: 'read', path: saved[0].path }) as Record<string, number>;
     assert.deepEqual(Uint8Array.from(Object.values(bytes)), new Uint8Array(readFileSync(loraFile)));
