@@ -53,11 +53,14 @@ export function registerDataCommands(program: Command): void {
       }
       if (o.json) { console.log(JSON.stringify({ rows, assumptions: ASSUMPTIONS }, null, 2)); return; }
       console.log(`batch ${cfg.train_batch_size}, rank ${cfg.network_dim}, ${cfg.mixed_precision === 'no' ? 'fp32' : cfg.mixed_precision}, gradient checkpointing ${cfg.gradient_checkpointing ? 'on' : 'off'}, ${cfg.optimizer_type}, ${cfg.max_train_steps} steps\n`);
-      console.log('| device | resolution | VRAM GB | fits | RAM GB | TFLOP/step | s/step | total |');
+      // Every figure with its expected range: VRAM from sdlora's own accounting up to what kohya
+      // users need in practice, time with the error band of the fit (src/estimate/estimate.ts).
+      console.log('| device | resolution | VRAM GB (sdlora - kohya practice) | fits | RAM GB | TFLOP/step | s/step (range) | total (range) |');
       console.log('|---|---|---:|---|---:|---:|---:|---:|');
+      const dur = (h: number) => (h >= 1 ? `${h.toFixed(1)} h` : `${(h * 60).toFixed(0)} min`);
       for (const r of rows) {
-        const total = r.totalHours >= 1 ? `${r.totalHours.toFixed(1)} h` : `${(r.totalHours * 60).toFixed(0)} min`;
-        console.log(`| ${r.device} | ${r.resolution} | ${r.vramGB.toFixed(1)} | ${r.fits ? 'yes' : 'NO'} | ${r.ramGB.toFixed(1)} | ${r.stepTflop.toFixed(2)} | ${r.secondsPerStep.toFixed(2)} | ${total} |`);
+        const [lo, hi] = r.secondsRange, f = r.totalHours / r.secondsPerStep;
+        console.log(`| ${r.device} | ${r.resolution} | ${r.vramRangeGB[0].toFixed(1)} - ${r.vramRangeGB[1].toFixed(1)} | ${r.fits ? 'yes' : 'NO'} | ${r.ramGB.toFixed(1)} | ${r.stepTflop.toFixed(2)} | ${r.secondsPerStep.toFixed(2)} (${lo.toFixed(2)}-${hi.toFixed(2)}) | ${dur(r.totalHours)} (${dur(lo * f)}-${dur(hi * f)}) |`);
       }
       console.log('\nassumptions:');
       for (const a of ASSUMPTIONS) console.log(`  - ${a}`);

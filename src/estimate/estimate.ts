@@ -27,8 +27,12 @@ export interface EstimateInput {
 
 export interface Estimate {
   vramGB: number;
+  /** sdlora's own accounting (vramGB) to the memory kohya sd-scripts users report needing (mission memo, SD 1.5). */
+  vramRangeGB: [number, number];
   ramGB: number;
   secondsPerStep: number;
+  /** The expected error band of secondsPerStep (and totalHours): [low, high]. */
+  secondsRange: [number, number];
   totalHours: number;
   fits: boolean;
   breakdown: Record<string, number>;
@@ -62,13 +66,57 @@ export function estimate(i: EstimateInput, d: Device): Estimate {
   // The SD VAE encoder costs about 2.1 MFLOP per image pixel (0.54 TFLOP at 512x512).
   const vaeStep = i.cacheLatents ? 0 : 2.06e6 * w * h * i.batch * (i.vaeParams / 83.65e6);
   const stepFlops = unetStep + teStep + vaeStep;
-  const seconds = stepFlops / (d.tflops * 1e12 * d.efficiency);
+  const seconds = stepSeconds(stepFlops, w * h * i.batch, d);
+  const band = d.id === 'cpu' ? CPU_BAND : GPU_BAND;
   const ram = (unetParams + i.textEncoderParams + i.vaeParams) * 4 * 1.3 + 2 * GB;
   return {
-    vramGB: vram / GB, ramGB: ram / GB, secondsPerStep: seconds, totalHours: (seconds * i.steps) / 3600, fits: vram / GB <= d.memoryGB,
+    vramGB: vram / GB, vramRangeGB: [vram / GB, Math.max(vram / GB, practiceVramGB(w * h) * unetParams / SD15_UNET_PARAMS)],
+    ramGB: ram / GB, secondsPerStep: seconds, secondsRange: [seconds * band[0], seconds * band[1]], totalHours: (seconds * i.steps) / 3600, fits: vram / GB <= d.memoryGB,
     breakdown: { weightsGB: weights / GB, loraAndOptimizerGB: loraMem / GB, activationsGB: activations / GB, vaeGB: vaePeak / GB, workspaceGB: workspace / GB },
     stepTflop: stepFlops / 1e12,
   };
+}
+
+/**
+ * Seconds per step on a device. GPUs: a fit to the mission memo's measured table (SD 1.5, rank 64,
+ * batch 1, 512-2048 px on RTX 5070 Ti / 5080 / 5090, 1500 steps), in TFLOP-equivalents of the
+ * device's dense FP16 peak: a fixed cost per step (launches, optimizer, data loading: 103), one that
+ * grows with the pixels trained (VAE encode, image pipeline: 186 per megapixel) and the counted
+ * FLOPs at 78% of peak. The memo's times grow with pixels, not with FLOPs (2048 px has 47x the
+ * FLOPs of 512 px but takes 7x as long), which a FLOPs-only model cannot follow. "cpu" is sdlora
+ * itself: FLOPs at its measured efficiency.
+ */
+function stepSeconds(stepFlops: number, pixels: number, d: Device): number {
+  if (d.id === 'cpu') return stepFlops / (d.tflops * 1e12 * d.efficiency);
+  return (GPU_FIT.fixed + GPU_FIT.perMegapixel * (pixels / 1e6) + GPU_FIT.perTflop * (stepFlops / 1e12)) / d.tflops;
+}
+export const GPU_FIT = { fixed: 102.9, perMegapixel: 185.7, perTflop: 1.28 };
+/**
+ * Expected error bands, as factors of the point estimate. GPU: the widest miss of the fit above
+ * on the memo's 15 ranges (they all fall inside [0.75x, 1.45x]). cpu: the bench cases of issue 15
+ * against the estimate (bench/run.ts --cases-only).
+ */
+export const GPU_BAND: [number, number] = [0.75, 1.45];
+export const CPU_BAND: [number, number] = [0.7, 1.5];
+
+/** SD 1.5 UNet parameters: the memo's memory figures are scaled by the model's size from here. */
+const SD15_UNET_PARAMS = 859.5e6;
+/**
+ * The minimum VRAM the mission memo reports for SD 1.5 LoRA with gradient checkpointing (kohya
+ * sd-scripts, PyTorch's caching allocator, fp16), interpolated over the trained pixels. It is far
+ * above sdlora's own accounting at high resolutions: see the README's estimator section.
+ */
+function practiceVramGB(pixels: number): number {
+  const pts: [number, number][] = [[512 ** 2, 6], [768 ** 2, 10], [1024 ** 2, 16], [1536 ** 2, 20], [2048 ** 2, 24]];
+  if (pixels <= pts[0][0]) return pts[0][1] * Math.sqrt(pixels / pts[0][0]);
+  for (let k = 1; k < pts.length; k++) {
+    if (pixels <= pts[k][0]) {
+      const [x0, y0] = pts[k - 1], [x1, y1] = pts[k];
+      return y0 + ((y1 - y0) * (pixels - x0)) / (x1 - x0);
+    }
+  }
+  const [x, y] = pts[pts.length - 1];
+  return y * Math.sqrt(pixels / x);
 }
 
 export const ASSUMPTIONS = [
@@ -77,5 +125,7 @@ export const ASSUMPTIONS = [
   'attention uses flash/SDPA kernels (no score matrix) on GPUs; the score matrix is counted with --naive-attention',
   'LoRA: rank x (in + out) per targeted layer, f32 weights and gradients plus the optimizer state (AdamW 8 B, AdamW8bit 2 B, Lion 4 B per value)',
   'memory: +15% allocator overhead and 0.6 GB of CUDA context/workspace; the VAE encoder peak counts when latents are not cached',
-  'speed: dense FP16 tensor peak x 35% utilization (an assumption for consumer GPUs; "cpu" is sdlora itself, calibrated with --calibrate)',
+  'speed on GPUs: fitted to the mission memo\'s measured table (fixed + per-megapixel + per-TFLOP costs over the dense FP16 peak); the printed range is the fit\'s widest miss there (-25%/+45%)',
+  'speed on "cpu": sdlora itself, FLOPs at its measured efficiency (calibrate with --calibrate), range -30%/+50%',
+  'VRAM: sdlora\'s accounting, up to what kohya sd-scripts users report needing (the memo\'s table, scaled by UNet size)',
 ];

@@ -23,7 +23,9 @@ describe('estimator', () => {
     const d = findDevice('rtx-5080');
     const e = estimate(base, d);
     assert.ok(estimate({ ...base, resolution: [1024, 1024] }, d).vramGB > e.vramGB);
-    assert.ok(estimate({ ...base, batch: 4 }, d).secondsPerStep > 3 * e.secondsPerStep);
+    // A GPU step has a fixed cost, so batch 4 takes about twice (not four times) batch 1's time.
+    assert.ok(estimate({ ...base, batch: 4 }, d).secondsPerStep > 1.5 * e.secondsPerStep);
+    assert.ok(estimate({ ...base, batch: 4 }, findDevice('cpu')).secondsPerStep > 3.5 * estimate(base, findDevice('cpu')).secondsPerStep);
     assert.ok(estimate({ ...base, gradientCheckpointing: false }, d).vramGB > e.vramGB);
     assert.ok(estimate({ ...base, gradientCheckpointing: false }, d).secondsPerStep < e.secondsPerStep);
     assert.ok(estimate({ ...base, mixedPrecision: false }, d).vramGB > e.vramGB + 1);
@@ -32,9 +34,28 @@ describe('estimator', () => {
     assert.throws(() => findDevice('voodoo2'), /unknown GPU "voodoo2"; known: rtx-5070-ti/);
   });
 
+  it('prints ranges that contain the mission memo\'s table (rank 64, batch 1, 1500 steps)', () => {
+    // minutes for 1500 steps, and the minimum VRAM with gradient checkpointing (issue 15)
+    const memo: Record<string, [number, [number, number][]]> = {
+      'rtx-5070-ti': [0, [[38, 48], [55, 72], [83, 105], [143, 180], [270, 360]]],
+      'rtx-5080': [0, [[27, 37], [42, 57], [60, 83], [105, 135], [210, 270]]],
+      'rtx-5090': [0, [[18, 23], [27, 38], [38, 53], [75, 100], [140, 180]]],
+    };
+    const vram = [6, 10, 16, 20, 24];
+    const memoCfg = { ...base, rank: 64, cacheLatents: false, steps: 1500 };
+    for (const [gpu, [, mins]] of Object.entries(memo)) {
+      [512, 768, 1024, 1536, 2048].forEach((r, k) => {
+        const e = estimate({ ...memoCfg, resolution: [r, r] }, findDevice(gpu));
+        const [lo, hi] = e.secondsRange.map((s) => (s * 1500) / 60);
+        assert.ok(lo <= mins[k][0] && hi >= mins[k][1], `${gpu} ${r}px: printed ${lo.toFixed(0)}-${hi.toFixed(0)} min, memo ${mins[k].join('-')}`);
+        assert.ok(e.vramRangeGB[0] <= vram[k] + 1e-9 && e.vramRangeGB[1] >= vram[k] - 1e-9, `${r}px VRAM ${e.vramRangeGB.map((v) => v.toFixed(1)).join('-')} vs memo ${vram[k]}`);
+      });
+    }
+  });
+
   it('prints a table for the seed config at 512-2048 with its assumptions', () => {
     const out = execFileSync('node', [path.resolve('bin/sdlora.js'), 'estimate', '--resolutions', '512,1024,2048', '--gpu', 'rtx-5070-ti,rtx-5090'], { encoding: 'utf8' });
-    assert.match(out, /\| RTX 5070 Ti \| 512x512 \| [\d.]+ \| yes/);
+    assert.match(out, /\| RTX 5070 Ti \| 512x512 \| [\d.]+ - [\d.]+ \| yes \|.*\| [\d.]+ \([\d.]+-[\d.]+\) \| \d+ min \(/);
     assert.match(out, /\| RTX 5090 \| 2048x2048 \|/);
     assert.match(out, /assumptions:/);
   });
