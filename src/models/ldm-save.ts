@@ -4,7 +4,7 @@
 // for SD 2.x / SDXL's second encoder), or a diffusers folder (unet/, vae/, text_encoder/[_2],
 // tokenizer/[_2], scheduler/, model_index.json) with safetensors weights. Both load back through
 // loader.ts; the folder is written beside the target and renamed into place.
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Tensor } from '../engine/tensor.js';
 import { reshape } from '../engine/ops/layout.js';
@@ -49,12 +49,12 @@ export async function saveSingleFile(file: string, model: SDModel, metadata: Rec
   await saveSafetensors(file, [...singleFileStateDict(model)], metadata, precision);
 }
 
-/** A diffusers folder; configs and tokenizer files are copied from `source` when it is a folder. */
+/** A diffusers folder; configs, tokenizer and scheduler files are copied from the model's source when it is a folder. */
 export async function saveDiffusersFolder(dir: string, model: SDModel, precision: SavePrecision): Promise<void> {
   const tmp = `${dir}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  const src = existsSync(path.join(model.source, 'model_index.json')) ? model.source : undefined;
+  const src = existsSync(model.source) && statSync(model.source).isDirectory() ? model.source : undefined;
   const config = (sub: string, parsed: object, className: string) => {
     const from = src && path.join(src, sub, 'config.json');
     const text = from && existsSync(from) ? readFileSync(from, 'utf8') : JSON.stringify({ _class_name: className, ...parsed }, null, 2);
@@ -77,7 +77,7 @@ export async function saveDiffusersFolder(dir: string, model: SDModel, precision
   mkdirSync(path.join(tmp, 'scheduler'));
   const sched = src && path.join(src, 'scheduler', 'scheduler_config.json');
   writeFileSync(path.join(tmp, 'scheduler', 'scheduler_config.json'), sched && existsSync(sched) ? readFileSync(sched, 'utf8') : JSON.stringify({ _class_name: 'DDPMScheduler', ...model.scheduler }, null, 2));
-  const index = src ? readFileSync(path.join(src, 'model_index.json'), 'utf8') : JSON.stringify({
+  const index = src && existsSync(path.join(src, 'model_index.json')) ? readFileSync(path.join(src, 'model_index.json'), 'utf8') : JSON.stringify({
     _class_name: model.family.textEncoders.length > 1 ? 'StableDiffusionXLPipeline' : 'StableDiffusionPipeline',
     unet: ['diffusers', 'UNet2DConditionModel'], vae: ['diffusers', 'AutoencoderKL'], scheduler: ['diffusers', 'DDPMScheduler'],
     ...Object.fromEntries(model.family.textEncoders.flatMap((s) => [[s.folder, ['transformers', s.withProjection ? 'CLIPTextModelWithProjection' : 'CLIPTextModel']], [s.tokenizerFolder, ['transformers', 'CLIPTokenizer']]])),
