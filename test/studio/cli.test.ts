@@ -11,7 +11,7 @@ import { waitFor } from './studio-helpers.js';
 it('sdlora studio prints a tokened URL on localhost, needs the token, stops on SIGTERM', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sdlora-studio-cli-'));
   const c = spawnCli(['studio', '--port', '0', '--dir', dir]);
-  const line = await waitFor(() => /open (http:\/\/localhost:(\d+)\/\?token=([0-9a-f]{48}))/.exec(c.stdout()), 60_000, 'the URL');
+  const line = (await waitFor(() => /open (http:\/\/localhost:(\d+)\/\?token=([0-9a-f]{48}))/.exec(c.stdout()), 60_000, 'the URL'))!;
   const [, , port, token] = line;
   const base = `http://127.0.0.1:${port}`;
   assert.equal((await fetch(`${base}/api/datasets`)).status, 401);

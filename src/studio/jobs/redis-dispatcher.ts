@@ -27,7 +27,30 @@ export class RedisDispatcher {
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), control.ping()]);
     const d = new RedisDispatcher(queue, events, control, store, files, root);
     d.listen();
+    await d.reconcile();
     return d;
+  }
+
+  /** After a studio restart: jobs that finished or failed on the workers meanwhile get their outcome. */
+  private async reconcile(): Promise<void> {
+    for (const j of this.store.list()) {
+      if (!['queued', 'running', 'stopping'].includes(j.status) || !j.worker) continue;
+      const bull = await this.queue.getJob(`studio-${j.id}-${j.attempts}`);
+      const state = bull ? await bull.getState() : 'missing';
+      if (state === 'completed') this.finish(j.id, bull!.returnvalue as unknown as RedisResult);
+      else if (state === 'failed' || state === 'missing') {
+        const why = state === 'failed' ? bull!.failedReason : 'the job is no longer in the Redis queue';
+        this.files.log(j.id, `failed while the studio was away: ${why}`);
+        this.store.update(j.id, { status: 'failed', error: why, finished: Date.now(), stateDir: existsSync(stateDirOf(j)) ? stateDirOf(j) : null });
+      }
+    }
+  }
+
+  private finish(id: number, value: RedisResult | string): void {
+    const r = fromPortable(typeof value === 'string' ? JSON.parse(value) : value, this.root) as RedisResult;
+    const status = r.cancelled ? 'cancelled' : r.interrupted ? 'stopped' : 'done';
+    this.files.log(id, `${status}${r.finalPath ? `: ${r.finalPath}` : ''}`);
+    this.store.update(id, { status, output: r.finalPath ?? r.saved.at(-1) ?? null, stateDir: r.stateDir, finished: Date.now(), etaSec: 0, ...(r.steps ? { step: r.steps } : {}) });
   }
 
   private studioId(bullId: string): number | null {
@@ -51,10 +74,7 @@ export class RedisDispatcher {
     this.events.on('completed', ({ jobId, returnvalue }) => {
       const id = this.studioId(jobId);
       if (id === null || !this.store.get(id)) return;
-      const r = fromPortable(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue, this.root) as RedisResult;
-      const status = r.cancelled ? 'cancelled' : r.interrupted ? 'stopped' : 'done';
-      this.files.log(id, `${status}${r.finalPath ? `: ${r.finalPath}` : ''}`);
-      this.store.update(id, { status, output: r.finalPath ?? r.saved.at(-1) ?? null, stateDir: r.stateDir, finished: Date.now(), etaSec: 0, ...(r.steps ? { step: r.steps } : {}) });
+      this.finish(id, returnvalue as unknown as RedisResult | string);
     });
     this.events.on('failed', async ({ jobId, failedReason }) => {
       const id = this.studioId(jobId);

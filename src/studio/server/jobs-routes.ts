@@ -45,7 +45,7 @@ export function registerJobRoutes(r: Router, ws: Workspace, store: JobStore, fil
   r.add('GET', '/api/jobs/:id', (_q, res, p) => {
     const j = job(p.id);
     const samples = existsSync(sampleDir(j)) ? readdirSync(sampleDir(j)).filter((f) => f.endsWith('.png')).sort() : [];
-    sendJson(res, 200, { job: publicJob(j), loss: files.readLoss(j.id), log: files.readLog(j.id), samples });
+    sendJson(res, 200, { job: publicJob(j), loss: files.readLoss(j.id), log: files.readLog(j.id).map((l) => l.split(ws.root + path.sep).join('')), samples });
   });
 
   r.add('GET', '/api/jobs/:id/samples/:file', (_q, res, p) => {
