@@ -2,7 +2,10 @@
 import type { Command } from 'commander';
 import { checkDataset, formatCheckReport } from '../data/dataset-check.js';
 import { calibrateCpu } from '../estimate/calibrate.js';
-import { ASSUMPTIONS, estimate } from '../estimate/estimate.js';
+import { ASSUMPTIONS } from '../estimate/estimate.js';
+import { METHOD_ASSUMPTIONS, estimateMethod } from '../estimate/method-estimate.js';
+import { textEncoderPlan } from '../train/dreambooth.js';
+import { methodOf } from '../train/training-method.js';
 import { DEVICES, findDevice } from '../estimate/gpus.js';
 import { SD15_TEXT_CONFIG, SD15_UNET_CONFIG } from '../models/sd15-configs.js';
 import { parseUNetConfig } from '../models/unet-config.js';
@@ -43,16 +46,17 @@ export function registerDataCommands(program: Command): void {
       const resolutions: [number, number][] = o.resolutions ? o.resolutions.split(',').map((r) => [Number(r), Number(r)]) : [[cw, ch]];
       const rows = [];
       for (const d of devices) for (const res of resolutions) {
-        const e = estimate({
+        const e = estimateMethod(methodOf(cfg), {
           unet, textEncoderParams: 123e6, vaeParams: 83.65e6, textEncoderLayers: SD15_TEXT_CONFIG.num_hidden_layers, textHidden: SD15_TEXT_CONFIG.hidden_size,
           resolution: res, batch: cfg.train_batch_size as number, rank: cfg.network_dim as number, mixedPrecision: cfg.mixed_precision !== 'no',
-          gradientCheckpointing: Boolean(cfg.gradient_checkpointing), cacheLatents: Boolean(cfg.cache_latents), trainTextEncoder: !cfg.network_train_unet_only,
+          gradientCheckpointing: Boolean(cfg.gradient_checkpointing), cacheLatents: Boolean(cfg.cache_latents), trainTextEncoder: methodOf(cfg) === 'dreambooth' ? textEncoderPlan(cfg).train : !cfg.network_train_unet_only,
           optimizer: cfg.optimizer_type as string, steps: cfg.max_train_steps as number, naiveAttention: Boolean(o.naiveAttention) || d.id === 'cpu',
         }, d);
         rows.push({ device: d.name, resolution: `${res[0]}x${res[1]}`, ...e });
       }
-      if (o.json) { console.log(JSON.stringify({ rows, assumptions: ASSUMPTIONS }, null, 2)); return; }
-      console.log(`batch ${cfg.train_batch_size}, rank ${cfg.network_dim}, ${cfg.mixed_precision === 'no' ? 'fp32' : cfg.mixed_precision}, gradient checkpointing ${cfg.gradient_checkpointing ? 'on' : 'off'}, ${cfg.optimizer_type}, ${cfg.max_train_steps} steps\n`);
+      const assumptions = [...ASSUMPTIONS, ...METHOD_ASSUMPTIONS];
+      if (o.json) { console.log(JSON.stringify({ rows, assumptions }, null, 2)); return; }
+      console.log(`${methodOf(cfg)}, batch ${cfg.train_batch_size}, ${methodOf(cfg) === 'lora' ? `rank ${cfg.network_dim}, ` : ''}${cfg.mixed_precision === 'no' ? 'fp32' : cfg.mixed_precision}, gradient checkpointing ${cfg.gradient_checkpointing ? 'on' : 'off'}, ${cfg.optimizer_type}, ${cfg.max_train_steps} steps\n`);
       // Every figure with its expected range: VRAM from sdlora's own accounting up to what kohya
       // users need in practice, time with the error band of the fit (src/estimate/estimate.ts).
       console.log('| device | resolution | VRAM GB (sdlora - kohya practice) | fits | RAM GB | TFLOP/step | s/step (range) | total (range) |');
@@ -63,6 +67,6 @@ export function registerDataCommands(program: Command): void {
         console.log(`| ${r.device} | ${r.resolution} | ${r.vramRangeGB[0].toFixed(1)} - ${r.vramRangeGB[1].toFixed(1)} | ${r.fits ? 'yes' : 'NO'} | ${r.ramGB.toFixed(1)} | ${r.stepTflop.toFixed(2)} | ${r.secondsPerStep.toFixed(2)} (${lo.toFixed(2)}-${hi.toFixed(2)}) | ${dur(r.totalHours)} (${dur(lo * f)}-${dur(hi * f)}) |`);
       }
       console.log('\nassumptions:');
-      for (const a of ASSUMPTIONS) console.log(`  - ${a}`);
+      for (const a of assumptions) console.log(`  - ${a}`);
     });
 }

@@ -4,7 +4,7 @@
 // lora extract of the result against its base works.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -140,5 +140,12 @@ describe('dreambooth', () => {
     assert.ok(eight.fits && eight.vramGB < full.vramGB - 5, 'AdamW8bit saves 6 B per trained value');
     assert.ok(estimateMethod('dreambooth', { ...i, trainTextEncoder: false }, d).vramGB < full.vramGB);
     assert.ok(estimateMethod('lora', i, d).vramGB < eight.vramGB);
+    const conf = path.join(tmp, 'db.json');
+    writeFileSync(conf, JSON.stringify({ training_method: 'dreambooth', pretrained_model_name_or_path: 'sd15', train_data_dir: '.', mixed_precision: 'fp16', gradient_checkpointing: true }));
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'estimate', '--config', conf, '--gpu', 'rtx-5080,rtx-5090'], { cwd: path.resolve(import.meta.dirname, '../..'), encoding: 'utf8' });
+    assert.match(out, /^dreambooth, batch 1, fp16, gradient checkpointing on, AdamW/m);
+    assert.match(out, /\| RTX 5080 \| 512x512 \| [\d.]+ - [\d.]+ \| NO \|/);
+    assert.match(out, /\| RTX 5090 \| 512x512 \| [\d.]+ - [\d.]+ \| yes \|/);
+    assert.match(out, /dreambooth: every UNet weight/);
   });
 });
