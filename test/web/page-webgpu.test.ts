@@ -1,0 +1,68 @@
+// The page in Debian's Chromium with --enable-unsafe-webgpu: the engine picks WebGPU when
+// navigator.gpu has an adapter (SwiftShader here: f32 only, slow), golden parity of the UNet, VAE,
+// CLIP and LoRA application on it, and the demo LoRA's first steps against the Node cpu run.
+// Without an adapter the tests are skipped, unless SDLORA_REQUIRE_WEBGPU=1 (CI).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as E from '../../src/engine/index.js';
+import { demoTrainValues } from '../../src/cli/demo.js';
+import { resolveConfig } from '../../src/train/config.js';
+import { train } from '../../src/train/trainer.js';
+import { type PageSession, chromiumMissing, openPage, waitForBackend } from '../helpers/browser.js';
+import { goldenCase, goldenDir } from '../helpers/golden.js';
+
+const skip = chromiumMissing() ?? undefined;
+const STEPS = 2, SEED = 7;
+const engineCall = (s: PageSession, req: unknown) => s.page.evaluate((r) => (window as any).sdlora.engine.call(r), req);
+
+describe('the page on WebGPU', { skip, timeout: 1_200_000 }, () => {
+  let s: PageSession;
+  let gpu = false;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-webgpu-'));
+
+  before(async () => {
+    s = await openPage({ webgpu: true, mounts: { '/golden/': goldenDir() } });
+  });
+  after(async () => {
+    await s?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('chooses WebGPU when navigator.gpu has an adapter, and shows why', async (t) => {
+    const b = await waitForBackend(s.page);
+    if (b.name !== 'webgpu') {
+      if (process.env.SDLORA_REQUIRE_WEBGPU === '1') assert.fail(`no WebGPU in Chromium: ${b.reason}`);
+      assert.match(b.reason, /no WebGPU adapter/);
+      t.skip(`Chromium has no WebGPU adapter here: ${b.reason}`);
+      return;
+    }
+    gpu = true;
+    assert.match(b.reason, /navigator\.gpu has an adapter/);
+    assert.match(b.reason, /shader-f16/, 'says whether f16 kernels can run');
+    assert.match(await s.page.textContent('#backend') ?? '', /backend: WebGPU/);
+  });
+
+  it('golden parity on WebGPU in the page: UNet, VAE, CLIP text model, two LoRAs at runtime', async (t) => {
+    if (!gpu) return t.skip('no WebGPU adapter');
+    const name = (dir: string) => path.basename(dir);
+    const cases = { unet: name(goldenCase('sd1-unet', 'unet.safetensors')), vae: name(goldenCase('vae')), text: name(goldenCase('sd1-text', 'text_encoder.safetensors')), lora: name(goldenCase('lora')) };
+    const checks = await engineCall(s, { op: 'parity', goldenUrl: '/golden', cases }) as { name: string; maxDiff: number; tol: number; ok: boolean }[];
+    assert.ok(checks.length >= 10, 'every part was checked');
+    for (const c of checks) assert.ok(c.ok, `${c.name}: max |diff| ${c.maxDiff} > ${c.tol}`);
+  });
+
+  it('trains the demo LoRA on WebGPU with the Node run\'s losses (f32 tolerance)', async (t) => {
+    if (!gpu) return t.skip('no WebGPU adapter');
+    const r = await engineCall(s, { op: 'train', steps: STEPS, seed: SEED, out: '/out/webgpu' }) as { losses: { loss: number }[]; stepMs: number[]; loraPath: string };
+    const page = r.losses.map((l) => l.loss);
+    await E.initCpuBackend();
+    const node = (await train(resolveConfig([{ source: 'test', values: demoTrainValues({ out: path.join(tmp, 'node'), steps: STEPS, seed: SEED }) }]), {})).losses.map((l) => l.loss);
+    t.diagnostic(`page webgpu ${page.join(' ')} (${r.stepMs.map((m) => (m / 1000).toFixed(1)).join(' s, ')} s) | node cpu ${node.join(' ')}`);
+    assert.equal(page.length, STEPS);
+    // Different summation orders on the GPU: agreement to f32 accumulation, not bit for bit.
+    for (let i = 0; i < STEPS; i++) assert.ok(Math.abs(page[i] - node[i]) <= 1e-3 * Math.abs(node[i]), `step ${i + 1}: page ${page[i]} vs node ${node[i]}`);
+  });
+});
