@@ -18,7 +18,7 @@ const skip = chromiumMissing() ?? undefined;
 const STEPS = 2, SEED = 7;
 const engineCall = (s: PageSession, req: unknown) => s.page.evaluate((r) => (window as any).sdlora.engine.call(r), req);
 
-describe('the page on WebGPU', { skip, timeout: 1_200_000 }, () => {
+describe('the page on WebGPU', { skip, timeout: 1_800_000 }, () => {
   let s: PageSession;
   let gpu = false;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-webgpu-'));
