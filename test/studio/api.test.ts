@@ -27,6 +27,13 @@ describe('access token', () => {
     assert.equal((await api('GET', '/api/datasets', undefined, { token: null, headers: { authorization: `Bearer ${s.token}` } })).status, 200);
   });
 
+  it('says which workspace and job runner the session has', async () => {
+    const r = await api('GET', '/api/session');
+    assert.deepEqual(r.body, { workspace: s.workspace.root, jobs: 'local' });
+    assert.equal((await api('GET', '/api/nothing-here')).status, 404);
+    assert.equal((await api('DELETE', '/api/datasets')).status, 405);
+  });
+
   it('the printed URL sets an HttpOnly cookie that the page then uses', async () => {
     assert.match(s.url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=/);
     const r = await api('GET', `/?token=${s.token}`, undefined, { token: null });
@@ -119,6 +126,18 @@ describe('datasets', () => {
     assert.equal((await api('POST', '/api/datasets/ds/tags', { op: 'add', tag: 'a, b' })).status, 400);
   });
 
+  it('deletes an image with its caption into the trash', async () => {
+    assert.equal((await api('PUT', '/api/datasets/ds/concepts/10_cross/images/extra.png', undefined, { raw: demoImage(5) })).status, 201);
+    await api('PUT', '/api/datasets/ds/concepts/10_cross/captions/extra.png', { text: 'extra', version: 'none' });
+    const r = await api('DELETE', '/api/datasets/ds/concepts/10_cross/images/extra.png');
+    assert.equal(r.status, 200);
+    assert.ok(!existsSync(path.join(s.workspace.root, 'datasets/ds/10_cross/extra.png')));
+    assert.ok(!existsSync(path.join(s.workspace.root, 'datasets/ds/10_cross/extra.txt')));
+    assert.ok(existsSync(path.join(s.workspace.root, r.body.trashed, 'extra.png')) && existsSync(path.join(s.workspace.root, r.body.trashed, 'extra.txt')));
+    assert.equal((await api('DELETE', '/api/datasets/ds/concepts/10_cross/images/extra.png')).status, 404);
+    assert.equal((await api('DELETE', '/api/datasets/ds/concepts/10_cross/images/..%2F..%2F..%2Fjobs%2Fjobs.sqlite')).status, 400);
+  });
+
   it('renders the dataset check report (too few images for the guidance)', async () => {
     const r = await api('GET', '/api/datasets/ds/check?resolution=32');
     assert.equal(r.status, 200, r.text);
@@ -190,7 +209,7 @@ describe('jobs', () => {
   });
 
   it('runs a job with live progress and loss, then stop-and-save, resume, reorder, cancel and retry', async () => {
-    const a = await api('POST', '/api/jobs', { values: tinyJob('ds', 'long', { max_train_steps: 400, train_batch_size: 1, save_every_n_steps: 2 }) });
+    const a = await api('POST', '/api/jobs', { values: tinyJob('ds', 'long', { max_train_steps: 400, train_batch_size: 1, save_every_n_steps: 2, sample_every_n_steps: 2, sample_prompts: 'a cross --w 32 --h 32 --s 2' }) });
     assert.equal(a.status, 201, a.text);
     const b = await api('POST', '/api/jobs', { values: tinyJob('ds', 'second') });
     const c = await api('POST', '/api/jobs', { values: tinyJob('ds', 'third') });
@@ -226,6 +245,16 @@ describe('jobs', () => {
     assert.equal((await api('GET', '/api/jobs/999')).status, 404);
     const sample = await api('GET', `/api/jobs/${idc}/samples/..%2F..%2Fx.png`);
     assert.equal(sample.status, 400);
+    const withSamples = await job(ida);
+    assert.ok(withSamples.samples.length > 0, 'job a wrote samples');
+    const png = await fetch(`${s.base}/api/jobs/${ida}/samples/${withSamples.samples[0]}`, { headers: { 'x-sdlora-token': s.token } });
+    assert.equal(png.headers.get('content-type'), 'image/png');
+    // Confirmed: the retry runs again from the start and replaces the files.
+    const confirmed = await api('POST', `/api/jobs/${idc}/retry`, { overwrite: true });
+    assert.equal(confirmed.status, 200);
+    assert.equal(confirmed.body.job.status, 'queued');
+    await status(idc, ['done']);
+    assert.ok((await job(idc)).log.filter((l: string) => /^\S+ starting$/.test(l)).length >= 2, 'ran twice');
   });
 
   it('marks a job whose process dies as failed, with its log, and resumes it from its last saved state', async () => {
@@ -256,6 +285,10 @@ describe('library', () => {
     assert.ok(third.triggerTags.includes('mytoken'));
     assert.match(third.hash, /^[0-9a-f]{12,}/);
     assert.ok(!r.body.loras.some((c: any) => /-state/.test(c.relName)), 'training state is not a LoRA');
+    const long = r.body.loras.find((c: any) => c.relName.startsWith('long/'));
+    assert.ok(long.preview, 'a card with samples beside it has a preview');
+    const preview = await fetch(`${s.base}/api/library/preview?path=${encodeURIComponent(long.preview)}`, { headers: { 'x-sdlora-token': s.token } });
+    assert.equal(preview.headers.get('content-type'), 'image/png');
     assert.deepEqual((await api('GET', '/api/library?q=mytoken')).body.loras.length > 0, true);
     assert.equal((await api('GET', '/api/library?q=zzzz-nothing')).body.loras.length, 0);
   });

@@ -2,6 +2,8 @@
 // worker`): the same resolveConfig + train() as `sdlora train`, reporting steps and log lines to
 // the parent over IPC. A separate process keeps the studio responsive, lets "cancel" kill a run,
 // and makes a crashed run a failed job instead of a crashed studio.
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { resolveConfig } from '../../train/config.js';
 import { train } from '../../train/trainer.js';
 
@@ -32,8 +34,22 @@ process.on('disconnect', () => {
   stopRequested = true;
 });
 
+/**
+ * Temp files of atomic writes (.<name>.<pid>.<time>.tmp) that a killed run left in its output
+ * folder: never outputs (the rename never happened), so a run taking the folder over removes them.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const stale = readdirSync(dir).filter((f) => /^\..+\.\d+\.\d+\.tmp$/.test(f));
+  for (const f of stale) rmSync(path.join(dir, f), { force: true });
+  return stale;
+}
+
 async function run(spec: TrainJobSpec): Promise<void> {
   try {
+    // One job owns its output folder (the studio and the queue run it once at a time).
+    const stale = removeStaleTempFiles(String(spec.config.output_dir ?? ''));
+    if (stale.length) await send({ type: 'log', line: `removed ${stale.length} unfinished temp file(s) of an interrupted run: ${stale.join(', ')}` });
     const values = { ...spec.config, ...(spec.resumeFrom ? { resume: spec.resumeFrom } : {}) };
     const cfg = resolveConfig([{ source: 'studio job', values, strict: true }]);
     const r = await train(cfg, {

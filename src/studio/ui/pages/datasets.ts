@@ -29,7 +29,7 @@ async function upload(ds: string, concept: string, files: File[]): Promise<numbe
   return n;
 }
 
-function CaptionEditor({ ds, im, onSaved, flagged }: { ds: string; im: Img; onSaved: () => void; flagged: string[] }) {
+function CaptionEditor({ ds, im, onSaved, onDeleted, flagged }: { ds: string; im: Img; onSaved: () => void; onDeleted: () => void; flagged: string[] }) {
   const [text, setText] = useState(im.caption);
   // The version and text last saved live in refs: blur and the save button both fire one after
   // the other, and the second save must see what the first one wrote (or skip, nothing changed).
@@ -55,6 +55,10 @@ function CaptionEditor({ ds, im, onSaved, flagged }: { ds: string; im: Img; onSa
     });
     return chain.current;
   };
+  const remove = async () => {
+    if (!confirm(t('datasets.deleteConfirm', { file: im.file }))) return;
+    try { await api('DELETE', `/api/datasets/${enc(ds)}/concepts/${enc(im.concept)}/images/${enc(im.file)}`); onDeleted(); } catch (e) { showError(e); }
+  };
   const textRef = useRef(text);
   textRef.current = text;
   return html`<figure class=${`thumb ${flagged.length ? 'flagged' : ''}`} data-testid="thumb" data-file=${im.file} title=${flagged.join(', ')}>
@@ -63,7 +67,8 @@ function CaptionEditor({ ds, im, onSaved, flagged }: { ds: string; im: Img; onSa
       ${flagged.length ? html`<div class="flags">${flagged.map((f) => html`<span class="chip warn">${f}</span>`)}</div>` : null}
       <textarea data-testid="caption" rows="3" value=${text} onInput=${(e: Event) => setText((e.target as HTMLTextAreaElement).value)} onBlur=${save}
         onKeyDown=${(e: KeyboardEvent) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) void save(); }} placeholder=${t('datasets.captionPlaceholder')}></textarea>
-      <button class="small" data-testid="save-caption" onClick=${save}>${t('common.save')}</button>
+      <div class="actions"><button class="small" data-testid="save-caption" onClick=${save}>${t('common.save')}</button>
+        <button class="small" data-testid="delete-image" onClick=${remove}>${t('datasets.deleteImage')}</button></div>
     </figcaption></figure>`;
 }
 
@@ -169,6 +174,6 @@ export function DatasetsPage() {
         <button onClick=${check} data-testid="check">${t('datasets.check')}</button>
       </div>
       ${report ? html`<${CheckReport} report=${report} />` : null}
-      <div class="grid">${images.map((im) => html`<${CaptionEditor} key=${`${im.concept}/${im.file}`} ds=${ds.name} im=${im} flagged=${flagsOf(im)} onSaved=${() => api('GET', `/api/datasets/${enc(ds.name)}/tags`).then((r) => setTags(r.tags))} />`)}</div>
+      <div class="grid">${images.map((im) => html`<${CaptionEditor} key=${`${im.concept}/${im.file}`} ds=${ds.name} im=${im} flagged=${flagsOf(im)} onSaved=${() => api('GET', `/api/datasets/${enc(ds.name)}/tags`).then((r) => setTags(r.tags))} onDeleted=${() => { void loadList(); void loadCurrent(); }} />`)}</div>
     `}</section></div>`;
 }
