@@ -2,6 +2,7 @@
 // WebGPU adapter (features, limits) or why there is none.
 import os from 'node:os';
 import * as E from '../engine/index.js';
+import { kernelFlavor } from '../engine/cpu/kernel-threads.js';
 
 const KEY_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
 
@@ -9,12 +10,14 @@ export async function doctor(o: { json?: boolean }): Promise<void> {
   const started = Date.now();
   let wasm = 'off (SDLORA_WASM=0)';
   if (process.env.SDLORA_WASM !== '0') {
-    try { await E.initCpuBackend(); wasm = 'WebAssembly SIMD GEMM + softmax'; } catch (e) { wasm = `unavailable: ${(e as Error).message}`; }
+    try { await E.initCpuBackend(); wasm = `WebAssembly SIMD GEMM (${kernelFlavor}) + softmax`; } catch (e) { wasm = `unavailable: ${(e as Error).message}`; }
   }
   const cpu = { node: process.version, platform: `${process.platform}-${process.arch}`, cores: os.availableParallelism(), memoryGB: +(os.totalmem() / 2 ** 30).toFixed(1), kernels: wasm };
   const gpu = await E.probeAdapter();
+  // What device = auto (the default) takes here, and why: the same rule every run applies.
+  const auto = await E.autoDevice();
   if (o.json) {
-    console.log(JSON.stringify({ cpu, webgpu: gpu }, null, 2));
+    console.log(JSON.stringify({ cpu, webgpu: gpu, auto }, null, 2));
     return;
   }
   console.log('cpu backend');
@@ -31,5 +34,6 @@ export async function doctor(o: { json?: boolean }): Promise<void> {
     for (const [k, v] of Object.entries(gpu.limits)) console.log(`  ${k}: ${v}`);
     console.log(`  all features: ${gpu.features.join(', ')}`);
   }
+  console.log(`device auto: ${auto.name} (${auto.reason})`);
   console.log(`(${Date.now() - started} ms)`);
 }

@@ -9,7 +9,7 @@ export { Rng, randn, rand } from './random.js';
 export { cpuBackend, initCpuBackend } from './cpu/cpu-backend.js';
 export { getWebGPUBackend, WebGPUBackend } from './webgpu/webgpu-backend.js';
 export { probeAdapter, type AdapterReport } from './webgpu/device.js';
-export { selectBackend, DEVICES } from './select-backend.js';
+export { selectBackend, chooseDevice, autoDevice, lastDeviceChoice, isSoftwareAdapter, DEVICES, type DeviceChoice } from './select-backend.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/layout.js';

@@ -129,7 +129,7 @@ export const OPTIONS: OptionSpec[] = [
   o('sample_at_first', 'boolean', false, 'also sample before training'),
   o('sample_sampler', 'string', 'ddim', 'sampler for samples', { choices: ['ddim', 'ddpm', 'euler', 'euler_a', 'k_euler', 'k_euler_a', 'dpmsolver++', 'dpmpp_2m', 'dpmpp_2m_karras'] }),
   // sdlora
-  o('device', 'string', 'cpu', 'compute backend', { choices: ['cpu', 'webgpu'] }),
+  o('device', 'string', 'auto', 'compute backend: auto takes webgpu on a hardware GPU adapter, else cpu (software adapters such as lavapipe count as none)', { choices: ['auto', 'cpu', 'webgpu'] }),
   o('skip_nan_steps', 'integer', 0, 'optimizer steps with a NaN/Inf loss or gradient to skip before training stops (0: stop at the first)', { min: 0 }),
   o('fallback_output_dir', 'string', undefined, 'where the final LoRA goes when output_dir is full (ENOSPC)'),
   // accepted for compatibility

@@ -23,7 +23,7 @@ export interface TrainOptions {
   loss_type: string; huber_schedule: string; huber_c: number; huber_scale: number;
   min_timestep: number; max_timestep: number; prior_loss_weight: number;
   sample_prompts?: string; sample_every_n_steps?: number; sample_every_n_epochs?: number; sample_at_first: boolean; sample_sampler: string;
-  device: 'cpu' | 'webgpu';
+  device: 'auto' | 'cpu' | 'webgpu';
 }
 
 export const typed = (c: TrainConfig): TrainOptions => c as unknown as TrainOptions;

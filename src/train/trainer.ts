@@ -45,6 +45,7 @@ import { cacheTextOutputs, textCacheProblems } from './text-cache.js';
 import { TextConditioner } from './text-conditioning.js';
 import { familyComponents } from '../lora/components.js';
 import { checkBLoRAModel } from '../lora/b-lora.js';
+import { deviceLine, runTimeLines } from '../estimate/run-notice.js';
 
 export interface StepInfo {
   step: number;
@@ -120,7 +121,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
 async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
   const c: TrainOptions = typed(cfg);
   const log = hooks.log ?? ((m: string) => console.error(m));
-  if (device !== E.cpuBackend) log(`device: ${device.name}`);
+  const choice = E.lastDeviceChoice();
+  log(deviceLine(choice ?? { name: device.name as 'cpu' | 'webgpu', reason: 'chosen by the caller' }));
   for (const m of configMessages(cfg)) log(m);
 
   let seed = c.seed ?? Math.floor(Math.random() * 2 ** 31);
@@ -146,6 +148,8 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   const nBatches = batchesPerEpoch(data.datasets);
   const plan = stepPlan(nBatches, c.gradient_accumulation_steps, c.max_train_steps, c.max_train_epochs);
   log(`${data.numTrainImages} training images (repeats included), ${data.numRegImages} regularization, ${nBatches} batches per epoch, ${plan.epochs} epochs, ${plan.maxTrainSteps} steps`);
+  for (const m of runTimeLines({ unet: model.unet.config, resolution: c.resolution, batch: c.train_batch_size, rank: c.network_dim, steps: plan.maxTrainSteps,
+    mixedPrecision: c.mixed_precision !== 'no', gradientCheckpointing: c.gradient_checkpointing, cacheLatents: c.cache_latents, trainTextEncoder: !c.network_train_unet_only, optimizer: c.optimizer_type }, device === E.cpuBackend ? 'cpu' : 'webgpu')) log(m);
 
   // Network
   const netArgs = parseArgList(c.network_args);
