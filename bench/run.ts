@@ -4,6 +4,10 @@
 //   --cpu / --webgpu   one backend only
 //   --sd15             add an SD1.5-shaped UNet forward (random weights, 64x64 latent, batch 1)
 //   --sd15-train       add an SD1.5-shaped UNet LoRA training step (random weights, 512 px, batch 2)
+//   --px=N --batch=B   image size and batch of --sd15-train (scripts/gpu-check.sh shrinks it on a software adapter)
+//   --no-cases         skip the three whole-model cases of issue 15 (timed on cpu and on a hardware
+//                      adapter; a software adapter such as lavapipe would take minutes per case)
+//   --cases-only       only those cases (median seconds; bench/pytorch_cases.py times the same in PyTorch)
 import * as E from '../src/engine/index.js';
 import { Rng, initCpuBackend } from '../src/engine/index.js';
 import { getPool } from '../src/engine/cpu/wasm-pool.js';
@@ -15,6 +19,7 @@ import { Weights } from '../src/models/weights.js';
 import { LoRANetwork } from '../src/train/network.js';
 
 const args = process.argv.slice(2);
+const numArg = (k: string, d: number) => { const a = args.find((x) => x.startsWith(`--${k}=`)); return a ? Number(a.slice(k.length + 3)) : d; };
 await initCpuBackend();
 const threads = (await getPool()).threads;
 const backends: E.Backend[] = [];
@@ -48,6 +53,8 @@ const rng = new Rng(0);
 const rand = (shape: number[], be: E.Backend) => E.randn(shape, rng, 'f32', be);
 const fewOnGpu = (be: E.Backend) => (be === gpu ? 1 : 3);
 
+const casesOnly = args.includes('--cases-only');
+if (!casesOnly) {
 for (const n of [512, 1024]) {
   await bench('matmul', `${n}x${n}x${n}`, 2 * n ** 3, (be) => { const a = rand([n, n], be), b = rand([n, n], be); return () => E.matmul(a, b); });
 }
@@ -74,17 +81,57 @@ await bench('group norm fwd', '2x320x64x64 g32', 0, (be) => { const x = rand([2,
 await bench('layer norm fwd', '2x4096x320', 0, (be) => { const h = rand([2, 4096, 320], be), g = rand([320], be), b = rand([320], be); return () => E.layerNorm(h, g, b); });
 await bench('silu', '2x320x64x64', 0, (be) => { const x = rand([2, 320, 64, 64], be); return () => E.silu(x); });
 
-{
-  // Tiny UNet (the golden fixtures' config): one training step, forward + backward.
-  const cfg = parseUNetConfig({ ...SD15_UNET_CONFIG, block_out_channels: [32, 64], down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+}
+
+// The three cases of issue 15, with the exact shapes PyTorch (diffusers 0.30.3) was timed on.
+// Median seconds of 3 runs after a warm-up, and how many cores were busy (process CPU time over
+// wall time, worker threads included).
+type CaseRow = { name: string; s: Map<string, { sec: number; cores: number }> };
+const caseRows: CaseRow[] = [];
+async function benchCase(name: string, make: (be: E.Backend) => () => unknown, runs = 3): Promise<void> {
+  const row: CaseRow = { name, s: new Map() };
+  for (const be of backends) {
+    if (be === gpu && gpu.ctx.report.isFallback) continue;
+    const fn = make(be);
+    const done = async () => { if (be === gpu) await gpu.sync(); };
+    fn(); await done();
+    const ts: number[] = [];
+    const c0 = process.cpuUsage(), w0 = performance.now();
+    for (let i = 0; i < runs; i++) { const t0 = performance.now(); fn(); await done(); ts.push((performance.now() - t0) / 1000); }
+    const c = process.cpuUsage(c0), wall = performance.now() - w0;
+    const sec = ts.sort((a, b) => a - b)[Math.floor(runs / 2)];
+    row.s.set(be.name, { sec, cores: (c.user + c.system) / 1000 / wall });
+    console.error(`  ${be.name} ${name}: ${sec.toFixed(3)} s (${((c.user + c.system) / 1000 / wall).toFixed(2)} cores busy)`);
+  }
+  caseRows.push(row);
+}
+const sd15 = parseUNetConfig(SD15_UNET_CONFIG);
+if (!args.includes('--no-cases')) {
+  const tinyCfg = parseUNetConfig({ ...SD15_UNET_CONFIG, block_out_channels: [32, 64], down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
     up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'], cross_attention_dim: 32 });
-  await bench('tiny UNet fwd+bwd', '2x4x32x32 ctx 77x32', 0, (be) => {
-    const weights = randomUNetWeights(cfg, 1).toBackend(be);
+  await benchCase('tiny UNet fwd+bwd, all weights trainable, 2x4x32x32, ctx 77x32', (be) => {
+    const weights = randomUNetWeights(tinyCfg, 1).toBackend(be);
     weights.requireGrad();
-    const unet = new UNet2DConditionModel(cfg, weights);
+    const unet = new UNet2DConditionModel(tinyCfg, weights);
     const x = rand([2, 4, 32, 32], be), ctx = rand([2, 77, 32], be), t = E.tensor([10, 500], [2], 'f32', be);
     return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
-  }, () => 5);
+  }, 5);
+  await benchCase('SD1.5 UNet fwd, random weights, 1x4x32x32, ctx 77x768', (be) => {
+    const unet = new UNet2DConditionModel(sd15, randomUNetWeights(sd15, 2).toBackend(be));
+    const x = rand([1, 4, 32, 32], be), ctx = rand([1, 77, 768], be), t = E.tensor([500], [1], 'f32', be);
+    return () => E.noGrad(() => unet.forward(x, t, ctx));
+  });
+  await benchCase('SD1.5 LoRA step dim 64 (transformer Linear + 1x1 conv), f32 base, MSE fwd+bwd, 1x4x32x32', (be) => {
+    const weights = randomUNetWeights(sd15, 3).toBackend(be);
+    const unet = new UNet2DConditionModel(sd15, weights);
+    E.setDefaultBackend(be);
+    const none = new Weights(new Map(), 'none');
+    const net = LoRANetwork.create({ unet: weights, textEncoder: none }, { dim: 64, alpha: 64, trainUnet: true, trainTextEncoder: false }, new Rng(1));
+    E.setDefaultBackend(E.cpuBackend);
+    net.attach({ unet: weights, textEncoder: none });
+    const x = rand([1, 4, 32, 32], be), ctx = rand([1, 77, 768], be), t = E.tensor([500], [1], 'f32', be);
+    return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
+  });
 }
 
 if (args.includes('--sd15')) {
@@ -98,9 +145,10 @@ if (args.includes('--sd15')) {
 
 if (args.includes('--sd15-train')) {
   // The seed config's network on SD1.5 shapes: LoRA dim 64 on attention/proj layers, frozen f16
-  // base weights, gradient checkpointing, 512 px, batch 2. One forward + backward per step.
+  // base weights, gradient checkpointing, 512 px, batch 2 (or --px/--batch). One forward + backward per step.
   const cfg = parseUNetConfig(SD15_UNET_CONFIG);
-  await bench('SD1.5 LoRA train step (random weights)', '2x4x64x64 ctx 77x768 dim 64', 0, (be) => {
+  const px = numArg('px', 512), B = numArg('batch', 2), lat = px / 8;
+  await bench('SD1.5 LoRA train step (random weights)', `${B}x4x${lat}x${lat} ctx 77x768 dim 64`, 0, (be) => {
     const weights = randomUNetWeights(cfg, 3);
     weights.toHalfStorage();
     weights.toBackend(be);
@@ -109,7 +157,7 @@ if (args.includes('--sd15-train')) {
     const net = LoRANetwork.create({ unet: weights, textEncoder: new Weights(new Map(), 'none') }, { dim: 64, alpha: 64, trainUnet: true, trainTextEncoder: false }, new Rng(1));
     E.setDefaultBackend(E.cpuBackend);
     net.attach({ unet: weights, textEncoder: new Weights(new Map(), 'none') });
-    const x = rand([2, 4, 64, 64], be), ctx = rand([2, 77, 768], be), t = E.tensor([10, 500], [2], 'f32', be);
+    const x = rand([B, 4, lat, lat], be), ctx = rand([B, 77, 768], be), t = E.tensor(Array.from({ length: B }, (_, k) => 10 + 490 * k), [B], 'f32', be);
     return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
   }, () => 1);
   console.error(`  peak RSS ${(process.resourceUsage().maxRSS / 1048576).toFixed(2)} GiB${gpu ? `, peak GPU buffers ${(gpu.pool.peak / 2 ** 30).toFixed(2)} GiB` : ''}`);
@@ -118,9 +166,15 @@ if (args.includes('--sd15-train')) {
 const names = backends.map((b) => b.name);
 const adapter = gpu ? `${gpu.ctx.report.description ?? gpu.ctx.report.device}` : 'none';
 console.log(`\nsdlora: cpu backend ${threads} thread(s), node ${process.version}; webgpu adapter: ${adapter}\n`);
-console.log(`| op | shape |${names.map((n) => ` ${n} ms | ${n} GFLOP/s |`).join('')}`);
-console.log(`|---|---|${names.map(() => '---:|---:|').join('')}`);
+if (rows.length) console.log(`| op | shape |${names.map((n) => ` ${n} ms | ${n} GFLOP/s |`).join('')}`);
+if (rows.length) console.log(`|---|---|${names.map(() => '---:|---:|').join('')}`);
 for (const r of rows) {
   const cells = names.map((n) => { const ms = r.ms.get(n)!; return ` ${ms.toFixed(1)} | ${r.flops ? (r.flops / ms / 1e6).toFixed(1) : '-'} |`; });
   console.log(`| ${r.op} | ${r.shape} |${cells.join('')}`);
+}
+if (caseRows.length) {
+  const cb = backends.filter((b) => caseRows[0].s.has(b.name)).map((b) => b.name);
+  console.log(`\n| case |${cb.map((n) => ` ${n} median s | ${n} cores busy |`).join('')}`);
+  console.log(`|---|${cb.map(() => '---:|---:|').join('')}`);
+  for (const r of caseRows) console.log(`| ${r.name} |${cb.map((n) => { const v = r.s.get(n); return v ? ` ${v.sec.toFixed(3)} | ${v.cores.toFixed(2)} |` : ' - | - |'; }).join('')}`);
 }
