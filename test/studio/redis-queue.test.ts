@@ -92,3 +92,24 @@ it('two workers share the queue; a worker killed mid-job hands the job to the ot
   }
   assert.ok(existsSync(path.join(out, 'remote.safetensors')));
 });
+
+it('stop-and-save, the queue order, resume and cancel reach the workers', { timeout: 400_000 }, async () => {
+  const job = async (id: number) => (await s.api('GET', `/api/jobs/${id}`)).body;
+  const until = (id: number, want: string[]) => waitFor(async () => { const j = await job(id); return want.includes(j.job.status) && j; }, 180_000, `job ${id} to be ${want.join('/')}`);
+  if (!Object.keys(workerOut).length) { startWorker('w3', s.workspace.root); await waitFor(() => /waiting for jobs/.test(workerOut.w3), 60_000, 'a worker'); }
+  const post = async (values: Record<string, unknown>) => (await s.api('POST', '/api/jobs', { values })).body.job.id as number;
+  const a = await post(tinyJob('ds', 'long', { max_train_steps: 300, train_batch_size: 1, save_every_n_steps: 2 }));
+  await waitFor(async () => (await job(a)).job.step >= 3, 180_000, 'job a to run');
+  const b = await post(tinyJob('ds', 'b'));
+  const c = await post(tinyJob('ds', 'c'));
+  assert.equal((await s.api('POST', `/api/jobs/${c}/move`, { direction: 'up' })).status, 200);
+  assert.equal((await s.api('POST', `/api/jobs/${a}/stop`)).status, 200);
+  const stopped = await until(a, ['stopped']);
+  assert.ok(stopped.job.stateDir);
+  const [jb, jc] = [await until(b, ['done']), await until(c, ['done'])];
+  assert.ok(jc.job.started < jb.job.started, 'c, moved up, ran before b');
+  assert.equal((await s.api('POST', `/api/jobs/${a}/resume`)).status, 200);
+  await waitFor(async () => (await job(a)).log.some((l: string) => /resumed at step [1-9]/.test(l)) && (await job(a)).job.status === 'running', 180_000, 'job a to resume on a worker');
+  assert.equal((await s.api('POST', `/api/jobs/${a}/cancel`)).status, 200);
+  await until(a, ['cancelled']);
+});

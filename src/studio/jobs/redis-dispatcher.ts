@@ -104,6 +104,14 @@ export class RedisDispatcher {
     }
   }
 
+  /** BullMQ takes lower priorities first: the studio's queue positions become the priorities of waiting jobs. */
+  async reordered(): Promise<void> {
+    for (const j of this.store.list().filter((x) => x.status === 'queued' && x.worker === DISPATCHED)) {
+      const bull = await this.queue.getJob(`studio-${j.id}-${j.attempts}`);
+      if (bull && (await bull.getState()) === 'prioritized') await bull.changePriority({ priority: Math.max(1, Math.min(2 ** 21, Math.round(j.position))) });
+    }
+  }
+
   async stop(id: number): Promise<boolean> {
     await this.control.set(stopKey(id), '1', 'EX', 3600);
     this.store.update(id, { status: 'stopping' });

@@ -16,6 +16,8 @@ export interface JobRunner {
   tick(): void;
   stop(id: number): boolean | Promise<boolean>;
   cancel(id: number): boolean | Promise<boolean>;
+  /** The order of queued jobs changed (the Redis dispatcher passes it on to jobs it handed over). */
+  reordered?(): void | Promise<void>;
 }
 
 export function registerJobRoutes(r: Router, ws: Workspace, store: JobStore, files: JobFiles, runner: JobRunner): void {
@@ -100,6 +102,7 @@ export function registerJobRoutes(r: Router, ws: Workspace, store: JobStore, fil
     if (b.direction !== 'up' && b.direction !== 'down') throw new HttpError(400, 'direction must be up or down');
     if (j.status !== 'queued') throw new HttpError(409, `job ${j.id} is ${j.status}; only queued jobs move`);
     store.move(j.id, b.direction);
+    await runner.reordered?.();
     sendJson(res, 200, { jobs: store.list().map(publicJob) });
   });
 }
