@@ -18,6 +18,7 @@ import { train } from '../../src/train/trainer.js';
 import { type PageSession, chromiumMissing, openPage, waitForBackend } from '../helpers/browser.js';
 import { spawnCli } from '../helpers/cli-child.js';
 import { goldenCase, goldenDir } from '../helpers/golden.js';
+import { tinyModelFolder } from '../helpers/tiny-model.js';
 
 const skip = chromiumMissing() ?? undefined;
 const STEPS = 3, SEED = 7;
@@ -166,6 +167,36 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     assert.ok(Number.isFinite(st.losses[0].loss) && st.losses[0].loss > 0);
     assert.ok(before >= 0 && await s.page.locator('#downloads a[download$=".safetensors"]').count() === 1);
     await s.page.check('input[name=data][value=demo]');
+  });
+
+  it('generates from a diffusers folder picked in the page, as the CLI does from the same folder', async () => {
+    const dir = await tinyModelFolder();
+    try {
+      await s.page.setInputFiles('#model-dir', dir);
+      assert.equal(await s.page.isChecked('input[name=model][value=dir]'), true);
+      for (const l of await s.page.locator('#loras input[type=checkbox]').all()) await l.uncheck();
+      await s.page.fill('#prompt', 'a blue square');
+      await s.page.fill('#gen-seed', '5');
+      await s.page.fill('#gen-steps', '3');
+      const before = await s.page.evaluate(() => (window as any).sdlora.state().images);
+      await s.page.click('#generate');
+      await s.page.waitForFunction((n) => (window as any).sdlora.state().images > n || (window as any).sdlora.state().error, before, { timeout: 180_000, polling: 250 });
+      assert.equal((await s.page.evaluate(() => (window as any).sdlora.state())).error, undefined);
+      assert.equal(await s.page.textContent('#gen-status'), '0 LoRAs applied');
+      const page = await engineCall(s, { op: 'generate', model: `/user/models/${path.basename(dir)}`, prompt: 'a blue square', loras: [], width: 32, height: 32, steps: 3, cfgScale: 5, seed: 5, sampler: 'dpmpp_2m' }) as { rgb: Record<string, number> };
+      const png = path.join(tmp, 'folder.png');
+      const gen = spawnCli(['txt2img', '--model', dir, '-p', 'a blue square', '--width', '32', '--height', '32', '--steps', '3', '--cfg', '5', '--seed', '5', '--sampler', 'dpmpp_2m', '-o', png]);
+      assert.equal(await gen.exit(180_000), 0, gen.stderr());
+      const cli = decodePng(readFileSync(png)).rgb!;
+      const rgb = Object.values(page.rgb);
+      let worst = 0;
+      for (let i = 0; i < cli.length; i++) worst = Math.max(worst, Math.abs(rgb[i] - cli[i]));
+      assert.equal(rgb.length, cli.length);
+      assert.ok(worst <= 1, `page and CLI images differ by up to ${worst}`);
+    } finally {
+      await s.page.check('input[name=model][value=tiny]');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps the trained LoRA in the origin private file system across a reload', async () => {

@@ -82,6 +82,14 @@ function renderLoras(): void {
 async function userModel(): Promise<string | undefined> {
   const choice = (document.querySelector('input[name=model]:checked') as HTMLInputElement).value;
   if (choice === 'tiny') return undefined;
+  if (choice === 'dir') {
+    // A folder pick gives every file with its path below the picked folder's parent.
+    const files = Array.from($<HTMLInputElement>('model-dir').files ?? []);
+    if (!files.length) throw new Error('pick a diffusers model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/)');
+    const top = files[0].webkitRelativePath.split('/')[0];
+    await engine.call({ op: 'put', files: files.map((f) => ({ path: `/user/models/${f.webkitRelativePath}`, data: f })) });
+    return `/user/models/${top}`;
+  }
   const f = $<HTMLInputElement>('model-file').files?.[0];
   if (!f) throw new Error('pick a .safetensors checkpoint, or choose the bundled tiny model');
   const p = `/user/models/${f.name}`;
@@ -171,6 +179,9 @@ async function generateClicked(): Promise<void> {
 async function main(): Promise<void> {
   $('train').onclick = () => void trainClicked();
   $('generate').onclick = () => void generateClicked();
+  for (const [id, value] of [['model-file', 'file'], ['model-dir', 'dir']]) {
+    $<HTMLInputElement>(id).onchange = () => { (document.querySelector(`input[name=model][value=${value}]`) as HTMLInputElement).checked = true; };
+  }
   $<HTMLInputElement>('data-files').onchange = (e) => onDrop([...((e.target as HTMLInputElement).files ?? [])]);
   $<HTMLInputElement>('lora-files').onchange = async (e) => {
     for (const f of Array.from((e.target as HTMLInputElement).files ?? [])) {
