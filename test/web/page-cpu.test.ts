@@ -60,6 +60,26 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     }
   });
 
+  it('served without COOP/COEP, says that SharedArrayBuffer needs them', async () => {
+    const ctx = await s.browser.newContext();
+    try {
+      // The same server, with the isolation headers taken off every response.
+      await ctx.route('**/*', async (route) => {
+        const r = await route.fetch();
+        const headers = { ...r.headers() };
+        delete headers['cross-origin-opener-policy'];
+        delete headers['cross-origin-embedder-policy'];
+        await route.fulfill({ response: r, headers });
+      });
+      const p = await ctx.newPage();
+      await p.goto(s.server.url, { timeout: 30_000 });
+      await assert.rejects(waitForBackend(p, 30_000), /not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+      assert.match(await p.textContent('#backend') ?? '', /SharedArrayBuffer is missing/);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('golden parity in the page: UNet, VAE, CLIP text model, two LoRAs at runtime', async () => {
     const name = (dir: string) => path.basename(dir);
     const cases = { unet: name(goldenCase('sd1-unet', 'unet.safetensors')), vae: name(goldenCase('vae')), text: name(goldenCase('sd1-text', 'text_encoder.safetensors')), lora: name(goldenCase('lora')) };
