@@ -92,6 +92,12 @@ describe('datasets', () => {
     assert.equal(again.status, 409);
     assert.deepEqual(readFileSync(path.join(s.workspace.root, 'datasets/ds/10_cross/0.png')), demoImage(0));
     assert.equal((await api('PUT', '/api/datasets/ds/concepts/10_cross/images/0.png?overwrite=1', undefined, { raw: demoImage(0) })).status, 201);
+    // Two uploads of one new name at once: one lands, the other is refused, nothing is silently replaced.
+    const race = await Promise.all([6, 7].map((i) => api('PUT', '/api/datasets/ds/concepts/10_cross/images/race.png', undefined, { raw: demoImage(i) })));
+    assert.deepEqual(race.map((r) => r.status).sort(), [201, 409]);
+    const winner = race[0].status === 201 ? 6 : 7;
+    assert.deepEqual(readFileSync(path.join(s.workspace.root, 'datasets/ds/10_cross/race.png')), demoImage(winner));
+    assert.equal((await api('DELETE', '/api/datasets/ds/concepts/10_cross/images/race.png')).status, 200);
     const img = await fetch(`${s.base}/api/datasets/ds/concepts/10_cross/images/0.png?thumb=1`, { headers: { 'x-sdlora-token': s.token } });
     assert.equal(img.headers.get('content-type'), 'image/png');
     assert.equal((await api('GET', '/api/datasets/ds/concepts/10_cross/images/nope.png')).status, 404);
@@ -211,6 +217,7 @@ describe('jobs', () => {
   it('runs a job with live progress and loss, then stop-and-save, resume, reorder, cancel and retry', async () => {
     const a = await api('POST', '/api/jobs', { values: tinyJob('ds', 'long', { max_train_steps: 400, train_batch_size: 1, save_every_n_steps: 2, sample_every_n_steps: 2, sample_prompts: 'a cross --w 32 --h 32 --s 2' }) });
     assert.equal(a.status, 201, a.text);
+    assert.equal((await api('POST', '/api/jobs', { values: tinyJob('ds', 'long') })).status, 409, 'a live job writes loras/long');
     const b = await api('POST', '/api/jobs', { values: tinyJob('ds', 'second') });
     const c = await api('POST', '/api/jobs', { values: tinyJob('ds', 'third') });
     const [ida, idb, idc] = [a.body.job.id, b.body.job.id, c.body.job.id];

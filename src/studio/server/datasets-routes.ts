@@ -99,7 +99,11 @@ export function registerDatasetRoutes(r: Router, ws: Workspace, limits: DatasetL
     if (!format || !UPLOAD_FORMATS[format]) throw new HttpError(415, `"${p.file}" is not a PNG, JPEG or WebP image`);
     if (!UPLOAD_FORMATS[format].includes(path.extname(file).toLowerCase())) throw new HttpError(415, `"${p.file}" holds a ${format} image; its extension must be ${UPLOAD_FORMATS[format].join(' or ')}`);
     await sharp(body).stats().catch(() => { throw new HttpError(415, `"${p.file}" is a damaged ${format} image`); });
-    await writeBufferAtomic(file, body);
+    // Checked again under the file's lock: of two uploads of one new name, the second is refused.
+    await withFileLock(file, async () => {
+      if (existsSync(file) && !overwrite) throw new HttpError(409, `"${p.file}" exists already; send overwrite=1 to replace it`, { exists: true });
+      await writeBufferAtomic(file, body);
+    });
     sendJson(res, 201, { concept: p.concept, file: p.file, bytes: body.length, format });
   });
 

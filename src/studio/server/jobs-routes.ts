@@ -36,6 +36,9 @@ export function registerJobRoutes(r: Router, ws: Workspace, store: JobStore, fil
     const b = await readJson<{ values: Record<string, unknown>; estimateDevice?: string; overwrite?: boolean }>(req);
     if (!b.values || typeof b.values !== 'object') throw new HttpError(400, 'values (the training options) are required');
     const prepared = await prepareJobConfig(ws, b.values, { overwrite: b.overwrite === true });
+    // Two live jobs writing one output folder would replace each other's files (and the second would find it locked).
+    const clash = store.list().find((j) => ['queued', 'running', 'stopping'].includes(j.status) && j.config.output_dir === prepared.outputDir);
+    if (clash) throw new HttpError(409, `job ${clash.id} (${clash.status}) already writes loras/${prepared.name}; choose another output name`);
     const est = estimateForm(b.values, b.estimateDevice ?? 'cpu');
     if (!est.fits) throw new HttpError(400, `refused: the estimate needs ${est.vramGB.toFixed(1)} GB but ${est.device} has less memory; lower the resolution, batch or rank, or turn on gradient checkpointing`, { estimate: est });
     const j = store.add({ name: prepared.name, config: prepared.config, device: est.device });
