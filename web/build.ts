@@ -62,11 +62,13 @@ function assetFiles(): string[] {
   return out;
 }
 
-export async function buildWeb(o: { minify?: boolean; quiet?: boolean } = {}): Promise<string> {
-  mkdirSync(DIST, { recursive: true });
+/** Builds into `outdir` (default web/dist; tests use their own folder so parallel runs never share files). */
+export async function buildWeb(o: { minify?: boolean; quiet?: boolean; outdir?: string } = {}): Promise<string> {
+  const out = o.outdir ?? DIST;
+  mkdirSync(out, { recursive: true });
   await esbuild.build({
     entryPoints: { 'engine-worker': path.join(webDir, 'src/engine-worker.ts'), app: path.join(webDir, 'src/app.ts') },
-    outdir: DIST,
+    outdir: out,
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -77,10 +79,10 @@ export async function buildWeb(o: { minify?: boolean; quiet?: boolean } = {}): P
     plugins: [browserPlatform],
     logLevel: o.quiet ? 'error' : 'warning',
   });
-  writeFileSync(path.join(DIST, 'kernels.wasm'), await kernelWasmBytes());
-  writeFileSync(path.join(DIST, 'assets.json'), JSON.stringify(assetFiles()));
-  for (const f of readdirSync(path.join(webDir, 'static'))) copyFileSync(path.join(webDir, 'static', f), path.join(DIST, f));
-  return DIST;
+  writeFileSync(path.join(out, 'kernels.wasm'), await kernelWasmBytes());
+  writeFileSync(path.join(out, 'assets.json'), JSON.stringify(assetFiles()));
+  for (const f of readdirSync(path.join(webDir, 'static'))) copyFileSync(path.join(webDir, 'static', f), path.join(out, f));
+  return out;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -19,6 +19,8 @@ export interface WebServerOptions {
   mounts?: Record<string, string>;
   /** Skip the esbuild step (dist already built). */
   noBuild?: boolean;
+  /** Where the page is built and served from (default web/dist). */
+  dist?: string;
   log?: (m: string) => void;
 }
 
@@ -37,11 +39,12 @@ function fileFor(urlPath: string, mounts: [string, string][]): string | null {
 }
 
 export async function startWebServer(o: WebServerOptions = {}): Promise<WebServer> {
-  if (!o.noBuild) await buildWeb({ quiet: true });
+  const dist = o.dist ?? DIST;
+  if (!o.noBuild) await buildWeb({ quiet: true, outdir: dist });
   const mounts: [string, string][] = [
     ...Object.entries(o.mounts ?? {}).map(([p, d]) => [p, path.resolve(d)] as [string, string]),
     ['/assets/', path.join(ROOT, 'assets')],
-    ['/', DIST],
+    ['/', dist],
   ];
   const server = http.createServer((req, res) => {
     const urlPath = new URL(req.url ?? '/', 'http://x').pathname;

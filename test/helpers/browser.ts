@@ -1,7 +1,9 @@
 // A real Chromium (Debian's /usr/bin/chromium, or SDLORA_CHROMIUM) driven by playwright-core for
 // the browser-build tests: started per test file, stopped by playwright's close (which ends the
 // process it started), with the page served by `sdlora web`'s own server.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { type WebServer, startWebServer } from '../../web/server.js';
 
@@ -26,18 +28,21 @@ export interface PageSession { browser: Browser; page: Page; server: WebServer; 
 
 /** Serves the page (with extra mounts), starts Chromium and opens it; `query` goes on the URL. */
 export async function openPage(o: { webgpu?: boolean; query?: string; mounts?: Record<string, string>; viewport?: { width: number; height: number } } = {}): Promise<PageSession> {
-  const server = await startWebServer({ mounts: o.mounts });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(!!o.webgpu), timeout: 60_000 });
+  // A build of its own per test process: test files may run in parallel.
+  const dist = mkdtempSync(path.join(os.tmpdir(), 'sdlora-web-dist-'));
+  const server = await startWebServer({ mounts: o.mounts, dist });
+  const stopServer = async () => { await server.close(); rmSync(dist, { recursive: true, force: true }); };
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(!!o.webgpu), timeout: 60_000 }).catch(async (e) => { await stopServer(); throw e; });
   const logs: string[] = [];
   try {
     const page = await browser.newPage({ viewport: o.viewport ?? { width: 1200, height: 760 } });
     page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
     await page.goto(`${server.url}${o.query ? `?${o.query}` : ''}`, { timeout: 30_000 });
-    return { browser, page, server, logs, close: async () => { await browser.close(); await server.close(); } };
+    return { browser, page, server, logs, close: async () => { await browser.close(); await stopServer(); } };
   } catch (e) {
     await browser.close();
-    await server.close();
+    await stopServer();
     throw e;
   }
 }

@@ -3,20 +3,25 @@
 // behave like the Node ones they replace, and the server sends the isolation headers.
 import assert from 'node:assert/strict';
 import { createHash as nodeHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { deflateSync as nodeDeflate } from 'node:zlib';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { kernelWasmBytes } from '../../src/engine/cpu/kernel-threads.js';
 import { getPool } from '../../src/engine/cpu/wasm-pool.js';
 import { createHash } from '../../src/platform/browser/crypto.js';
 import * as bpath from '../../src/platform/browser/path.js';
 import { inflateSync } from '../../src/platform/browser/zlib.js';
-import { DIST, buildWeb } from '../../web/build.js';
+import { buildWeb } from '../../web/build.js';
 import { startWebServer } from '../../web/server.js';
+import { spawnCli } from '../helpers/cli-child.js';
 
 describe('browser build', () => {
-  before(() => buildWeb({ quiet: true }));
+  // Its own output folder: other test files build the page in parallel.
+  const DIST = mkdtempSync(path.join(os.tmpdir(), 'sdlora-web-build-'));
+  before(() => buildWeb({ quiet: true, outdir: DIST }));
+  after(() => rmSync(DIST, { recursive: true, force: true }));
 
   it('bundles the engine worker without Node-only modules', () => {
     const js = readFileSync(path.join(DIST, 'engine-worker.js'), 'utf8');
@@ -59,8 +64,27 @@ describe('browser build', () => {
     assert.throws(() => pool.reserve(5 * 2 ** 30), /cannot grow the kernels' shared memory .* capped at 4 GiB, and a browser tab often gets less/);
   });
 
+  it('the sdlora web command builds and serves the page until stopped', async () => {
+    const cli = spawnCli(['web', '--port', '0']);
+    try {
+      const end = Date.now() + 60_000;
+      let m: RegExpExecArray | null = null;
+      while (!(m = /sdlora web: (http:\/\/\S+)/.exec(cli.stdout()))) {
+        if (Date.now() > end || cli.child.exitCode !== null) assert.fail(`no URL printed\nstdout: ${cli.stdout()}\nstderr: ${cli.stderr()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const r = await fetch(m[1]);
+      assert.equal(r.status, 200);
+      assert.match(await r.text(), /<title>sdlora/);
+      assert.equal(r.headers.get('cross-origin-embedder-policy'), 'require-corp');
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exit(10_000);
+    }
+  });
+
   it('sdlora web serves the page cross-origin isolated', async () => {
-    const s = await startWebServer({ noBuild: true });
+    const s = await startWebServer({ noBuild: true, dist: DIST });
     try {
       for (const f of ['', 'engine-worker.js', 'kernels.wasm', 'assets/tiny-sd/model_index.json']) {
         const r = await fetch(s.url + f);
