@@ -80,7 +80,8 @@ function setupTextualInversion(ctx: MethodContext): TrainingMethod {
       // A fresh row as transformers' resize_token_embeddings initialises it: N(0, 0.02).
       for (let k = 0; k < rows.length; k++) rows[k] = rng.normal() * 0.02;
     }
-    return E.tensor(rows, [n, dim]).requireGrad();
+    // Where the table is (the model moves to the training device after setup; rebind follows it).
+    return E.tensor(rows, [n, dim], 'f32', table.backend).requireGrad();
   });
   addEmbeddingWord(model, token, vectors);
   // sd-scripts adds token_string, token_string1, ...; the caption's token_string stands for all of
@@ -92,11 +93,24 @@ function setupTextualInversion(ctx: MethodContext): TrainingMethod {
   });
   const templates = cfg.use_object_template ? OBJECT_TEMPLATES : cfg.use_style_template ? STYLE_TEMPLATES : null;
   if (templates) log(`captions replaced by ${cfg.use_object_template ? 'object' : 'style'} templates`);
-  const params = vectors.map((t, i) => ({ name: keys[i], group: 'emb', tensor: t }));
+  else if (!ctx.data.datasets.some((d) => d.images.some((img) => tokenIn(`${img.subset.captionPrefix ?? ''} ${img.caption} ${img.subset.captionSuffix ?? ''}`, token)))) {
+    log(`warning: no caption contains "${token}", so its vectors get no gradient (put it in the captions or use use_object_template / use_style_template)`);
+  }
+  let params = vectors.map((t, i) => ({ name: keys[i], group: 'emb', tensor: t }));
   const precision = c.save_precision === 'fp16' ? 'F16' : c.save_precision === 'bf16' ? 'BF16' : 'F32';
   return {
     id: 'textual_inversion',
-    params,
+    get params() { return params; },
+    rebind() {
+      // After the model moved (webgpu): the vectors follow, and stay the encoders' extra rows.
+      params = params.map((p, i) => {
+        const te = model.textEncoders[i], b = te.weights.backend ?? p.tensor.backend;
+        if (p.tensor.backend === b) return p;
+        const t = p.tensor.toBackend(b).requireGrad();
+        te.extraTokenEmbeddings = t;
+        return { ...p, tensor: t };
+      });
+    },
     groups: new Map([['emb', { name: 'emb', lr: c.learning_rate }]]),
     config: { token_string: token, num_vectors_per_token: n, init_word: initWord ?? null, keys },
     caption: templates ? (_cap, r) => templates[Math.floor(r.uniform() * templates.length)].replace('{}', token) : undefined,
@@ -109,6 +123,8 @@ function setupTextualInversion(ctx: MethodContext): TrainingMethod {
     },
   };
 }
+
+const tokenIn = (caption: string, token: string) => new RegExp(`(?<![\\p{L}\\p{N}])${token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\p{L}\\p{N}])`, 'iu').test(caption);
 
 /** sd-scripts train_textual_inversion.py: output_name defaults to token_string. */
 export async function trainTextualInversion(cfg: TrainConfig, hooks: MethodHooks = {}): Promise<MethodResult> {
