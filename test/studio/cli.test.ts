@@ -19,6 +19,10 @@ it('sdlora studio prints a tokened URL on localhost, needs the token, stops on S
   // Only the loopback address: another address of this machine does not answer.
   const other = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
   if (other) await assert.rejects(fetch(`http://${other.address}:${port}/api/datasets`, { signal: AbortSignal.timeout(5000) }));
+  // A second studio on the same port says so.
+  const busy = spawnCli(['studio', '--port', port, '--dir', dir]);
+  assert.equal(await busy.exit(60_000), 1);
+  assert.match(busy.stderr(), new RegExp(`port ${port} on 127.0.0.1 is in use`));
   c.child.kill('SIGTERM');
   assert.equal(await c.exit(30_000), 0);
 });

@@ -109,7 +109,16 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
     });
   });
   const host = o.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(o.port ?? 0, host, resolve); });
+  try {
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(o.port ?? 0, host, resolve); });
+  } catch (e) {
+    await runner.close();
+    await store.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new Error(`port ${o.port} on ${host} is in use (another studio, A1111 or kohya_ss?); choose another with --port (0: any free port)`);
+    if (code === 'EADDRNOTAVAIL') throw new Error(`--host ${host} is not an address of this machine`);
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   runner.tick();
   const shownHost = host.includes(':') ? `[${host}]` : host;
