@@ -8,6 +8,7 @@ export class FileHandle {
   constructor(private p: string, private writing: boolean) {}
 
   async read(buf: Uint8Array, off: number, len: number, pos: number): Promise<{ bytesRead: number; buffer: Uint8Array }> {
+    this.flush();
     const d = getFile(this.p, 'read');
     const end = Math.min(fileSize(d), pos + len);
     if (end <= pos) return { bytesRead: 0, buffer: buf };
@@ -20,7 +21,7 @@ export class FileHandle {
     if (!this.writing) throw fsError('EBADF', 'write', this.p);
     const b = typeof data === 'string' ? new TextEncoder().encode(data) : data.slice();
     this.chunks.push(b);
-    this.flush();
+    this.dirty = true;
     return { bytesWritten: b.length };
   }
 
@@ -30,15 +31,22 @@ export class FileHandle {
     return { bytesWritten: n };
   }
 
-  /** Written chunks become one file body (kept as a Blob: no concatenated copy in JS memory). */
+  private dirty = false;
+
+  /**
+   * Written chunks become the file body, once per sync/close rather than per write (a Blob copies
+   * its parts, so rebuilding it on every write would copy the file once per tensor written).
+   */
   private flush(): void {
+    if (!this.dirty) return;
     putFile(this.p, new Blob(this.chunks as BlobPart[]));
+    this.dirty = false;
   }
 
-  async stat(): Promise<fs.Stats> { return fs.statSync(this.p)!; }
-  async sync(): Promise<void> {}
-  async datasync(): Promise<void> {}
-  async close(): Promise<void> {}
+  async stat(): Promise<fs.Stats> { this.flush(); return fs.statSync(this.p)!; }
+  async sync(): Promise<void> { this.flush(); }
+  async datasync(): Promise<void> { this.flush(); }
+  async close(): Promise<void> { this.flush(); this.chunks = []; }
 }
 
 export async function open(p: string, flags = 'r'): Promise<FileHandle> {

@@ -47,9 +47,11 @@ export function statSync(p: string | URL, o?: { throwIfNoEntry?: boolean }): Sta
 export const lstatSync = statSync;
 
 export function readFileSync(p: string | URL, o?: string | { encoding?: string }): any {
-  const bytes = readSync(getFile(String(p instanceof URL ? p.pathname : p), 'open'));
+  const d = getFile(String(p instanceof URL ? p.pathname : p), 'open');
+  const bytes = readSync(d);
   const e = encodingOf(o);
-  if (!e) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  // A fresh copy, as in Node: a caller writing into the result must not change the file.
+  if (!e) return d instanceof Uint8Array ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   return e === 'latin1' ? Buffer.from(bytes).toString('latin1') : dec.decode(bytes);
 }
 

@@ -30,10 +30,22 @@ class Pipeline {
     return r;
   }
 
-  rotate(): this { return this; } // createImageBitmap already applied the EXIF orientation
+  rotate(angle?: number): this {
+    // Without an angle sharp applies the EXIF orientation, which createImageBitmap already did.
+    if (angle !== undefined) throw new Error('sharp.rotate(angle) is not implemented in the page');
+    return this;
+  }
   removeAlpha(): this { return this; } // getImageData's alpha is dropped when reading RGB below
-  toColourspace(): this { return this; }
-  resize(w: number, h: number): this { this.size = [w, h]; return this; }
+  toColourspace(space: string): this {
+    if (space !== 'srgb') throw new Error(`sharp.toColourspace(${space}): the page decodes to sRGB only`);
+    return this;
+  }
+  resize(w: number, h: number, o?: { fit?: string; kernel?: string }): this {
+    // Both sides are given and stretched ('fill'); the kernel is the canvas' (see the header).
+    if (o?.fit !== undefined && o.fit !== 'fill') throw new Error(`sharp.resize fit "${o.fit}" is not implemented in the page`);
+    this.size = [w, h];
+    return this;
+  }
   extract(r: { left: number; top: number; width: number; height: number }): this { this.crop = r; return this; }
   flop(): this { this.mirror = !this.mirror; return this; }
   raw(): this { return this; }

@@ -1,9 +1,10 @@
-// `node:url` for the page: a module's file URL is only used to find bundled assets, which the page
-// places at the same relative paths under "/" in its file system (see web/src/assets.ts).
+// `node:url` for the page: a module's file URL is only used to find bundled assets. web/build.ts
+// gives each module its repository path as a file: URL, and the page places the assets at the
+// same paths under "/" of its file system (engine-worker.ts, loadAssets).
 export function fileURLToPath(u: string | URL): string {
   const s = typeof u === 'string' ? u : u.href;
-  return s.startsWith('file://') ? decodeURIComponent(new URL(s).pathname) : `/src/${s.split('/').pop()}`;
+  if (!s.startsWith('file://')) throw new TypeError(`fileURLToPath: ${s} is not a file: URL`);
+  return decodeURIComponent(new URL(s).pathname);
 }
 export function pathToFileURL(p: string): URL { return new URL(`file://${p}`); }
-export const URL_ = globalThis.URL;
 export default { fileURLToPath, pathToFileURL };
