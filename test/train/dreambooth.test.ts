@@ -82,8 +82,9 @@ describe('dreambooth', () => {
     assert.equal(r.finalPath, path.join(tmp, 'diff', 'last'));
     assert.ok([...r.model.unet.weights.tensors.values()].every((t) => t.dtype === 'f32'), 'trained weights stay f32');
     assert.ok([...r.model.textEncoder.weights.tensors.values()].every((t) => t.dtype === 'f16'), 'the frozen text encoder is stored in f16');
-    const { tensors } = await loadSafetensors(path.join(r.finalPath!, 'unet', 'diffusion_pytorch_model.safetensors'));
-    assert.ok(Object.values(tensors).every((t) => t.dtype === 'f16' || t.dtype === 'f32'));
+    const uf = await SafetensorsFile.open(path.join(r.finalPath!, 'unet', 'diffusion_pytorch_model.safetensors'));
+    assert.ok([...uf.entries.values()].every((e) => e.dtype === 'F16'), 'save_precision fp16');
+    await uf.close();
     const loaded = await loadSDModel(r.finalPath!);
     for (const [k, t] of r.model.unet.weights.tensors) assert.deepEqual(loaded.unet.weights.get(k).dataSync(), t.to('f16').to('f32').dataSync(), k);
     for (const [k, t] of base.textEncoder.weights.tensors) assert.deepEqual(loaded.textEncoder.weights.get(k).dataSync(), t.to('f16').to('f32').dataSync(), `frozen te ${k} (f16 storage)`);

@@ -13,7 +13,7 @@ import { writeShapeDataset } from '../../src/data/procedural.js';
 import { encodeText } from '../../src/families/text.js';
 import { EmbeddingLibrary, embeddingsUsed, tiHashes } from '../../src/infer/embeddings.js';
 import { decodePng } from '../../src/io/png.js';
-import { loadSafetensors } from '../../src/io/safetensors.js';
+import { SafetensorsFile, loadSafetensors } from '../../src/io/safetensors.js';
 import { loadSDModel } from '../../src/models/sd-model.js';
 import { ConfigError, resolveConfig } from '../../src/train/config.js';
 import { OBJECT_TEMPLATES, trainTextualInversion } from '../../src/train/textual-inversion.js';
@@ -90,6 +90,26 @@ describe('textual inversion', () => {
     assert.deepEqual((await loadSafetensors(b.finalPath!)).tensors.emb_params.dataSync(), (await loadSafetensors(a.finalPath!)).tensors.emb_params.dataSync());
     assert.deepEqual(b.losses.map((l) => l.loss), a.losses.map((l) => l.loss));
     await assert.rejects(trainTextualInversion(cfg({ output_dir: outB, num_vectors_per_token: 3, resume: path.join(outB, 'zqx-state') }), { log: quiet }), /another training setup/);
+  });
+
+  it('the tokenizer matches an added word as a whole word, before BPE, and refuses it twice', async () => {
+    const m = await loadSDModel(model);
+    const tok = m.tokenizer;
+    const plain = tok.encode('a zqx, zqxs');
+    tok.addWord('zqx', [900, 901]);
+    assert.deepEqual(tok.encode('a ZQX, zqxs'), [...tok.encode('a'), 900, 901, ...tok.encode(', zqxs')]);
+    assert.notDeepEqual(tok.encode('a zqx, zqxs'), plain);
+    assert.throws(() => tok.addWord('zqx', [902]), /already/);
+    assert.throws(() => tok.addWord('two words', [902]), /one word/);
+  });
+
+  it('writes save_precision fp16 / bf16', async () => {
+    for (const [p, dt] of [['fp16', 'F16'], ['bf16', 'BF16']] as const) {
+      const r = await trainTextualInversion(cfg({ output_dir: path.join(tmp, `prec-${p}`), save_precision: p, max_train_steps: 1 }), { log: quiet });
+      const f = await SafetensorsFile.open(r.finalPath!);
+      assert.equal(f.entries.get('emb_params')!.dtype, dt);
+      await f.close();
+    }
   });
 
   it('refuses options of other methods and a missing token_string', () => {
