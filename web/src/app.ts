@@ -157,8 +157,9 @@ async function generateClicked(): Promise<void> {
   const off = engine.on((e) => { if (e.type === 'image-step') setStatus('gen-status', `denoising ${e.step}/${e.total}`); });
   try {
     const loras = state.loras.filter((l) => l.on).map((l) => ({ path: l.path, weight: l.weight }));
+    const size = Number($<HTMLInputElement>('gen-size').value);
     const r = await engine.call({
-      op: 'generate', model: await userModel(), prompt: $<HTMLInputElement>('prompt').value, loras, width: 32, height: 32,
+      op: 'generate', model: await userModel(), prompt: $<HTMLInputElement>('prompt').value, loras, width: size, height: size,
       steps: Number($<HTMLInputElement>('gen-steps').value), cfgScale: 5, seed: Number($<HTMLInputElement>('gen-seed').value), sampler: 'dpmpp_2m',
     });
     const c = new OffscreenCanvas(r.width, r.height), g = c.getContext('2d')!;
