@@ -193,6 +193,13 @@ describe('train form', () => {
     assert.deepEqual(JSON.parse(j.text), { learning_rate: 1e-4, network_dim: 8 });
     const t = await api('POST', '/api/train/export', { values: { learning_rate: 1e-4, network_dim: 8 }, format: 'toml' });
     assert.match(t.text, /network_dim = 8/);
+    const gui = await api('POST', '/api/train/export', { values: { learning_rate: 1e-4, network_dim: 8, resolution: 768, network_args: ['conv_dim=4', 'conv_alpha=1'] }, format: 'kohya-gui' });
+    assert.equal(gui.body.LoRA_type, 'Kohya LoCon');
+    assert.equal(gui.body.max_resolution, '768,768');
+    assert.equal(gui.body.conv_dim, 4);
+    const back = await api('POST', '/api/train/import', { filename: 'gui.json', text: gui.text });
+    assert.equal(back.body.values.network_dim, 8);
+    assert.deepEqual(back.body.values.network_args, ['conv_dim=4', 'conv_alpha=1']);
     assert.equal((await api('POST', '/api/train/export', { values: {}, format: 'yaml' })).status, 400);
   });
 });

@@ -14,6 +14,7 @@ import { OPTIONS } from '../../train/config-schema.js';
 import { ConfigError, readConfigLayer, resolveConfig } from '../../train/config.js';
 import { PATH_OPTIONS } from '../jobs/job-config.js';
 import { HttpError, type Router, readJson, sendBytes, sendJson } from './http-kit.js';
+import { toKohyaGui } from './kohya-gui-export.js';
 import type { Workspace } from './workspace.js';
 
 /** Starting points for the form; each names what it is for. */
@@ -101,6 +102,9 @@ export function registerTrainRoutes(r: Router, ws: Workspace): void {
     const values = Object.fromEntries(Object.entries(b.values ?? {}).filter(([, v]) => v !== undefined && v !== null && v !== ''));
     if (b.format === 'toml') sendBytes(res, 'application/toml', toToml(values), { 'content-disposition': 'attachment; filename="config.toml"' });
     else if (b.format === 'json') sendBytes(res, 'application/json', JSON.stringify(values, null, 2), { 'content-disposition': 'attachment; filename="config.json"' });
-    else throw new HttpError(400, 'format must be json or toml');
+    else if (b.format === 'kohya-gui') {
+      const { config, notes } = toKohyaGui(values);
+      sendBytes(res, 'application/json', JSON.stringify(config, null, 2), { 'content-disposition': 'attachment; filename="kohya-gui.json"', 'x-sdlora-notes': encodeURIComponent(JSON.stringify(notes)) });
+    } else throw new HttpError(400, 'format must be json, toml or kohya-gui');
   });
 }

@@ -57,7 +57,10 @@ export function TrainPage() {
   const exportAs = async (format: string) => {
     const res = await fetch('/api/train/export', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ values: clean(values), format }) });
     const a = document.createElement('a');
-    a.href = URL.createObjectURL(await res.blob()); a.download = `${values.output_name || 'config'}.${format}`; a.click();
+    if (!res.ok) { showError(new Error((await res.json()).error)); return; }
+    const notes = res.headers.get('x-sdlora-notes');
+    if (notes) setNotes(JSON.parse(decodeURIComponent(notes)));
+    a.href = URL.createObjectURL(await res.blob()); a.download = `${values.output_name || 'config'}${format === 'kohya-gui' ? '-kohya_ss' : ''}.${format === 'toml' ? 'toml' : 'json'}`; a.click();
   };
   const start = async (overwrite = false) => {
     try {
@@ -79,7 +82,7 @@ export function TrainPage() {
         <label>${t('train.preset')} <select data-testid="preset" onChange=${(e: Event) => applyPreset((e.target as HTMLSelectElement).value)}>
           <option value="">—</option>${schema.presets.map((p) => html`<option value=${p.id}>${t(`preset.${p.id}`)}</option>`)}</select></label>
         <label class="filebtn">${t('train.import')} <input type="file" accept=".json,.toml" data-testid="import" onChange=${(e: Event) => { const f = (e.target as HTMLInputElement).files?.[0]; if (f) void importFile(f); }} /></label>
-        <button onClick=${() => exportAs('json')}>${t('train.exportJson')}</button><button onClick=${() => exportAs('toml')}>${t('train.exportToml')}</button>
+        <button onClick=${() => exportAs('json')}>${t('train.exportJson')}</button><button onClick=${() => exportAs('toml')}>${t('train.exportToml')}</button><button onClick=${() => exportAs('kohya-gui')}>${t('train.exportGui')}</button>
       </div>
       ${notes.length ? html`<ul class="notes">${notes.map((n) => html`<li>${n}</li>`)}</ul>` : null}
       <div class="fields">
