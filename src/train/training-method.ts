@@ -13,6 +13,8 @@ const ONLY: Record<string, TrainingMethodName[]> = {
   network_weights: ['lora'], network_train_unet_only: ['lora'], network_train_text_encoder_only: ['lora'],
   unet_lr: ['lora'], text_encoder_lr: ['lora'], scale_weight_norms: ['lora'],
   cache_text_encoder_outputs: ['lora'], cache_text_encoder_outputs_to_disk: ['lora'],
+  // Written into a LoRA's ss_* metadata / used by its final save only.
+  training_comment: ['lora'], fallback_output_dir: ['lora'],
 };
 
 export const methodOf = (cfg: TrainConfig): TrainingMethodName => (cfg.training_method as TrainingMethodName | undefined) ?? 'lora';
