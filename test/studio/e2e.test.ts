@@ -27,7 +27,7 @@ before(async () => {
 });
 after(async () => { await browser?.close(); await s?.close(); });
 
-const shot = async (name: string) => { if (shots) { mkdirSync(shots, { recursive: true }); await page.screenshot({ path: path.join(shots, `${name}.png`) }); } };
+const shot = async (name: string) => { if (shots) { mkdirSync(shots, { recursive: true }); await page.evaluate(() => { (document.activeElement as HTMLElement | null)?.blur(); window.scrollTo(0, 0); }); await page.screenshot({ path: path.join(shots, `${name}.png`) }); } };
 
 it('upload, caption, train, watch, library, generate', { timeout: 300_000 }, async () => {
   await page.goto(s.url);
