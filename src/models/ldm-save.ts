@@ -6,7 +6,7 @@
 // loader.ts; the folder is written beside the target and renamed into place.
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Tensor } from '../engine/tensor.js';
+import { type Tensor, tensor } from '../engine/tensor.js';
 import { reshape } from '../engine/ops/layout.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { diffusersToLdm, unetPrefixMap, vaePrefixMap } from './ldm-keys.js';
@@ -36,9 +36,12 @@ export function singleFileStateDict(model: Pick<SDModel, 'family' | 'unet' | 'va
     const oc = transformersToOpenClip(new Map([...w].filter(([k]) => k !== 'text_model.embeddings.position_ids')));
     if (spec.dropLastBlock) {
       // SD 2.x conditions on the penultimate block, so the loaded model has one block fewer than
-      // the file: as sd-scripts does, the last block kept is written again as the dropped one.
-      const n = model.textEncoders[i].config.num_hidden_layers;
+      // the file: as sd-scripts does without a source checkpoint, the last block kept is written
+      // again as the dropped one, with the unused text_projection (ones) and logit_scale (1).
+      const { num_hidden_layers: n, hidden_size: width } = model.textEncoders[i].config;
       for (const [k, t] of [...oc]) if (k.startsWith(`transformer.resblocks.${n - 1}.`)) oc.set(k.replace(`.${n - 1}.`, `.${n}.`), t);
+      if (!oc.has('text_projection')) oc.set('text_projection', tensor(new Float32Array(width * width).fill(1), [width, width]));
+      if (!oc.has('logit_scale')) oc.set('logit_scale', tensor([1], []));
     }
     for (const [k, t] of oc) out.set(spec.singleFilePrefix + k, t);
   });

@@ -59,8 +59,12 @@ describe('textual inversion and dreambooth on SD 2.x and SDXL', () => {
 
   it('SD 2.x DreamBooth: the LDM file (OpenCLIP text encoder) loads back to the trained model', async () => {
     const r = await trainDreamBooth(cfg({ training_method: 'dreambooth', pretrained_model_name_or_path: sd2, v2: true, v_parameterization: true, output_dir: path.join(tmp, 'sd2-db') }), { log: quiet });
-    const { metadata } = await loadSafetensors(r.finalPath!);
+    const { metadata, tensors } = await loadSafetensors(r.finalPath!);
     assert.equal(metadata['modelspec.architecture'], 'stable-diffusion-v2-768-v');
+    // sd-scripts' SD 2.x text encoder without a source checkpoint: the last block again, dummy projection and scale.
+    const n = r.model.textEncoder.config.num_hidden_layers, pre = 'cond_stage_model.model.transformer.resblocks.';
+    assert.deepEqual(tensors[`${pre}${n}.attn.in_proj_weight`].dataSync(), tensors[`${pre}${n - 1}.attn.in_proj_weight`].dataSync());
+    assert.ok(tensors['cond_stage_model.model.text_projection'] && tensors['cond_stage_model.model.logit_scale']);
     assert.equal(metadata['modelspec.prediction_type'], 'v');
     const loaded = await loadSDModel(r.finalPath!, { configDir: sd2 });
     assert.equal(loaded.family.id, 'sd2');
