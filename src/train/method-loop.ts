@@ -232,7 +232,7 @@ async function runMethod(device: E.Backend, cfg: TrainConfig, setup: MethodSetup
     mkdirSync(sampleDir, { recursive: true });
     for (const [i, p] of prompts.entries()) {
       const seedP = p.seed ?? Math.floor(Math.random() * 2 ** 31);
-      const r = await E.noGrad(() => txt2img(model, { prompt: p.prompt, negativePrompt: p.negativePrompt, width: p.width, height: p.height, steps: p.steps, cfgScale: p.cfgScale, seed: seedP, sampler: p.sampler ?? c.sample_sampler, clipSkip: c.clip_skip }));
+      const r = await txt2img(model, { prompt: p.prompt, negativePrompt: p.negativePrompt, width: p.width, height: p.height, steps: p.steps, cfgScale: p.cfgScale, seed: seedP, sampler: p.sampler ?? c.sample_sampler, clipSkip: c.clip_skip });
       const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
       const file = path.join(sampleDir, `${name}_${tag}_${String(i).padStart(2, '0')}_${stamp}_${seedP}.png`);
       await writeBufferAtomic(file, encodePng(r.rgb, r.width, r.height, { parameters: r.infotext }));

@@ -3,7 +3,7 @@
 // conditioning, resume is exact, and the CLI runs, lists and generates with it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,8 +40,12 @@ describe('textual inversion', () => {
   it('trains only the new rows and writes emb_params with sd-scripts\' metadata', async () => {
     const base = await loadSDModel(model);
     const out = path.join(tmp, 'run');
-    const r = await trainTextualInversion(cfg({ output_dir: out, save_every_n_steps: 2 }), { log: quiet });
+    const prompts = path.join(tmp, 'prompts.txt');
+    writeFileSync(prompts, 'a zqx on white --w 32 --h 32 --d 2 --s 2\n');
+    const r = await trainTextualInversion(cfg({ output_dir: out, save_every_n_steps: 2, sample_prompts: prompts, sample_every_n_steps: 4 }), { log: quiet });
     assert.equal(r.steps, 4);
+    assert.equal(r.samples.length, 1, 'samples with the word as it trains');
+    assert.match(decodePng(readFileSync(r.samples[0])).text.parameters, /^a zqx on white\nSteps: 2/);
     assert.equal(r.finalPath, path.join(out, 'zqx.safetensors'), 'output_name defaults to token_string');
     assert.deepEqual(r.saved, [path.join(out, 'zqx-step00000002.safetensors'), r.finalPath]);
     const { tensors, metadata } = await loadSafetensors(r.finalPath!);
