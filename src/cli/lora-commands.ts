@@ -76,7 +76,9 @@ export function registerLoRACommands(program: Command): void {
         const md = e.metadata;
         rows.push({
           name: e.relName, alias: e.alias, base: md.ss_sd_model_name ?? md.ss_base_model_version ?? '',
-          algorithm: e.summary.algorithms.join('+'), rank: e.summary.rank, alpha: e.summary.alpha, family: e.summary.family,
+          // A Textual Inversion embedding (sd-scripts' ModelSpec says so) is not a LoRA: say what it is.
+          algorithm: md['modelspec.architecture']?.endsWith('/textual-inversion') ? 'textual-inversion embedding (txt2img --embeddings-dir, sdlora embeddings list)' : e.summary.algorithms.join('+'),
+          rank: e.summary.rank, alpha: e.summary.alpha, family: e.summary.family,
           resolution: md.ss_resolution ?? md['modelspec.resolution'] ?? '', tags: topTags(md.ss_tag_frequency),
           hash: (md.sshs_model_hash ?? (await addnetHash(e.path))).slice(0, 12), mb: (e.bytes / 1048576).toFixed(1),
         });

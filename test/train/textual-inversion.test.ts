@@ -131,6 +131,7 @@ describe('textual inversion', () => {
     const file = path.join(out, 'zqx.safetensors');
     const list = cli('embeddings', 'list', out);
     assert.match(list, /^zqx\t1 vector\twidth 64 \(emb_params \[1, 64\]\)\t[0-9a-f]{12}\t/m);
+    assert.match(cli('lora', 'list', out), /^zqx .*\n {4}textual-inversion embedding \(txt2img --embeddings-dir/m, 'lora list says what the file is');
     const png = path.join(tmp, 'ti.png');
     cli('txt2img', '--model', 'tiny', '-p', 'a zqx star', '--width', '32', '--height', '32', '--steps', '2', '--seed', '1', '--embeddings-dir', out, '-o', png);
     const sha = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
