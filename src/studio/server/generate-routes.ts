@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodePng } from '../../io/png.js';
 import type { GenerateItem, GenerateSpec } from '../jobs/generate-process.js';
+import { withFileLock } from './file-locks.js';
 import { HttpError, type Router, readJson, sendBytes, sendJson } from './http-kit.js';
 import { type Workspace, checkSegment } from './workspace.js';
 
@@ -67,7 +68,8 @@ export function registerGenerateRoutes(r: Router, ws: Workspace): void {
         }
       }
     } else items.push({ ...base, prompt: b.prompt, file: path.join(ws.folder('generated'), `${stamp}-0.png`) });
-    const images = await runGenerate({ model: b.model || 'tiny', device: b.device || 'cpu', loraDir: ws.folder('loras'), items });
+    // One generation at a time: each loads a model and takes every core; a second waits its turn.
+    const images = await withFileLock('studio:generate', () => runGenerate({ model: b.model || 'tiny', device: b.device || 'cpu', loraDir: ws.folder('loras'), items }));
     sendJson(res, 200, { images: images.map((im, i) => ({ ...im, cell: items[i].cell })) });
   });
 
