@@ -7,6 +7,7 @@
 //   --px=N --batch=B   image size and batch of --sd15-train (scripts/gpu-check.sh shrinks it on a software adapter)
 //   --no-cases         skip the three whole-model cases of issue 15 (timed on cpu and on a hardware
 //                      adapter; a software adapter such as lavapipe would take minutes per case)
+//   --no-ops           skip the per-op table (scripts/gpu-check.sh: only the training step)
 //   --cases-only       only those cases (median seconds; bench/pytorch_cases.py times the same in PyTorch)
 import * as E from '../src/engine/index.js';
 import { Rng, initCpuBackend } from '../src/engine/index.js';
@@ -53,7 +54,7 @@ const rng = new Rng(0);
 const rand = (shape: number[], be: E.Backend) => E.randn(shape, rng, 'f32', be);
 const fewOnGpu = (be: E.Backend) => (be === gpu ? 1 : 3);
 
-const casesOnly = args.includes('--cases-only');
+const casesOnly = args.includes('--cases-only') || args.includes('--no-ops');
 if (!casesOnly) {
 for (const n of [512, 1024]) {
   await bench('matmul', `${n}x${n}x${n}`, 2 * n ** 3, (be) => { const a = rand([n, n], be), b = rand([n, n], be); return () => E.matmul(a, b); });
