@@ -1,5 +1,6 @@
-// The page in Debian's Chromium with --enable-unsafe-webgpu: the engine picks WebGPU when
-// navigator.gpu has an adapter (SwiftShader here: f32 only, slow), golden parity of the UNet, VAE,
+// The page in Debian's Chromium with --enable-unsafe-webgpu: left to choose, the engine takes WebGPU
+// on a hardware adapter only (SwiftShader here is software: f32 only, slower than the wasm kernels);
+// asked for WebGPU (?device=webgpu) it runs on SwiftShader: golden parity of the UNet, VAE,
 // CLIP and LoRA application on it, and the demo LoRA's first steps against the Node cpu run.
 // Without an adapter the tests are skipped, unless SDLORA_REQUIRE_WEBGPU=1 (CI).
 import assert from 'node:assert/strict';
@@ -24,14 +25,27 @@ describe('the page on WebGPU', { skip, timeout: 1_800_000 }, () => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-webgpu-'));
 
   before(async () => {
-    s = await openPage({ webgpu: true, mounts: { '/golden/': goldenDir() } });
+    s = await openPage({ webgpu: true, query: 'device=webgpu', mounts: { '/golden/': goldenDir() } });
   });
   after(async () => {
     await s?.close();
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('chooses WebGPU when navigator.gpu has an adapter, and shows why', async (t) => {
+  it('left to choose, takes WebGPU on a hardware adapter and the wasm backend on a software one, saying why', async (t) => {
+    const p = await s.browser.newPage();
+    try {
+      await p.goto(s.server.url, { timeout: 30_000 });
+      const b = await waitForBackend(p);
+      if (b.name === 'cpu') assert.match(b.reason, /(software rasterizer, slower than the wasm SIMD kernels|no WebGPU adapter)/);
+      else assert.match(b.reason, /navigator\.gpu has an adapter/);
+      t.diagnostic(`auto: ${b.name}: ${b.reason}`);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('asked for WebGPU (?device=webgpu), uses the adapter navigator.gpu gives and shows why', async (t) => {
     const b = await waitForBackend(s.page);
     if (b.name !== 'webgpu') {
       if (process.env.SDLORA_REQUIRE_WEBGPU === '1') assert.fail(`no WebGPU in Chromium: ${b.reason}`);

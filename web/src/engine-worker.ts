@@ -12,6 +12,7 @@ import { loadSDModel, moveModel, type SDModel } from '../../src/models/sd-model.
 import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { probeAdapter } from '../../src/engine/webgpu/device.js';
+import { isSoftwareAdapter } from '../../src/engine/select-backend.js';
 import { filesUnder, putFile } from '../../src/platform/browser/vfs.js';
 import { readFileSync } from '../../src/platform/browser/fs.js';
 import { keepLoRA, restoreLoRAs } from './opfs.js';
@@ -39,7 +40,7 @@ async function loadAssets(): Promise<number> {
   return bytes;
 }
 
-/** WebGPU when an adapter exists (unless the page asks for cpu), else the wasm kernels in Web Workers. */
+/** WebGPU on a hardware adapter (or any adapter when asked for), else the wasm kernels in Web Workers. */
 async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promise<BackendInfo> {
   if (threads) process.env.SDLORA_THREADS = String(threads);
   const { availableThreads } = await import('../../src/platform/browser/kernel-threads.js');
@@ -57,11 +58,16 @@ async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promis
     if (device === 'webgpu') throw new Error(`WebGPU was asked for but no adapter exists: ${report.reason}`);
     return cpuInfo(`no WebGPU adapter: ${report.reason}; the wasm SIMD kernels run in ${availableThreads()} Web Workers`);
   }
-  backend = await E.getWebGPUBackend();
   const a = report;
+  const adapterName = [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed';
+  // As the CLI's device auto: a software rasterizer is slower than the wasm kernels.
+  if (device === 'auto' && isSoftwareAdapter(a)) {
+    return cpuInfo(`the only WebGPU adapter (${adapterName}) is a software rasterizer, slower than the wasm SIMD kernels, which run in ${availableThreads()} Web Workers (?device=webgpu uses it anyway)`);
+  }
+  backend = await E.getWebGPUBackend();
   return {
     name: 'webgpu', threads: availableThreads(),
-    reason: `navigator.gpu has an adapter (${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed'}${a.isFallback ? ', software fallback' : ''}); ${a.features.includes('shader-f16') ? 'shader-f16 available' : 'no shader-f16, so f32 kernels'}; largest buffer ${Math.round((a.limits.maxBufferSize ?? 0) / 2 ** 20)} MiB, binding ${Math.round((a.limits.maxStorageBufferBindingSize ?? 0) / 2 ** 20)} MiB`,
+    reason: `navigator.gpu has an adapter (${adapterName}${isSoftwareAdapter(a) ? ', software: asked for with ?device=webgpu' : ''}); ${a.features.includes('shader-f16') ? 'shader-f16 available' : 'no shader-f16, so f32 kernels'}; largest buffer ${Math.round((a.limits.maxBufferSize ?? 0) / 2 ** 20)} MiB, binding ${Math.round((a.limits.maxStorageBufferBindingSize ?? 0) / 2 ** 20)} MiB`,
     adapter: { description: a.description, vendor: a.vendor, architecture: a.architecture, features: a.features, limits: a.limits },
   };
 }
@@ -95,7 +101,7 @@ async function handle(req: Request): Promise<unknown> {
     case 'train': {
       const out = req.out ?? `/out/run-${Date.now()}`;
       const values: Record<string, unknown> = { ...demoTrainValues({ out, steps: req.steps, seed: req.seed, dataset: req.dataset }), ...(req.model ? { pretrained_model_name_or_path: req.model } : {}), ...req.values };
-      if (info?.name === 'webgpu') values.device = 'webgpu';
+      values.device = info?.name === 'webgpu' ? 'webgpu' : 'cpu'; // the page's choice, not the trainer's auto
       const cfg = resolveConfig([{ source: 'web', values }]);
       let last = performance.now();
       const stepMs: number[] = [];
