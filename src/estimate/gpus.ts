@@ -19,8 +19,10 @@ export const DEVICES: Device[] = [
   { id: 'rtx-3090', name: 'RTX 3090', memoryGB: 24, tflops: 71, efficiency: 0.35 },
   { id: 'rtx-3060', name: 'RTX 3060 12GB', memoryGB: 12, tflops: 25.6, efficiency: 0.35 },
   { id: 'h100', name: 'H100 SXM', memoryGB: 80, tflops: 989, efficiency: 0.3 },
-  // sdlora's own cpu backend: ~45 GFLOP/s peak GEMM on 2 cores; efficiency from a measured training step.
-  { id: 'cpu', name: 'sdlora cpu backend (2 cores)', memoryGB: 24, tflops: 0.045, efficiency: 0.3 },
+  // sdlora's own cpu backend: ~70 GFLOP/s peak GEMM on 2 cores (relaxed-SIMD 4x8 kernel, 36 per
+  // core). Efficiency: the SD1.5 LoRA step of bench/run.ts (0.54 counted TFLOP at 256 px) took
+  // 19.7 CPU seconds, about 38 GFLOP/s with both cores busy.
+  { id: 'cpu', name: 'sdlora cpu backend (2 cores)', memoryGB: 24, tflops: 0.07, efficiency: 0.55 },
 ];
 
 export function findDevice(id: string): Device {
