@@ -8,16 +8,13 @@
 // `.alpha`, `.dora_scale`), which A1111 and ComfyUI load.
 import type * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { type LoRAComponent, componentIndex, moduleName, pairComponents } from '../lora/components.js';
+import { type LoRAComponent, moduleName } from '../lora/components.js';
 import type { AdapterModule } from '../lora/formats/kinds.js';
 import type { LoRAFile } from '../lora/lora-file.js';
 import { layerPaths } from '../lora/names.js';
-import type { Weights } from '../models/weights.js';
 import { splitArgs } from './arg-spec.js';
 import { type LycorisAlgo, LycorisModule, type LycorisModuleOptions, createLycorisModule } from './lycoris-modules.js';
-import type { NetworkModels } from './network.js';
-
-const componentsOf = (m: NetworkModels): readonly LoRAComponent[] => (Array.isArray(m) ? m as readonly LoRAComponent[] : pairComponents(m as { unet: Weights; textEncoder: Weights }));
+import { AdapterNetwork, type NetworkModels, type NetworkParam, componentsOf } from './adapter-network.js';
 
 /** What a preset targets: text-encoder parts, UNet parts, layers by sd-scripts name, and whether kxk convs are trained. */
 interface Preset {
@@ -112,11 +109,8 @@ const algoOf = (m: AdapterModule): LycorisAlgo => {
   return m.kind;
 };
 
-export class LycorisNetwork {
-  readonly modules: LycorisModule[] = [];
-  private attached: [Weights, LycorisModule][] = [];
-
-  constructor(readonly options: LycorisNetworkOptions, readonly rng: E.Rng) {}
+export class LycorisNetwork extends AdapterNetwork<LycorisModule> {
+  constructor(readonly options: LycorisNetworkOptions, readonly rng: E.Rng) { super(); }
 
   static create(models: NetworkModels, o: LycorisNetworkOptions, rng: E.Rng): LycorisNetwork {
     const net = new LycorisNetwork(o, rng);
@@ -129,11 +123,7 @@ export class LycorisNetwork {
   /** Modules from an existing LyCORIS file (network_weights), trainable, of the kinds it holds. */
   static fromFile(file: LoRAFile, models: NetworkModels, o: LycorisNetworkOptions, rng: E.Rng): LycorisNetwork {
     const net = new LycorisNetwork(o, rng);
-    const index = componentIndex(componentsOf(models));
-    for (const m of file.adapters.values()) {
-      const ref = index.get(m.name);
-      if (!ref) throw new Error(`${file.path}: module "${m.name}" matches no layer of the model`);
-      if (!net.trains(ref.component)) continue;
+    for (const [m, ref] of net.layersOf(file.path, file.adapters.values(), models)) {
       const params = new Map<string, Tensor>();
       const put = (k: string, t?: Tensor) => { if (t) params.set(k, t.detach().requireGrad()); };
       let alpha: number | undefined;
@@ -159,22 +149,8 @@ export class LycorisNetwork {
     return c.lrGroup === 'te' ? this.options.trainTextEncoder : this.options.trainUnet;
   }
 
-  attach(_models?: unknown): void {
-    for (const m of this.modules) {
-      m.component.weights.addAdapter(m.path, m);
-      this.attached.push([m.component.weights, m]);
-    }
-  }
-
-  detach(): void {
-    for (const [w, m] of this.attached) w.removeAdapter(m);
-    this.attached = [];
-  }
-
-  setTraining(on: boolean): void { for (const m of this.modules) m.training = on; }
-
   /** Parameters with their group ('te' or 'unet'), named by their file keys. */
-  parameters(): { param: () => Tensor; set: (t: Tensor) => void; group: 'te' | 'unet'; name: string }[] {
+  parameters(): NetworkParam[] {
     return this.modules.flatMap((m) => [...m.params.keys()].map((k) => ({
       param: () => m.params.get(k)!, set: (t: Tensor) => { m.params.set(k, t); }, group: m.component.lrGroup, name: `${m.name}.${k}`,
     })));

@@ -6,14 +6,12 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type LayerAdapter, loraDown, loraUp } from '../lora/adapter.js';
 import type { LoRAFile, LoRAModuleWeights } from '../lora/lora-file.js';
-import { type LoRAComponent, componentIndex, moduleName, pairComponents } from '../lora/components.js';
+import { type LoRAComponent, moduleName } from '../lora/components.js';
 import { bLoRAPart } from '../lora/b-lora.js';
 import { loraTargets } from '../lora/targets.js';
-import type { Weights } from '../models/weights.js';
+import { AdapterNetwork, type NetworkModels, type NetworkParam, componentsOf } from './adapter-network.js';
 
-/** A family's components, or SD 1.x/2.x's { unet, textEncoder } pair. */
-export type NetworkModels = readonly LoRAComponent[] | { unet: Weights; textEncoder: Weights };
-const componentsOf = (m: NetworkModels): readonly LoRAComponent[] => (Array.isArray(m) ? m as readonly LoRAComponent[] : pairComponents(m as { unet: Weights; textEncoder: Weights }));
+export type { NetworkModels } from './adapter-network.js';
 
 export interface NetworkOptions {
   dim: number;
@@ -74,11 +72,8 @@ function bernoulliMask(shape: readonly number[], p: number, rng: E.Rng, keepValu
   return E.tensor(a, shape);
 }
 
-export class LoRANetwork {
-  readonly modules: LoRAModule[] = [];
-  private attached: [Weights, LoRAModule][] = [];
-
-  constructor(readonly options: NetworkOptions, readonly rng: E.Rng) {}
+export class LoRANetwork extends AdapterNetwork<LoRAModule> {
+  constructor(readonly options: NetworkOptions, readonly rng: E.Rng) { super(); }
 
   /** New modules on the default targets (plus ResNet/sampler convs with convDim). */
   static create(models: NetworkModels, o: NetworkOptions, rng: E.Rng): LoRANetwork {
@@ -106,11 +101,7 @@ export class LoRANetwork {
   /** Modules from an existing LoRA file (network_weights), trainable. */
   static fromFile(file: LoRAFile, models: NetworkModels, o: NetworkOptions, rng: E.Rng): LoRANetwork {
     const net = new LoRANetwork(o, rng);
-    const index = componentIndex(componentsOf(models));
-    for (const m of file.modules.values()) {
-      const ref = index.get(m.name);
-      if (!ref) throw new Error(`${file.path}: module "${m.name}" matches no layer of the model`);
-      if (!net.trains(ref.component)) continue;
+    for (const [m, ref] of net.layersOf(file.path, file.modules.values(), models)) {
       // Saved under the model's own naming (a diffusers-named SDXL module gets its SGM name, as sd-scripts converts it).
       net.modules.push(new LoRAModule(moduleName(ref.component, ref.path), ref.path, ref.component, m.down.detach().requireGrad(), m.up.detach().requireGrad(), m.alpha, net));
     }
@@ -122,24 +113,8 @@ export class LoRANetwork {
     return c.lrGroup === 'te' ? this.options.trainTextEncoder && !this.options.bLora : this.options.trainUnet;
   }
 
-  /** Adds every module to its component's layer (the `models` argument of older callers is not needed). */
-  attach(_models?: unknown): void {
-    for (const m of this.modules) {
-      const w = m.component.weights;
-      w.addAdapter(m.path, m);
-      this.attached.push([w, m]);
-    }
-  }
-
-  detach(): void {
-    for (const [w, m] of this.attached) w.removeAdapter(m);
-    this.attached = [];
-  }
-
-  setTraining(on: boolean): void { for (const m of this.modules) m.training = on; }
-
   /** Parameters with their group ('te' or 'unet'). */
-  parameters(): { param: () => Tensor; set: (t: Tensor) => void; group: 'te' | 'unet'; name: string }[] {
+  parameters(): NetworkParam[] {
     return this.modules.flatMap((m) => [
       { param: () => m.down, set: (t: Tensor) => { m.down = t; }, group: m.component.lrGroup, name: `${m.name}.lora_down.weight` },
       { param: () => m.up, set: (t: Tensor) => { m.up = t; }, group: m.component.lrGroup, name: `${m.name}.lora_up.weight` },

@@ -2,12 +2,9 @@
 // and style blocks (expected names derived from the golden module list's diffusers paths), and at
 // generation `blora=content` / `blora=style` apply just that part of a file.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import * as E from '../../src/engine/index.js';
-import { writeShapeDataset } from '../../src/data/procedural.js';
 import { SDXL } from '../../src/families/index.js';
 import { parsePrompt } from '../../src/infer/prompt.js';
 import { txt2img } from '../../src/infer/txt2img.js';
@@ -16,22 +13,24 @@ import { familyComponents } from '../../src/lora/components.js';
 import { LoRALibrary } from '../../src/lora/library.js';
 import { loadLoRA } from '../../src/lora/lora-file.js';
 import { loadSDModel } from '../../src/models/sd-model.js';
-import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenCase, requireFile } from '../helpers/golden.js';
+import { trainFixture } from '../helpers/train-setup.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
 import { tinySdxlFolder } from '../helpers/tiny-sdxl.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-blora-'));
-const data = path.join(tmp, 'data');
+const fx = trainFixture('sdlora-blora-', {
+  dataset: { name: 'sks star', repeats: 1, count: 2, size: 32, shapes: ['star'], seed: 4 },
+  defaults: () => ({
+    caption_extension: '.txt', resolution: 32, max_train_steps: 2, learning_rate: 1e-2, network_dim: 2, network_alpha: 2,
+    network_args: ['b_lora=True'], output_dir: lib, seed: 3,
+  }),
+  model: tinySdxlFolder,
+});
+const { tmp, cfg } = fx;
 const lib = path.join(tmp, 'loras');
-let model: string;
 const quiet = () => {};
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  pretrained_model_name_or_path: model, train_data_dir: data, caption_extension: '.txt', resolution: 32, max_train_steps: 2,
-  learning_rate: 1e-2, network_dim: 2, network_alpha: 2, network_args: ['b_lora=True'], output_dir: lib, seed: 3, ...v,
-} }]);
 
 /** kohya names of the B-LoRA targets, from the golden list's diffusers module paths (last column). */
 function expectedNames(): Map<string, 'content' | 'style'> {
@@ -47,11 +46,7 @@ function expectedNames(): Map<string, 'content' | 'style'> {
 }
 
 describe('B-LoRA', () => {
-  before(async () => {
-    await E.initCpuBackend();
-    model = await tinySdxlFolder();
-    writeShapeDataset(data, { name: 'sks star', repeats: 1, count: 2, size: 32, shapes: ['star'], seed: 4 });
-  });
+  before(fx.setup);
 
   it('trains only the content and style blocks\' attention projections of the UNet', async () => {
     const logs: string[] = [];
@@ -75,7 +70,7 @@ describe('B-LoRA', () => {
   });
 
   it('applies the content part of one B-LoRA and the style part of another', async () => {
-    const m = await loadSDModel(model);
+    const m = await loadSDModel(fx.model);
     assert.equal(m.family, SDXL);
     const library = await LoRALibrary.scan(lib);
     const comps = familyComponents(m);

@@ -2,8 +2,7 @@
 // refused at generation time, a resume with another network is refused, an error saves the last
 // step, a full disk at the final save falls back, symlinked data is followed.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
@@ -14,18 +13,15 @@ import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import { txt2img } from '../../src/infer/txt2img.js';
 import { LoRALibrary } from '../../src/lora/library.js';
 import { loadSDModel } from '../../src/models/sd-model.js';
-import { resolveConfig } from '../../src/train/config.js';
 import { recoverState } from '../../src/train/state.js';
 import { train } from '../../src/train/trainer.js';
-import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { TINY_LORA, trainFixture } from '../helpers/train-setup.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-faults-'));
-let model: string;
-const dataDir = path.join(tmp, 'data');
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
-  max_train_steps: 4, learning_rate: 1e-3, network_dim: 4, network_alpha: 2, seed: 3, ...v,
-} }]);
+const fx = trainFixture('sdlora-faults-', {
+  dataset: { name: 'star', repeats: 2, count: 3, size: 32, shapes: ['star'], seed: 1 },
+  defaults: { ...TINY_LORA, seed: 3 },
+});
+const { tmp, cfg } = fx;
 const logs = () => { const lines: string[] = []; return { lines, log: (m: string) => { lines.push(m); } }; };
 const withEnv = async <T>(env: Record<string, string>, f: () => Promise<T>): Promise<T> => {
   Object.assign(process.env, env);
@@ -33,11 +29,7 @@ const withEnv = async <T>(env: Record<string, string>, f: () => Promise<T>): Pro
 };
 
 describe('training faults', () => {
-  before(async () => {
-    await E.initCpuBackend();
-    model = await tinyModelFolder();
-    writeShapeDataset(dataDir, { name: 'star', repeats: 2, count: 3, size: 32, shapes: ['star'], seed: 1 });
-  });
+  before(fx.setup);
 
   it('stops at the first non-finite loss, keeps the last good save and says what to try', async () => {
     const out = path.join(tmp, 'nan');
@@ -69,7 +61,7 @@ describe('training faults', () => {
     const libDir = path.join(tmp, 'loras');
     mkdirSync(libDir, { recursive: true });
     await saveSafetensors(path.join(libDir, 'broken.safetensors'), { ...tensors, [key]: E.tensor(bad, [...tensors[key].shape]) }, metadata);
-    const m = await loadSDModel(model);
+    const m = await loadSDModel(fx.model);
     await assert.rejects(
       txt2img(m, { prompt: 'a star <lora:broken:1>', width: 32, height: 32, steps: 1, seed: 1 }, await LoRALibrary.scan(libDir)),
       new RegExp(`broken\\.safetensors: 1 LoRA module\\(s\\) hold NaN or Inf values \\(${key.split('.')[0]}\\)`));

@@ -4,31 +4,25 @@
 // alphas_cumprod, what the noise, the noisy latents and the weighted loss must be. Also gradient
 // accumulation (k micro-batches = one batch of k times the size) and scale_weight_norms.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { writeShapeDataset } from '../../src/data/procedural.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { loadLoRA } from '../../src/lora/lora-file.js';
-import { resolveConfig } from '../../src/train/config.js';
 import { type MicroBatchTrace, train } from '../../src/train/trainer.js';
 import { goldenCase } from '../helpers/golden.js';
-import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { TINY_LORA, trainFixture } from '../helpers/train-setup.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-loss-'));
-const dataDir = path.join(tmp, 'data');
+let runs = 0;
+const fx = trainFixture('sdlora-loss-', {
+  dataset: { name: 'star', repeats: 2, count: 2, size: 32, shapes: ['star'], seed: 3 },
+  defaults: () => ({ ...TINY_LORA, max_train_steps: 1, seed: 5, output_dir: path.join(tmp, `run${runs++}`) }),
+});
+const { tmp, cfg } = fx;
 const sameDir = path.join(tmp, 'same');
-let model: string;
 let acp: Float64Array;
 const quiet = () => {};
-let runs = 0;
-
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
-  max_train_steps: 1, learning_rate: 1e-3, network_dim: 4, network_alpha: 2, seed: 5, output_dir: path.join(tmp, `run${runs++}`), ...v,
-} }]);
 
 /** One training step; the traces of its micro-batches. */
 async function traced(v: Record<string, unknown>): Promise<MicroBatchTrace[]> {
@@ -123,9 +117,7 @@ function referenceNoise(m: MicroBatchTrace, offset: number, iterations: number, 
 
 describe('training loss options (traced inside the trainer)', () => {
   before(async () => {
-    await E.initCpuBackend();
-    model = await tinyModelFolder();
-    writeShapeDataset(dataDir, { name: 'star', repeats: 2, count: 2, size: 32, shapes: ['star'], seed: 3 });
+    await fx.setup();
     writeShapeDataset(sameDir, { name: 'one', repeats: 3, count: 1, size: 32, shapes: ['circle'], seed: 4 });
     acp = Float64Array.from((await loadSafetensors(path.join(goldenCase('schedulers'), 'io.safetensors'))).tensors.alphas_cumprod.dataSync());
   });

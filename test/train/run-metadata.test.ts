@@ -2,30 +2,26 @@
 // did not run, the precision actually stored (bf16 training runs on f16 storage; save_precision
 // bf16 writes real bf16), the base model family loaded, and v2 refused on an SD 1.x model.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import * as E from '../../src/engine/index.js';
-import { writeShapeDataset } from '../../src/data/procedural.js';
 import { SafetensorsFile, loadSafetensors } from '../../src/io/safetensors.js';
 import type { ModelFamily, Prediction } from '../../src/families/family.js';
 import { SD1 } from '../../src/families/sd1.js';
 import { SD2 } from '../../src/families/sd2.js';
 import { SDXL } from '../../src/families/sdxl.js';
 import { checkBaseModel } from '../../src/train/base-model-check.js';
-import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
-import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { trainFixture } from '../helpers/train-setup.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-meta-'));
-const dataDir = path.join(tmp, 'data');
-let model: string;
+const fx = trainFixture('sdlora-meta-', {
+  dataset: { name: 'tri', repeats: 1, count: 2, size: 32, shapes: ['triangle'], seed: 6 },
+  defaults: () => ({
+    caption_extension: '.txt', resolution: 32, train_batch_size: 2, max_train_steps: 1, learning_rate: 1e-3, network_dim: 4, seed: 9,
+    output_dir: path.join(tmp, `r${n++}`),
+  }),
+});
+const { tmp, cfg } = fx;
 let n = 0;
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
-  max_train_steps: 1, learning_rate: 1e-3, network_dim: 4, seed: 9, output_dir: path.join(tmp, `r${n++}`), ...v,
-} }]);
 
 /** The bfloat16 nearest to a float32 value, ties to even, found by comparing the two candidates. */
 function nearestBf16(v: number): number {
@@ -38,11 +34,7 @@ function nearestBf16(v: number): number {
 }
 
 describe('run metadata and stored precision', () => {
-  before(async () => {
-    await E.initCpuBackend();
-    model = await tinyModelFolder();
-    writeShapeDataset(dataDir, { name: 'tri', repeats: 1, count: 2, size: 32, shapes: ['triangle'], seed: 6 });
-  });
+  before(fx.setup);
 
   it('names no library that did not run, and records f16 storage for mixed_precision bf16', async () => {
     const logs: string[] = [];

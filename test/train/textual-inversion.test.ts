@@ -3,13 +3,11 @@
 // conditioning, resume is exact, and the CLI runs, lists and generates with it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { writeShapeDataset } from '../../src/data/procedural.js';
 import { encodeText } from '../../src/families/text.js';
 import { EmbeddingLibrary, embeddingsUsed, tiHashes } from '../../src/infer/embeddings.js';
 import { decodePng } from '../../src/io/png.js';
@@ -17,28 +15,24 @@ import { SafetensorsFile, loadSafetensors } from '../../src/io/safetensors.js';
 import { loadSDModel } from '../../src/models/sd-model.js';
 import { ConfigError, resolveConfig } from '../../src/train/config.js';
 import { OBJECT_TEMPLATES, trainTextualInversion } from '../../src/train/textual-inversion.js';
-import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { trainFixture } from '../helpers/train-setup.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-ti-'));
-const dataDir = path.join(tmp, 'data');
-let model: string;
+const fx = trainFixture('sdlora-ti-', {
+  dataset: { name: 'star', repeats: 2, count: 3, size: 32, shapes: ['star'], seed: 1 },
+  defaults: {
+    training_method: 'textual_inversion', caption_extension: '.txt', resolution: 32, train_batch_size: 2, max_train_steps: 4, learning_rate: 5e-3, seed: 3,
+    token_string: 'zqx', init_word: 'star', num_vectors_per_token: 2, use_object_template: true,
+  },
+});
+const { tmp, dataDir, cfg } = fx;
 const quiet = () => {};
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  training_method: 'textual_inversion', pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt',
-  resolution: 32, train_batch_size: 2, max_train_steps: 4, learning_rate: 5e-3, seed: 3, token_string: 'zqx', init_word: 'star',
-  num_vectors_per_token: 2, use_object_template: true, ...v,
-} }]);
 const TOKEN = 'text_model.embeddings.token_embedding.weight';
 
 describe('textual inversion', () => {
-  before(async () => {
-    await E.initCpuBackend();
-    model = await tinyModelFolder();
-    writeShapeDataset(dataDir, { name: 'star', repeats: 2, count: 3, size: 32, shapes: ['star'], seed: 1 });
-  });
+  before(fx.setup);
 
   it('trains only the new rows and writes emb_params with sd-scripts\' metadata', async () => {
-    const base = await loadSDModel(model);
+    const base = await loadSDModel(fx.model);
     const out = path.join(tmp, 'run');
     const prompts = path.join(tmp, 'prompts.txt');
     writeFileSync(prompts, 'a zqx on white --w 32 --h 32 --d 2 --s 2\n');
@@ -71,7 +65,7 @@ describe('textual inversion', () => {
     const embDir = path.join(tmp, 'emb', 'nested');
     mkdirSync(embDir, { recursive: true });
     copyFileSync(r.finalPath!, path.join(embDir, 'zqx.safetensors'));
-    const fresh = await loadSDModel(model);
+    const fresh = await loadSDModel(fx.model);
     const lib = await EmbeddingLibrary.scan(path.join(tmp, 'emb'));
     assert.deepEqual((await lib.applyTo(fresh)).map((e) => e.name), ['zqx']);
     const prompt = OBJECT_TEMPLATES[0].replace('{}', 'zqx');
@@ -97,7 +91,7 @@ describe('textual inversion', () => {
   });
 
   it('the tokenizer matches an added word as a whole word, before BPE, and refuses it twice', async () => {
-    const m = await loadSDModel(model);
+    const m = await loadSDModel(fx.model);
     const tok = m.tokenizer;
     const plain = tok.encode('a zqx, zqxs');
     tok.addWord('zqx', [900, 901]);

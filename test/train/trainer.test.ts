@@ -1,43 +1,35 @@
 // End-to-end LoRA training on the tiny golden model: files, metadata, reproducibility, exact
 // resume, LoCon, unet-only, samples; and the training network's gradients against sd-scripts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { writeShapeDataset } from '../../src/data/procedural.js';
 import { decodePng } from '../../src/io/png.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { loadLoRA } from '../../src/lora/lora-file.js';
 import { addnetHash } from '../../src/lora/lora-save.js';
 import { DDPMScheduler, SD15_SCHEDULER } from '../../src/schedulers/index.js';
-import { resolveConfig } from '../../src/train/config.js';
 import { LoRANetwork } from '../../src/train/network.js';
 import { train } from '../../src/train/trainer.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { goldenCase, loraModuleNames } from '../helpers/golden.js';
 import { goldenTextEncoder, goldenUNet } from '../helpers/golden-models.js';
-import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { TINY_LORA, trainFixture } from '../helpers/train-setup.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-train-'));
-let model: string;
-const dataDir = path.join(tmp, 'data', 'train');
+const fx = trainFixture('sdlora-train-', {
+  dataset: { name: 'star', repeats: 2, count: 3, size: 32, shapes: ['star'], seed: 1 },
+  defaults: { ...TINY_LORA, seed: 11, flip_aug: true, shuffle_caption: true },
+  dataSub: 'data/train',
+});
+const { tmp, cfg } = fx;
 const quiet = () => {};
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
-  max_train_steps: 4, learning_rate: 1e-3, network_dim: 4, network_alpha: 2, seed: 11, flip_aug: true, shuffle_caption: true, ...v,
-} }]);
 /** Relative bound on the f16-storage gradient error (observed worst 6.2e-3). */
 const F16_GRAD_RTOL = 1.5e-2;
 const tensorsOf = async (f: string) => (await loadSafetensors(f)).tensors;
 
 describe('training', () => {
-  before(async () => {
-    await E.initCpuBackend();
-    model = await tinyModelFolder();
-    writeShapeDataset(dataDir, { name: 'star', repeats: 2, count: 3, size: 32, shapes: ['star'], seed: 1 });
-  });
+  before(fx.setup);
 
   it('writes a kohya LoRA with ss_* metadata, hashes, a loss log, a plot and samples', async () => {
     const out = path.join(tmp, 'run1');

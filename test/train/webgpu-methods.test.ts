@@ -1,26 +1,19 @@
 // Textual Inversion and DreamBooth on the webgpu backend: the trained tensors follow the model to the
 // device (the TI vectors stay the text encoder's extra rows), and the run matches the cpu one.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import * as E from '../../src/engine/index.js';
-import { writeShapeDataset } from '../../src/data/procedural.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { resolveConfig } from '../../src/train/config.js';
 import { runTraining } from '../../src/train/run-training.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { trainFixture } from '../helpers/train-setup.js';
 import { webgpuOrSkip } from '../helpers/webgpu.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-webgpu-methods-'));
-const dataDir = path.join(tmp, 'data');
-let model: string;
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
-  max_train_steps: 2, optimizer_type: 'SGDNesterov', seed: 5, ...v,
-} }]);
+const fx = trainFixture('sdlora-webgpu-methods-', {
+  dataset: { name: 'ring', repeats: 1, count: 4, size: 32, shapes: ['circle'], seed: 2 },
+  defaults: { caption_extension: '.txt', resolution: 32, train_batch_size: 2, max_train_steps: 2, optimizer_type: 'SGDNesterov', seed: 5 },
+});
+const { tmp, cfg } = fx;
 
 async function compare(v: Record<string, unknown>, rtol: number): Promise<void> {
   const cpu = await runTraining(cfg({ ...v, output_dir: path.join(tmp, `${v.training_method}-cpu`) }), { log: () => {} });
@@ -33,11 +26,7 @@ async function compare(v: Record<string, unknown>, rtol: number): Promise<void> 
 }
 
 describe('textual inversion and dreambooth on webgpu', () => {
-  before(async () => {
-    await E.initCpuBackend();
-    model = await tinyModelFolder();
-    writeShapeDataset(dataDir, { name: 'ring', repeats: 1, count: 4, size: 32, shapes: ['circle'], seed: 2 });
-  });
+  before(fx.setup);
 
   it('textual inversion matches the cpu run, and the vectors moved', async (t) => {
     if (!(await webgpuOrSkip(t))) return;

@@ -2,34 +2,25 @@
 // and the options that touch device memory (f16 weights, checkpointing, LoCon, cached latents,
 // samples, resume state) working there.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import * as E from '../../src/engine/index.js';
-import { writeShapeDataset } from '../../src/data/procedural.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
-import { tinyModelFolder } from '../helpers/tiny-model.js';
+import { TINY_LORA, trainFixture } from '../helpers/train-setup.js';
 import { webgpuOrSkip } from '../helpers/webgpu.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'sdlora-webgpu-train-'));
-let model: string;
-const dataDir = path.join(tmp, 'data', 'train');
+const fx = trainFixture('sdlora-webgpu-train-', {
+  dataset: { name: 'ring', repeats: 1, count: 4, size: 32, shapes: ['circle'], seed: 2 },
+  defaults: { ...TINY_LORA, max_train_steps: 2, learning_rate: 0.5, optimizer_type: 'SGDNesterov', seed: 5 },
+  dataSub: 'data/train',
+});
+const { tmp, cfg } = fx;
 const quiet = () => {};
-const cfg = (v: Record<string, unknown>) => resolveConfig([{ source: 'test', values: {
-  pretrained_model_name_or_path: model, train_data_dir: dataDir, caption_extension: '.txt', resolution: 32, train_batch_size: 2,
-  max_train_steps: 2, learning_rate: 0.5, optimizer_type: 'SGDNesterov', network_dim: 4, network_alpha: 2, seed: 5, ...v,
-} }]);
 
 describe('training on webgpu', () => {
-  before(async () => {
-    await E.initCpuBackend();
-    model = await tinyModelFolder();
-    writeShapeDataset(dataDir, { name: 'ring', repeats: 1, count: 4, size: 32, shapes: ['circle'], seed: 2 });
-  });
+  before(fx.setup);
 
   it('matches the cpu run: losses and the saved LoRA (gradient checkpointing on the GPU side)', async (t) => {
     if (!(await webgpuOrSkip(t))) return;
