@@ -3,7 +3,7 @@
 # with as many threads as sdlora uses. Optional: needs torch and the diffusers source (v0.30.3 was
 # used) on PYTHONPATH; nothing in sdlora depends on it.
 #   python3 bench/pytorch_cases.py [--threads N] [--device cpu|cuda] [--only sd15-train]
-import argparse, os, statistics, time
+import argparse, contextlib, os, statistics, time
 
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
@@ -79,6 +79,7 @@ def add_lora(unet, dim):
 
 
 rows = []
+print(f'PyTorch {torch.__version__}, {a.device}, {torch.get_num_threads()} thread(s)', flush=True)
 if a.only in ('', 'tiny'):
     unet = UNet2DConditionModel(**TINY).to(dev)
     x, ctx, t = torch.randn(2, 4, 32, 32, device=dev), torch.randn(2, 77, 32, device=dev), torch.tensor([10, 500], device=dev)
@@ -86,6 +87,7 @@ if a.only in ('', 'tiny'):
         unet.zero_grad(set_to_none=True)
         torch.nn.functional.mse_loss(unet(x, t, ctx).sample, x).backward()
     rows.append(('tiny UNet fwd+bwd, all weights trainable, 2x4x32x32, ctx 77x32', *timed(step, 5)))
+    print(rows[-1], flush=True)
 if a.only in ('', 'sd15'):
     unet = UNet2DConditionModel(**SD15).to(dev)
     x, ctx, t = torch.randn(1, 4, 32, 32, device=dev), torch.randn(1, 77, 768, device=dev), torch.tensor([500], device=dev)
@@ -93,6 +95,7 @@ if a.only in ('', 'sd15'):
         with torch.no_grad():
             unet(x, t, ctx)
     rows.append(('SD1.5 UNet fwd, random weights, 1x4x32x32, ctx 77x768', *timed(fwd, a.runs)))
+    print(rows[-1], flush=True)
     del unet
 if a.only in ('', 'sd15-train'):
     unet = UNet2DConditionModel(**SD15)
@@ -107,7 +110,8 @@ if a.only in ('', 'sd15-train'):
     x, ctx, t = torch.randn(b, 4, lat, lat, device=dev), torch.randn(b, 77, 768, device=dev), torch.tensor([500] * b, device=dev)
     def train():
         unet.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == 'cuda'):
+        # (torch 1.13 refuses an f16 autocast on cpu even when disabled)
+        with torch.autocast('cuda', dtype=torch.float16) if dev.type == 'cuda' else contextlib.nullcontext():
             out = unet(x, t, ctx).sample
         torch.nn.functional.mse_loss(out.float(), x).backward()
     rows.append((f'SD1.5 LoRA step dim 64 ({n} modules), f32 base, MSE fwd+bwd, {b}x4x{lat}x{lat}', *timed(train, a.runs)))
