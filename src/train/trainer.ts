@@ -2,30 +2,29 @@
 // latents (cached or per step), text conditioning, DDPM noise, UNet prediction, weighted loss,
 // gradient accumulation and clipping, optimizer and lr schedule, samples, saves, exact resume.
 // The stages shared with the method loop live in run-setup.ts, latent-cache.ts, step.ts,
-// sampling.ts, checkpoints.ts and loop.ts; this file holds what is the LoRA's own: the network.
+// sampling.ts, checkpoints.ts and loop.ts; the network stage in network-setup.ts; this file wires
+// them with what is the LoRA's own (host copies for the optimizer, max-norm, the LoRA file).
 import path from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { loadLoRA } from '../lora/lora-file.js';
 import { loraTensors, saveLoRATensors } from '../lora/lora-save.js';
 import { type TrainConfig, configMessages, parseArgList } from './config.js';
 import { type RunInfo, trainingMetadata } from './metadata.js';
 import { LoRANetwork } from './network.js';
-import { LycorisNetwork, lycorisOptions } from './lycoris-network.js';
-import { type ParamGroup, createOptimizer } from './optimizers.js';
+import { LycorisNetwork } from './lycoris-network.js';
+import { createOptimizer } from './optimizers.js';
 import { type TrainOptions, typed } from './options.js';
 import { NanGuard } from './nan-guard.js';
 import { assertSameNetwork, moduleSetDiff, networkConfigOf } from './network-config.js';
 import { cacheTextOutputs, textCacheProblems } from './text-cache.js';
 import { TextConditioner } from './text-conditioning.js';
-import { familyComponents } from '../lora/components.js';
-import { checkBLoRAModel } from '../lora/b-lora.js';
 import { deviceLine, runTimeLines } from '../estimate/run-notice.js';
 import { freshState, loadTrainingData, loadTrainingModel, toTrainingDevice, withTrainingRun } from './run-setup.js';
 import { latentSource } from './latent-cache.js';
 import { checkedGradients, microStepper } from './step.js';
 import { sampler } from './sampling.js';
 import { Checkpoints, startState } from './checkpoints.js';
+import { applyMaxNorm, createTrainingNetwork } from './network-setup.js';
 import { type RunHooks, type RunResult, trainLoop } from './loop.js';
 
 export type { MicroBatchTrace, StepInfo } from './step.js';
@@ -64,33 +63,10 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
   for (const m of runTimeLines({ unet: model.unet.config, resolution: c.resolution, batch: c.train_batch_size, rank: c.network_dim, steps: plan.maxTrainSteps,
     mixedPrecision: c.mixed_precision !== 'no', gradientCheckpointing: c.gradient_checkpointing, cacheLatents: c.cache_latents, trainTextEncoder: !c.network_train_unet_only, optimizer: c.optimizer_type }, device === E.cpuBackend ? 'cpu' : 'webgpu')) log(m);
 
-  // Network
-  const netArgs = parseArgList(c.network_args);
-  const num = (k: string) => (netArgs[k] === undefined ? undefined : Number(netArgs[k]));
-  const netOpts = {
-    dim: c.network_dim, alpha: c.network_alpha, convDim: num('conv_dim'), convAlpha: num('conv_alpha'),
-    dropout: c.network_dropout, rankDropout: num('rank_dropout'), moduleDropout: num('module_dropout'),
-    trainUnet: !c.network_train_text_encoder_only, trainTextEncoder: !c.network_train_unet_only,
-    bLora: /^true$/i.test(netArgs.b_lora ?? ''),
-  };
-  if (netOpts.bLora && netOpts.trainTextEncoder) log('note: b_lora trains the UNet\'s content and style blocks only (no text-encoder LoRA)');
-  // The family's LoRA components (SD 1.x: te + unet; SDXL: te1, te2 + SGM-named unet).
-  const models = familyComponents(model);
-  if (netOpts.bLora) checkBLoRAModel(model.family, models, 'b_lora');
-  const lycoris = (cfg as FaultOptions).network_module === 'lycoris.kohya' ? lycorisOptions(c.network_args, netOpts) : null;
-  if (lycoris && c.network_dropout) log('note: network_dropout has no effect with lycoris.kohya (LyCORIS ignores it; rank_dropout and module_dropout work)');
-  const network = lycoris
-    ? (c.network_weights ? LycorisNetwork.fromFile(await loadLoRA(c.network_weights), models, lycoris, rng) : LycorisNetwork.create(models, lycoris, rng))
-    : c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
-  if (lycoris) log(`LyCORIS ${lycoris.algo}${lycoris.doraWd ? ' + DoRA' : ''}, preset ${lycoris.preset}`);
-  log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);
+  // Network and learning-rate groups
+  const { network, models, groups } = await createTrainingNetwork(cfg, c, model, rng, log);
 
   // Optimizer
-  const groups = new Map<string, ParamGroup>();
-  const teLr = c.text_encoder_lr ?? c.learning_rate, unetLr = c.unet_lr ?? c.learning_rate;
-  if (netOpts.trainTextEncoder && teLr) groups.set('te', { name: 'te', lr: teLr });
-  if (netOpts.trainUnet && unetLr) groups.set('unet', { name: 'unet', lr: unetLr });
-  if (!groups.size) throw new Error('no parameter group has a non-zero learning rate');
   const optimizer = createOptimizer(c.optimizer_type, groups, parseArgList(c.optimizer_args));
 
   // Resume
@@ -166,8 +142,7 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
         }
         for (const p of network.parameters()) p.param().grad = null;
         if (c.scale_weight_norms && !skip) {
-          if (network instanceof LycorisNetwork) await network.applyMaxNorm(c.scale_weight_norms, hostValues);
-          else await maxNormRegularize(network, c.scale_weight_norms, hostValues);
+          await applyMaxNorm(network, c.scale_weight_norms, hostValues);
         }
         for (const p of network.parameters()) { const h = hostCache.get(p.param()); if (h) p.param().assign(h); }
         await device.collect?.();
@@ -180,26 +155,4 @@ async function trainOn(device: E.Backend, cfg: TrainConfig, hooks: TrainHooks): 
 
   const finalPath = await checkpoints.finish(state, plan.epochs, state.globalStep >= plan.maxTrainSteps, interrupted);
   return { finalPath, saved: checkpoints.saved, steps: state.globalStep, losses: state.losses, samples, model, network, data, interrupted, stateDir: checkpoints.stateWritten ? checkpoints.stateDir : null };
-}
-
-/**
- * sd-scripts --scale_weight_norms: shrink modules whose delta norm exceeds maxNorm. Works on the
- * host copies (`host`); the caller writes them back.
- */
-async function maxNormRegularize(net: LoRANetwork, maxNorm: number, host: (t: Tensor) => Promise<Float32Array>): Promise<void> {
-  for (const m of net.modules) {
-    const [upH, downH] = [await host(m.up), await host(m.down)];
-    const d = E.noGrad(() => {
-      const up = E.tensor(upH, [m.up.shape[0], m.rank], 'f32', E.cpuBackend), down = E.tensor(downH, [m.rank, downH.length / m.rank], 'f32', E.cpuBackend);
-      return E.mulScalar(E.matmul(up, down), m.scale).dataSync();
-    });
-    let sq = 0;
-    for (const v of d) sq += v * v;
-    const norm = Math.max(Math.sqrt(sq), maxNorm / 2);
-    const ratio = Math.min(norm, maxNorm) / norm;
-    if (ratio !== 1) {
-      const s = Math.sqrt(ratio);
-      for (const a of [upH, downH]) for (let i = 0; i < a.length; i++) a[i] *= s;
-    }
-  }
 }
