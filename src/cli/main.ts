@@ -11,6 +11,7 @@ import { smoke } from './smoke.js';
 import { registerTrainCommand } from './train-command.js';
 import { registerTxt2ImgCommand } from './txt2img-command.js';
 import { registerWebCommand } from './web-command.js';
+import { registerStudioCommands } from '../studio/studio-command.js';
 
 // First, so that a reader closing the pipe (sdlora inspect f | head) or a stray rejection
 // ends quietly instead of with a stack trace.
@@ -57,6 +58,7 @@ registerLoRACommands(program);
 registerEmbeddingsCommand(program);
 registerDataCommands(program);
 registerWebCommand(program);
+registerStudioCommands(program);
 
 try {
   await program.parseAsync();
