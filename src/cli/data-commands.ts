@@ -7,7 +7,8 @@ import { METHOD_ASSUMPTIONS, estimateMethod } from '../estimate/method-estimate.
 import { textEncoderPlan } from '../train/dreambooth.js';
 import { methodOf } from '../train/training-method.js';
 import { DEVICES, findDevice } from '../estimate/gpus.js';
-import { SD15_TEXT_CONFIG, SD15_UNET_CONFIG } from '../models/sd15-configs.js';
+import { FAMILY_IDS, familyOfModel, familyParts } from '../estimate/family-inputs.js';
+import { type FamilyId, familyById, familyLabel } from '../families/index.js';
 import { parseUNetConfig } from '../models/unet-config.js';
 import { readJson } from '../models/loader.js';
 import { configFromArgs } from './train-command.js';
@@ -28,13 +29,19 @@ export function registerDataCommands(program: Command): void {
     .option('--config <file>', 'training config (JSON/TOML); its resolution, batch, rank, precision and steps are used')
     .option('--gpu <ids>', `comma-separated: ${DEVICES.map((d) => d.id).join(', ')}, or "all"`, 'rtx-5070-ti,rtx-5080,rtx-5090')
     .option('--resolutions <list>', 'resolutions to tabulate (default: the config\'s)', '')
-    .option('--unet-config <json>', 'diffusers UNet config (default SD 1.5)')
+    .option('--family <id>', `model family: ${FAMILY_IDS.join(', ')} (default: from the config's pretrained_model_name_or_path, else sd1)`)
+    .option('--unet-config <json>', 'diffusers UNet config (default: the family\'s, or the model folder\'s unet/config.json)')
     .option('--naive-attention', 'count materialized attention scores (no flash attention)')
     .option('--calibrate', 'measure the cpu backend on this machine first')
     .option('--json', 'machine-readable output')
-    .action(async (o: { config?: string; gpu: string; resolutions: string; unetConfig?: string; naiveAttention?: boolean; calibrate?: boolean; json?: boolean }) => {
+    .action(async (o: { config?: string; family?: string; gpu: string; resolutions: string; unetConfig?: string; naiveAttention?: boolean; calibrate?: boolean; json?: boolean }) => {
       const cfg = o.config ? configFromArgs(['--config', o.config]) : configFromArgs(['--pretrained_model_name_or_path', 'sd15', '--train_data_dir', '.', '--mixed_precision', 'fp16', '--gradient_checkpointing', '--network_dim', '32']);
-      const unet = parseUNetConfig(o.unetConfig ? readJson(o.unetConfig) : SD15_UNET_CONFIG);
+      if (o.family !== undefined && !FAMILY_IDS.includes(o.family as FamilyId)) throw new Error(`--family ${o.family}: expected one of ${FAMILY_IDS.join(', ')}`);
+      const found = o.family ? { id: o.family as FamilyId, how: '--family' } : familyOfModel(o.config ? cfg.pretrained_model_name_or_path as string : undefined, Boolean(cfg.v2));
+      const parts = familyParts(found.id);
+      const family = familyById(found.id);
+      const unet = parseUNetConfig(o.unetConfig ? readJson(o.unetConfig) : ('unetConfig' in found && found.unetConfig) || parts.unetConfig);
+      const prediction = cfg.v_parameterization ? 'v_prediction' : 'epsilon';
       const devices = (o.gpu === 'all' ? DEVICES : o.gpu.split(',').map((g) => findDevice(g.trim()))).map((d) => ({ ...d }));
       const cpu = devices.find((d) => d.id === 'cpu');
       if (o.calibrate && cpu) {
@@ -42,12 +49,16 @@ export function registerDataCommands(program: Command): void {
         cpu.efficiency = c.efficiency;
         console.error(`calibrated: a small UNet training step ran at ${c.gflops.toFixed(1)} GFLOP/s (${c.msPerStep.toFixed(0)} ms), ${(100 * c.efficiency).toFixed(0)}% of the GEMM peak`);
       }
-      const [cw, ch] = cfg.resolution;
+      // The family's default resolution (SDXL: 1024 px) unless the config gives one, as training does.
+      const explicit = (cfg.__explicit as string[] | undefined ?? []).includes('resolution') && o.config;
+      const side = family.defaults(prediction).resolution;
+      const [cw, ch] = explicit ? cfg.resolution as [number, number] : [side, side];
       const resolutions: [number, number][] = o.resolutions ? o.resolutions.split(',').map((r) => [Number(r), Number(r)]) : [[cw, ch]];
       const rows = [];
       for (const d of devices) for (const res of resolutions) {
         const e = estimateMethod(methodOf(cfg), {
-          unet, textEncoderParams: 123e6, vaeParams: 83.65e6, textEncoderLayers: SD15_TEXT_CONFIG.num_hidden_layers, textHidden: SD15_TEXT_CONFIG.hidden_size,
+          unet, textEncoderParams: parts.textEncoders.reduce((n, t) => n + t.params, 0), vaeParams: parts.vaeParams, vaeF32: parts.vaeF32 && cfg.mixed_precision !== 'no',
+          textEncoderLayers: parts.textEncoders[0].layers, textHidden: parts.textEncoders[0].hidden, textEncoders: parts.textEncoders, family: found.id,
           resolution: res, batch: cfg.train_batch_size as number, rank: cfg.network_dim as number, mixedPrecision: cfg.mixed_precision !== 'no',
           gradientCheckpointing: Boolean(cfg.gradient_checkpointing), cacheLatents: Boolean(cfg.cache_latents), trainTextEncoder: methodOf(cfg) === 'dreambooth' ? textEncoderPlan(cfg).train : !cfg.network_train_unet_only,
           optimizer: cfg.optimizer_type as string, steps: cfg.max_train_steps as number, naiveAttention: Boolean(o.naiveAttention) || d.id === 'cpu',
@@ -55,8 +66,8 @@ export function registerDataCommands(program: Command): void {
         rows.push({ device: d.name, resolution: `${res[0]}x${res[1]}`, ...e });
       }
       const assumptions = [...ASSUMPTIONS, ...METHOD_ASSUMPTIONS];
-      if (o.json) { console.log(JSON.stringify({ rows, assumptions }, null, 2)); return; }
-      console.log(`${methodOf(cfg)}, batch ${cfg.train_batch_size}, ${methodOf(cfg) === 'lora' ? `rank ${cfg.network_dim}, ` : ''}${cfg.mixed_precision === 'no' ? 'fp32' : cfg.mixed_precision}, gradient checkpointing ${cfg.gradient_checkpointing ? 'on' : 'off'}, ${cfg.optimizer_type}, ${cfg.max_train_steps} steps\n`);
+      if (o.json) { console.log(JSON.stringify({ family: found.id, familyFrom: found.how, rows, assumptions }, null, 2)); return; }
+      console.log(`${familyLabel(family, prediction)} (from ${found.how}), ${methodOf(cfg)}, batch ${cfg.train_batch_size}, ${methodOf(cfg) === 'lora' ? `rank ${cfg.network_dim}, ` : ''}${cfg.mixed_precision === 'no' ? 'fp32' : cfg.mixed_precision}, gradient checkpointing ${cfg.gradient_checkpointing ? 'on' : 'off'}, ${cfg.optimizer_type}, ${cfg.max_train_steps} steps\n`);
       // Every figure with its expected range: VRAM from sdlora's own accounting up to what kohya
       // users need in practice, time with the error band of the fit (src/estimate/estimate.ts).
       console.log('| device | resolution | VRAM GB (sdlora - kohya practice) | fits | RAM GB | TFLOP/step | s/step (range) | total (range) |');

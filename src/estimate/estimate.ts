@@ -23,6 +23,12 @@ export interface EstimateInput {
   steps: number;
   /** Materialized attention scores (false: flash/SDPA attention). */
   naiveAttention: boolean;
+  /** Every text encoder (SDXL has two); when given, textEncoderLayers/textHidden are not used for the LoRA count. */
+  textEncoders?: { layers: number; hidden: number }[];
+  /** The VAE stays f32 under mixed precision (SDXL). */
+  vaeF32?: boolean;
+  /** SDXL: the printed time range also covers the published SDXL figure (see SDXL_BAND). */
+  family?: 'sd1' | 'sd2' | 'sdxl';
 }
 
 export interface Estimate {
@@ -49,14 +55,16 @@ export function estimate(i: EstimateInput, d: Device): Estimate {
   const unetShapes = unetParamShapes(i.unet);
   let unetParams = 0;
   for (const s of unetShapes.values()) unetParams += s.reduce((a, b) => a * b, 1);
-  const lora = loraParams(unetShapes, /attentions\.\d+\./, i.rank) + (i.trainTextEncoder ? i.textEncoderLayers * i.rank * (4 * 2 * i.textHidden + 2 * 5 * i.textHidden) : 0);
+  const tes = i.textEncoders ?? [{ layers: i.textEncoderLayers, hidden: i.textHidden }];
+  const lora = loraParams(unetShapes, /attentions\.\d+\./, i.rank) + (i.trainTextEncoder ? tes.reduce((n, t) => n + t.layers * i.rank * (4 * 2 * t.hidden + 2 * 5 * t.hidden), 0) : 0);
   const optBytes = /8bit/i.test(i.optimizer) ? 2 : /lion/i.test(i.optimizer) ? 4 : /prodigy/i.test(i.optimizer) ? 16 : 8;
-  const weights = (unetParams + i.textEncoderParams + i.vaeParams) * bytes;
+  const vaeBytes = i.vaeF32 ? 4 : bytes;
+  const weights = (unetParams + i.textEncoderParams) * bytes + i.vaeParams * vaeBytes;
   const loraMem = lora * (4 + 4 + optBytes);
   const saved = i.gradientCheckpointing ? cost.boundaries + cost.maxBlock : cost.activations;
   const scores = i.naiveAttention ? cost.maxScores * bytes * i.batch * (i.gradientCheckpointing ? 1 : 3) : 0;
   const activations = saved * bytes * i.batch + scores;
-  const vaePeak = i.cacheLatents ? 0 : 128 * w * h * bytes * 3;
+  const vaePeak = i.cacheLatents ? 0 : 128 * w * h * vaeBytes * 3;
   const workspace = 0.6 * GB;
   const vram = (weights + loraMem + activations + vaePeak) * 1.15 + workspace;
   // FLOPs: forward + backward (2x) through the UNet, plus a recompute with checkpointing,
@@ -67,10 +75,13 @@ export function estimate(i: EstimateInput, d: Device): Estimate {
   const vaeStep = i.cacheLatents ? 0 : 2.06e6 * w * h * i.batch * (i.vaeParams / 83.65e6);
   const stepFlops = unetStep + teStep + vaeStep;
   const seconds = stepSeconds(stepFlops, w * h * i.batch, d);
-  const band = d.id === 'cpu' ? CPU_BAND : GPU_BAND;
+  const band = d.id === 'cpu' ? CPU_BAND : i.family === 'sdxl' ? SDXL_BAND : GPU_BAND;
+  // The memo's figures are for SD-class models (UNet ~860M, 2 GB of f16 weights): for a larger
+  // model the weights it adds on top of SD 1.5's come on top of the memo's figure.
+  const practice = practiceVramGB(w * h) + Math.max(0, weights - SD15_FROZEN_PARAMS * bytes) / GB;
   const ram = (unetParams + i.textEncoderParams + i.vaeParams) * 4 * 1.3 + 2 * GB;
   return {
-    vramGB: vram / GB, vramRangeGB: [vram / GB, Math.max(vram / GB, practiceVramGB(w * h) * unetParams / SD15_UNET_PARAMS)],
+    vramGB: vram / GB, vramRangeGB: [vram / GB, Math.max(vram / GB, practice)],
     ramGB: ram / GB, secondsPerStep: seconds, secondsRange: [seconds * band[0], seconds * band[1]], totalHours: (seconds * i.steps) / 3600, fits: vram / GB <= d.memoryGB,
     breakdown: { weightsGB: weights / GB, loraAndOptimizerGB: loraMem / GB, activationsGB: activations / GB, vaeGB: vaePeak / GB, workspaceGB: workspace / GB },
     stepTflop: stepFlops / 1e12,
@@ -98,9 +109,16 @@ export const GPU_FIT = { fixed: 102.9, perMegapixel: 185.7, perTflop: 1.28 };
  */
 export const GPU_BAND: [number, number] = [0.75, 1.45];
 export const CPU_BAND: [number, number] = [0.7, 1.5];
+/**
+ * SDXL uses the same fit (so it stays slower than SD 1.x at any size), but the fit's overheads
+ * come from the memo's SD 1.5 runs; the published SDXL LoRA figure (1024 px, batch 1, about 1.1
+ * it/s on an RTX 4090, kohya sd-scripts with gradient checkpointing and cached latents) is 0.46x the
+ * fit's 1.98 s there, so the low end of the printed range reaches down to it.
+ */
+export const SDXL_BAND: [number, number] = [0.42, 1.45];
 
-/** SD 1.5 UNet parameters: the memo's memory figures are scaled by the model's size from here. */
-const SD15_UNET_PARAMS = 859.5e6;
+/** SD 1.5's UNet, text encoder and VAE parameters, the model of the memo's memory figures. */
+const SD15_FROZEN_PARAMS = 859.5e6 + 123e6 + 83.65e6;
 /**
  * The minimum VRAM the mission memo reports for SD 1.5 LoRA with gradient checkpointing (kohya
  * sd-scripts, PyTorch's caching allocator, fp16), interpolated over the trained pixels. It is far
@@ -127,5 +145,6 @@ export const ASSUMPTIONS = [
   'memory: +15% allocator overhead and 0.6 GB of CUDA context/workspace; the VAE encoder peak counts when latents are not cached',
   'speed on GPUs: fitted to the mission memo\'s measured table (fixed + per-megapixel + per-TFLOP costs over the dense FP16 peak); the printed range is the fit\'s widest miss there (-25%/+45%)',
   'speed on "cpu": sdlora itself, FLOPs at its measured efficiency (calibrate with --calibrate), range -30%/+50%',
-  'VRAM: sdlora\'s accounting, up to what kohya sd-scripts users report needing (the memo\'s table, scaled by UNet size)',
+  'VRAM: sdlora\'s accounting, up to what kohya sd-scripts users report needing (the memo\'s SD 1.5 table, plus the weights a larger model such as SDXL adds)',
+  'SDXL: two text encoders (CLIP ViT-L 123M + OpenCLIP bigG 695M), the VAE in f32; its time range reaches down to the published 1.1 it/s of an RTX 4090 at 1024 px (-58%/+45%)',
 ];
