@@ -4,7 +4,10 @@
 //   --cpu / --webgpu   one backend only
 //   --sd15             add an SD1.5-shaped UNet forward (random weights, 64x64 latent, batch 1)
 //   --sd15-train       add an SD1.5-shaped UNet LoRA training step (random weights, 512 px, batch 2)
-//   --px=N --batch=B   image size and batch of --sd15-train (scripts/gpu-check.sh shrinks it on a software adapter)
+//   --sdxl-train       add an SDXL-shaped UNet LoRA training step (the SDXL base config with random
+//                      weights, f16 frozen weights, checkpointing, 1024 px, batch 1): time, peak RSS and
+//                      peak GPU buffers; run it alone (--no-cases --no-ops) so the peaks are its own
+//   --px=N --batch=B   image size and batch of --sd15-train / --sdxl-train (scripts/gpu-check.sh shrinks it on a software adapter)
 //   --no-cases         skip the three whole-model cases of issue 15 (timed on cpu and on a hardware
 //                      adapter; a software adapter such as lavapipe would take minutes per case)
 //   --no-ops           skip the per-op table (scripts/gpu-check.sh: only the training step)
@@ -13,6 +16,8 @@ import * as E from '../src/engine/index.js';
 import { Rng, initCpuBackend } from '../src/engine/index.js';
 import { getPool } from '../src/engine/cpu/wasm-pool.js';
 import { SD15_UNET_CONFIG } from '../src/models/sd15-configs.js';
+import { SDXL_UNET_CONFIG, sdxlTimeIds } from '../src/families/sdxl.js';
+import { unetParamShapes } from '../src/models/unet-params.js';
 import { parseUNetConfig } from '../src/models/unet-config.js';
 import { randomUNetWeights } from '../src/models/unet-params.js';
 import { UNet2DConditionModel } from '../src/models/unet.js';
@@ -165,6 +170,34 @@ if (args.includes('--sd15-train')) {
     return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
   }, () => 1);
   console.error(`  peak RSS ${(process.resourceUsage().maxRSS / 1048576).toFixed(2)} GiB${gpu ? `, peak GPU buffers ${(gpu.pool.peak / 2 ** 30).toFixed(2)} GiB` : ''}`);
+}
+
+if (args.includes('--sdxl-train')) {
+  // The SDXL base UNet (2.6B parameters) with random weights made f16 one tensor at a time (so the
+  // f32 copy never exists whole), LoRA dim 64 on the transformer layers, gradient checkpointing,
+  // context 77x2048 with the pooled text embeds and size ids, 1024 px and batch 1 (or --px/--batch).
+  const cfg = parseUNetConfig(SDXL_UNET_CONFIG);
+  const px = numArg('px', 1024), B = numArg('batch', 1), lat = px / 8;
+  const rss0 = process.memoryUsage().rss;
+  await bench('SDXL LoRA train step (random weights)', `${B}x4x${lat}x${lat} ctx 77x2048 dim 64`, 0, (be) => {
+    const init = new Rng(4), tensors = new Map<string, E.Tensor>();
+    for (const [k, shape] of unetParamShapes(cfg)) {
+      const n = shape.reduce((a, b) => a * b, 1), a = new Float32Array(n);
+      if (/norm[0-9_a-z]*\.weight$/.test(k) && shape.length === 1) a.fill(1);
+      else if (shape.length > 1) { const bound = 1 / Math.sqrt(n / shape[0]); for (let i = 0; i < n; i++) a[i] = (init.uniform() * 2 - 1) * bound; }
+      tensors.set(k, E.tensor(a, shape).to('f16'));
+    }
+    const weights = new Weights(tensors, 'random init').toBackend(be);
+    const unet = new UNet2DConditionModel(cfg, weights, { gradientCheckpointing: true });
+    E.setDefaultBackend(be);
+    const net = LoRANetwork.create({ unet: weights, textEncoder: new Weights(new Map(), 'none') }, { dim: 64, alpha: 64, trainUnet: true, trainTextEncoder: false }, new Rng(1));
+    E.setDefaultBackend(E.cpuBackend);
+    net.attach({ unet: weights, textEncoder: new Weights(new Map(), 'none') });
+    const x = rand([B, 4, lat, lat], be), ctx = rand([B, 77, 2048], be), t = E.tensor(Array.from({ length: B }, (_, k) => 10 + 490 * k), [B], 'f32', be);
+    const added = { textEmbeds: rand([B, 1280], be), timeIds: sdxlTimeIds(Array.from({ length: B }, () => ({ originalSize: [px, px] as [number, number], cropTopLeft: [0, 0] as [number, number], targetSize: [px, px] as [number, number] }))) };
+    return () => E.mseLoss(unet.forward(x, t, ctx, added), x).backward();
+  }, () => 1);
+  console.error(`  SDXL: peak RSS ${(process.resourceUsage().maxRSS / 1048576).toFixed(2)} GiB (${(rss0 / 2 ** 30).toFixed(2)} GiB before the model)${gpu ? `, peak GPU buffers ${(gpu.pool.peak / 2 ** 30).toFixed(2)} GiB` : ''}`);
 }
 
 const names = backends.map((b) => b.name);
