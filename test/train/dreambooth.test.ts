@@ -144,7 +144,7 @@ describe('dreambooth', () => {
     const conf = path.join(tmp, 'db.json');
     writeFileSync(conf, JSON.stringify({ training_method: 'dreambooth', pretrained_model_name_or_path: 'sd15', train_data_dir: '.', mixed_precision: 'fp16', gradient_checkpointing: true }));
     const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'estimate', '--config', conf, '--gpu', 'rtx-5080,rtx-5090'], { cwd: path.resolve(import.meta.dirname, '../..'), encoding: 'utf8' });
-    assert.match(out, /^dreambooth, batch 1, fp16, gradient checkpointing on, AdamW/m);
+    assert.match(out, /^SD1 \(.*\), dreambooth, batch 1, fp16, gradient checkpointing on, AdamW/m);
     assert.match(out, /\| RTX 5080 \| 512x512 \| [\d.]+ - [\d.]+ \| NO \|/);
     assert.match(out, /\| RTX 5090 \| 512x512 \| [\d.]+ - [\d.]+ \| yes \|/);
     assert.match(out, /dreambooth: every UNet weight/);
