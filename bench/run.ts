@@ -188,6 +188,7 @@ if (args.includes('--sdxl-train')) {
       tensors.set(k, E.tensor(a, shape).to('f16'));
     }
     const weights = new Weights(tensors, 'random init').toBackend(be);
+    console.error(`  ${be.name} SDXL: f16 weights ready, RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB; warm-up step, then the timed one`);
     const unet = new UNet2DConditionModel(cfg, weights, { gradientCheckpointing: true });
     E.setDefaultBackend(be);
     const net = LoRANetwork.create({ unet: weights, textEncoder: new Weights(new Map(), 'none') }, { dim: 64, alpha: 64, trainUnet: true, trainTextEncoder: false }, new Rng(1));
