@@ -2,16 +2,10 @@
 // arrive precompiled (web/build.ts writes kernels.wasm with wabt at build time, so wabt never runs
 // in the page) and each kernel thread is a Web Worker. Atomics.wait is only allowed off the main
 // thread, so the engine itself runs in a worker too (web/src/engine-worker.ts).
-export interface KernelThreadData {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  ctrl: SharedArrayBuffer;
-  index: number;
-}
+// The seam's types are the Node module's (a type-only import: nothing of it reaches the bundle).
+import type { KernelThread, KernelThreadData } from '../../engine/cpu/kernel-threads.js';
 
-export interface KernelThread {
-  ready: Promise<void>;
-}
+export type { KernelThread, KernelThreadData };
 
 /** Where the page serves the precompiled kernels, relative to the engine worker's script. */
 export const KERNELS_URL = 'kernels.wasm';
