@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import * as E from '../engine/index.js';
 import { LoRALibrary } from '../lora/library.js';
 import { addnetHash, saveLoRA } from '../lora/lora-save.js';
-import { type LoRAFile, loadLoRA } from '../lora/lora-file.js';
+import { type LoRAFile, assertPlainLoRA, loadLoRA } from '../lora/lora-file.js';
 import { mergeIntoFamilyCheckpoint } from '../lora/merge-family-checkpoint.js';
 import { extractFamilyMetadata, extractLayers } from '../lora/extract-layers.js';
 import { extractMetadata, loraArchitecture, modelspec, resizeMetadata, svdMergeMetadata } from '../lora/tool-metadata.js';
@@ -56,11 +56,9 @@ const quantileOpt = (v: string) => {
 };
 
 /** A LoRA for the SVD tools, which rewrite every module: keys they do not understand are refused, not dropped. */
-async function loadToolLoRA(file: string): Promise<LoRAFile> {
+async function loadToolLoRA(file: string, tool: string): Promise<LoRAFile> {
   const l = await loadLoRA(file);
-  // `modules` holds only plain up/down pairs; LoHa, LoKr, DoRA, Tucker mids are in `adapters` alone.
-  const other = [...[...l.adapters.keys()].filter((n) => !l.modules.has(n)), ...l.unsupportedKeys];
-  if (other.length) throw new Error(`${file}: ${other.length} modules or keys are not plain LoRA/LoCon (${l.algorithms.join(', ')}; first: ${other[0]}); the SVD tools handle plain LoRA only`);
+  assertPlainLoRA(l, tool);
   return l;
 }
 
@@ -114,7 +112,7 @@ export function registerLoRACommands(program: Command): void {
     .option('--no-clamp', 'skip the 0.99-quantile clamp sd-scripts applies (exact best rank-k approximation)')
     .requiredOption('--out <file>', 'output LoRA').option('--precision <p>', 'f32|f16|bf16', precisionOpt, 'F32' as const)
     .action(async (o: { lora: string[]; rank: number; convRank?: number; clamp: boolean; out: string; precision: 'F32' | 'F16' | 'BF16' }) => {
-      const inputs = await Promise.all(o.lora.map(async (s) => { const w = weighted(s); return { lora: await loadToolLoRA(w.file), ratio: w.ratio }; }));
+      const inputs = await Promise.all(o.lora.map(async (s) => { const w = weighted(s); return { lora: await loadToolLoRA(w.file, 'merge-loras'), ratio: w.ratio }; }));
       const convRank = o.convRank ?? o.rank;
       const modules = svdMergeLoRAs(inputs, o.rank, { convRank, clampQuantile: o.clamp ? DEFAULT_CLAMP_QUANTILE : null });
       const meta = svdMergeMetadata(inputs.map((i) => i.lora.metadata), o.rank, convRank);
@@ -132,7 +130,7 @@ export function registerLoRACommands(program: Command): void {
       if (o.dynamicMethod && !(DYNAMIC_METHODS as readonly string[]).includes(o.dynamicMethod)) throw new Error(`--dynamic-method must be ${DYNAMIC_METHODS.join(', ')}, got ${o.dynamicMethod}`);
       if (o.dynamicMethod && !o.dynamicParam) throw new Error('--dynamic-method needs a non-zero --dynamic-param');
       if (!o.dynamicMethod && o.dynamicParam !== undefined) throw new Error('--dynamic-param has no effect without --dynamic-method');
-      const file = await loadToolLoRA(input);
+      const file = await loadToolLoRA(input, 'resize');
       const convRank = o.convRank ?? o.rank;
       const method = o.dynamicMethod as DynamicMethod | undefined;
       const { modules, ranks, oldRank } = resizeLoRA(file, o.rank, { convRank, method, param: o.dynamicParam });

@@ -150,6 +150,6 @@ export function assertPlainLoRA(lora: LoRAFile, tool: string): void {
   const kinds = [...new Set(other.map((m) => algorithmOf(m, false)))];
   const what = lora.unsupported.length ? `${lora.unsupported[0].format} (${lora.unsupported[0].name})`
     : kinds.length ? `${kinds.join('+')} (e.g. ${other[0].name})` : 'no LoRA';
-  throw new Error(`${lora.path}: ${tool} works on LoRA/LoCon factors (lora_down/lora_up) only, and this file holds ${what} modules; `
+  throw new Error(`${lora.path}: ${tool} works on LoRA/LoCon factors (lora_down/lora_up) only, and this file holds ${what} modules, not plain LoRA; `
     + 'use lora merge to bake it into a checkpoint instead');
 }
