@@ -9,7 +9,6 @@ import { type EmbeddingEntry, embeddingsUsed, tiHashes } from './embeddings.js';
 import { loadLoRA } from '../lora/lora-file.js';
 import { bLoRASubset } from '../lora/b-lora.js';
 import { familyComponents } from '../lora/components.js';
-import { assertFinite } from '../lora/finite.js';
 import { externalVaeSource } from '../models/external-vae.js';
 import type { SDModel } from '../models/sd-model.js';
 import { createSampler } from '../schedulers/index.js';
@@ -62,7 +61,6 @@ export async function txt2img(m: SDModel, o: Txt2ImgOptions, library?: LoRALibra
     for (const l of [...loras, ...neg.loras]) {
       if (!library) throw new Error(`the prompt uses <lora:${l.name}> but no LoRA folder was given`);
       const entry = library.resolve(l.name);
-      await assertFinite(entry.path);
       const components = familyComponents(m);
       const whole = await loadLoRA(entry.path);
       const file = l.blora ? bLoRASubset(whole, { family: m.family, components }, l.blora) : whole;

@@ -124,8 +124,9 @@ export async function loadLoRA(path: string): Promise<LoRAFile> {
     const tensors = await readGroups(f, applied.map(([g]) => g));
     const bad = nonFinite(tensors);
     if (bad.length) {
-      throw new Error(`${bad.length} module(s) hold NaN or Inf values (${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ', ...' : ''}); `
-        + 'the run that wrote it diverged: use an earlier save of it');
+      const shown = bad.slice(0, 5).join(', ') + (bad.length > 5 ? ` and ${bad.length - 5} more` : '');
+      throw new Error(`${bad.length} LoRA module(s) hold NaN or Inf values (${shown}); the training run that wrote it diverged. `
+        + 'Use an earlier save of that run, or retrain with a lower learning rate');
     }
     const adapters = new Map<string, AdapterModule>(), modules = new Map<string, LoRAModuleWeights>();
     const algorithms = new Set<Algorithm>();
