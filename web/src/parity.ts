@@ -86,9 +86,11 @@ export async function runParity(base: string, cases: GoldenCases, be: E.Backend)
     // Two LoRA files at runtime on the same UNet and text encoder (sd-scripts' merge as reference).
     const ld = await fetchCase(base, cases.lora, ['io.safetensors', 'lora_a.safetensors', 'lora_b.safetensors']);
     const lio = (await loadSafetensors(`${ld}/io.safetensors`)).tensors;
-    const combo = 'a0.7_b0.3';
+    // The two-file combination the case records (`unet_out.a<k>_b<j>`), ratios read from its name.
+    const combo = Object.keys(lio).map((k) => /^unet_out\.(a([\d.]+)_b([\d.]+))$/.exec(k)).find((m) => m !== null);
+    if (!combo) throw new Error(`${ld}/io.safetensors: no unet_out.a<k>_b<j> combination recorded`);
     const reports = [];
-    for (const [f, m] of [['lora_a', 0.7], ['lora_b', 0.3]] as const) {
+    for (const [f, m] of [['lora_a', Number(combo[2])], ['lora_b', Number(combo[3])]] as const) {
       const r = applyLoRA(await loadLoRA(`${ld}/${f}.safetensors`), { unet: unetW, textEncoder: te.weights }, { unet: m, te: m });
       out.push({ name: `${f} modules applied`, maxDiff: r.unknown.length, tol: 0, ok: r.unknown.length === 0 && r.applied > 0 });
       reports.push(r);
@@ -97,8 +99,8 @@ export async function runParity(base: string, cases: GoldenCases, be: E.Backend)
       unet.forward(dev(lio.sample), dev(lio.timestep), dev(lio.encoder_hidden_states)),
       te.forward(dev(lio.input_ids)).lastHiddenState,
     ]);
-    await check(`lora unet ${combo}`, lu, lio[`unet_out.${combo}`]);
-    await check(`lora te ${combo}`, lt, lio[`te_last_hidden_state.${combo}`]);
+    await check(`lora unet ${combo[1]}`, lu, lio[`unet_out.${combo[1]}`]);
+    await check(`lora te ${combo[1]}`, lt, lio[`te_last_hidden_state.${combo[1]}`]);
     reports.forEach(removeLoRA);
     return out;
   });
