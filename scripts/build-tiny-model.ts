@@ -1,6 +1,6 @@
 // Builds the bundled tiny Stable Diffusion (assets/tiny-sd) with the project's own code: a small
 // BPE vocabulary, then a VAE and a text encoder + UNet trained from scratch on procedurally drawn
-// shapes (circle, square, triangle; never a star, which the demo LoRA teaches).
+// shapes (circle, square, triangle; never a cross, which the demo LoRA teaches).
 //
 //   node --import tsx scripts/build-tiny-model.ts vae  [steps]   -> build/tiny/vae
 //   node --import tsx scripts/build-tiny-model.ts unet [steps]   -> build/tiny/{unet,text_encoder}

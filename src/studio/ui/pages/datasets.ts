@@ -132,7 +132,9 @@ export function DatasetsPage() {
     if (!report) return [];
     const c = report.concepts.find((x: any) => x.folder === im.concept);
     if (!c) return [];
-    const has = (list: string[]) => list.some((f) => f.split('/').pop() === im.file);
+    // Entries name the file, some with a note after it ("a.png (64x64)", "b.png (bad header)").
+    const names = (f: string) => { const n = f.split('/').pop()!; return n === im.file || n.startsWith(`${im.file} (`); };
+    const has = (list: string[]) => list.some(names);
     return [
       ...(has(c.missingCaptions) ? [t('datasets.missingCaptions')] : []), ...(has(c.emptyCaptions) ? [t('datasets.emptyCaption')] : []),
       ...(has(c.unreadable) ? [t('datasets.unreadable')] : []), ...(has(c.tiny) ? [t('datasets.tiny')] : []),
