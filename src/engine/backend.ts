@@ -51,7 +51,8 @@ export interface Backend {
   readonly name: string;
   /** linear/conv2d read frozen f16 weights directly (no f32 copy per use). */
   readonly halfWeights?: boolean;
-  fromArray(data: TypedArray): Storage;
+  /** `shape` lets a backend lay out a weight too large for one buffer (webgpu splits it in row blocks). */
+  fromArray(data: TypedArray, shape?: Shape): Storage;
   /** Zero-filled storage. */
   zeros(dtype: DType, n: number): Storage;
   read(s: Storage): Promise<TypedArray>;

@@ -126,7 +126,7 @@ export function tensor(data: ArrayLike<number> | TypedArray, shape: Shape, dtype
 }
 
 function fromHost(arr: TypedArray, shape: Shape, dtype: DType, backend: Backend): Tensor {
-  const t = new Tensor(backend.fromArray(arr), [...shape], dtype, backend);
+  const t = new Tensor(backend.fromArray(arr, shape), [...shape], dtype, backend);
   if (!backend.readSync && arr.length <= HOST_MIRROR_MAX) t.host = arr;
   return t;
 }

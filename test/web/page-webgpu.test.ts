@@ -1,10 +1,11 @@
 // The page in Debian's Chromium with --enable-unsafe-webgpu: left to choose, the engine takes WebGPU
 // on a hardware adapter only (SwiftShader here is software: f32 only, slower than the wasm kernels);
 // asked for WebGPU (?device=webgpu) it runs on SwiftShader: golden parity of the UNet, VAE,
-// CLIP and LoRA application on it, and the demo LoRA's first steps against the Node cpu run.
+// CLIP and LoRA application on it, the CLIP text model again with ?maxBinding lowered so that its token
+// embedding is split across buffers, and the demo LoRA's first steps against the Node cpu run.
 // Without an adapter the tests are skipped, unless SDLORA_REQUIRE_WEBGPU=1 (CI).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -66,6 +67,30 @@ describe('the page on WebGPU', { skip, timeout: 1_800_000 }, () => {
     const checks = await engineCall(s, { op: 'parity', goldenUrl: '/golden', cases }) as { name: string; maxDiff: number; tol: number; ok: boolean }[];
     assert.ok(checks.length >= 10, 'every part was checked');
     for (const c of checks) assert.ok(c.ok, `${c.name}: max |diff| ${c.maxDiff} > ${c.tol}`);
+  });
+
+  it('with ?maxBinding below the CLIP token embedding, the page splits that weight across buffers, says so, and still matches transformers', async (t) => {
+    if (!gpu) return t.skip('no WebGPU adapter');
+    const dir = goldenCase('sd1-text', 'text_encoder.safetensors');
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as { vocab_size: number; hidden_size: number };
+    const limit = Math.floor((cfg.vocab_size * cfg.hidden_size * 4) / 3);
+    const inUse = Math.floor(limit / 4) * 4;
+    const blocks = Math.ceil(cfg.vocab_size / Math.floor(inUse / (4 * cfg.hidden_size)));
+    const p = await s.browser.newPage();
+    try {
+      const t0 = Date.now();
+      await p.goto(`${s.server.url}?device=webgpu&maxBinding=${limit}`, { timeout: 30_000 });
+      const b = await waitForBackend(p);
+      assert.equal(b.name, 'webgpu');
+      assert.match(await p.textContent('#backend') ?? '', new RegExp(`binding \\d+ MiB \\(lowered to ${inUse} bytes by \\?maxBinding\\); larger weights are split across buffers`));
+      const checks = await p.evaluate((r) => (window as any).sdlora.engine.call(r), { op: 'parity', goldenUrl: '/golden', cases: { text: path.basename(dir) } }) as { name: string; maxDiff: number; tol: number; ok: boolean }[];
+      t.diagnostic(`${checks.map((c) => `${c.name}: ${c.maxDiff}`).join('; ')} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      assert.ok(checks.some((c) => c.name === `clip token_embedding held in ${blocks} buffers`), `the token embedding was split in ${blocks}`);
+      assert.ok(checks.filter((c) => c.name.startsWith('clip ') && c.tol > 0).length >= 2, 'last_hidden_state and pooler_output were checked');
+      for (const c of checks) assert.ok(c.ok, `${c.name}: max |diff| ${c.maxDiff} > ${c.tol}`);
+    } finally {
+      await p.close();
+    }
   });
 
   it('trains the demo LoRA on WebGPU with the Node run\'s losses (f32 tolerance)', async (t) => {

@@ -198,10 +198,13 @@ async function main(): Promise<void> {
   drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove('over'); onDrop([...(e.dataTransfer?.files ?? [])]); };
   renderLoras();
   drawChart(1);
-  const device = (new URLSearchParams(location.search).get('device') ?? 'auto') as 'auto' | 'cpu' | 'webgpu';
+  const query = new URLSearchParams(location.search);
+  const device = (query.get('device') ?? 'auto') as 'auto' | 'cpu' | 'webgpu';
+  // ?maxBinding=<bytes>: a storage binding limit below the adapter's, so weights are split across buffers (tests).
+  const maxBinding = query.get('maxBinding') ? Number(query.get('maxBinding')) : undefined;
   try {
     if (!crossOriginIsolated) throw new Error('this page is not cross-origin isolated, so SharedArrayBuffer is missing: serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (`sdlora web` does)');
-    const r = await engine.call({ op: 'init', device });
+    const r = await engine.call({ op: 'init', device, maxBinding });
     state.backend = r.backend;
     for (const p of r.saved as string[]) state.loras.push({ path: p, name: `${p.split('/').pop()} (saved)`, weight: 1, on: false });
     renderLoras();

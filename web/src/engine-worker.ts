@@ -41,8 +41,10 @@ async function loadAssets(): Promise<number> {
 }
 
 /** WebGPU on a hardware adapter (or any adapter when asked for), else the wasm kernels in Web Workers. */
-async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promise<BackendInfo> {
+async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number, maxBinding?: number): Promise<BackendInfo> {
   if (threads) process.env.SDLORA_THREADS = String(threads);
+  // Read by the webgpu backend when it is created (clamped to the adapter's limit).
+  if (maxBinding !== undefined) process.env.SDLORA_WEBGPU_MAX_BINDING = String(maxBinding);
   const { availableThreads } = await import('../../src/platform/browser/kernel-threads.js');
   await E.initCpuBackend();
   const cpuInfo = (reason: string): BackendInfo => ({ name: 'cpu', reason, threads: availableThreads() });
@@ -64,10 +66,13 @@ async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number): Promis
   if (device === 'auto' && isSoftwareAdapter(a)) {
     return cpuInfo(`the only WebGPU adapter (${adapterName}) is a software rasterizer, slower than the wasm SIMD kernels, which run in ${availableThreads()} Web Workers (?device=webgpu uses it anyway)`);
   }
-  backend = await E.getWebGPUBackend();
+  const gpuBackend = await E.getWebGPUBackend();
+  backend = gpuBackend;
+  const deviceBinding = a.limits.maxStorageBufferBindingSize ?? 0;
+  const lowered = gpuBackend.maxBinding < deviceBinding ? ` (lowered to ${gpuBackend.maxBinding} bytes by ?maxBinding)` : '';
   return {
     name: 'webgpu', threads: availableThreads(),
-    reason: `navigator.gpu has an adapter (${adapterName}${isSoftwareAdapter(a) ? ', software: asked for with ?device=webgpu' : ''}); ${a.features.includes('shader-f16') ? 'shader-f16 available' : 'no shader-f16, so f32 kernels'}; largest buffer ${Math.round((a.limits.maxBufferSize ?? 0) / 2 ** 20)} MiB, binding ${Math.round((a.limits.maxStorageBufferBindingSize ?? 0) / 2 ** 20)} MiB`,
+    reason: `navigator.gpu has an adapter (${adapterName}${isSoftwareAdapter(a) ? ', software: asked for with ?device=webgpu' : ''}); ${a.features.includes('shader-f16') ? 'shader-f16 available' : 'no shader-f16, so f32 kernels'}; largest buffer ${Math.round((a.limits.maxBufferSize ?? 0) / 2 ** 20)} MiB, binding ${Math.round(deviceBinding / 2 ** 20)} MiB${lowered}; larger weights are split across buffers`,
     adapter: { description: a.description, vendor: a.vendor, architecture: a.architecture, features: a.features, limits: a.limits },
   };
 }
@@ -86,7 +91,7 @@ async function handle(req: Request): Promise<unknown> {
     case 'init': {
       const t0 = performance.now();
       const bytes = await loadAssets();
-      info = await init(req.device, req.threads);
+      info = await init(req.device, req.threads, req.maxBinding);
       return { backend: info, assetsBytes: bytes, ms: performance.now() - t0, crossOriginIsolated, saved: await restoreLoRAs() };
     }
     case 'put':

@@ -2,15 +2,15 @@
 // engine runs in a worker because the wasm kernels' threads synchronise with Atomics.wait, which
 // the page's main thread may not call.
 export type Request =
-  | { op: 'init'; device: 'auto' | 'cpu' | 'webgpu'; threads?: number }
+  | { op: 'init'; device: 'auto' | 'cpu' | 'webgpu'; threads?: number; /** A lower storage binding limit in bytes (?maxBinding), to exercise weight splitting. */ maxBinding?: number }
   | { op: 'put'; files: { path: string; data: Blob | Uint8Array }[] }
   | { op: 'list'; dir: string }
   | { op: 'read'; path: string }
   | { op: 'train'; steps: number; seed: number; dataset?: string; model?: string; out?: string; values?: Record<string, unknown> }
   | { op: 'generate'; model?: string; prompt: string; negativePrompt?: string; loras: { path: string; weight: number }[]; width: number; height: number; steps: number; cfgScale: number; seed: number; sampler: string }
-  | { op: 'parity'; goldenUrl: string; cases: GoldenCases };
+  | { op: 'parity'; goldenUrl: string; cases: Partial<GoldenCases> };
 
-/** Folder names, under goldenUrl, of the golden cases the page checks. */
+/** Folder names, under goldenUrl, of the golden cases the page checks (a part left out is not run; LoRA needs unet and text). */
 export interface GoldenCases { unet: string; vae: string; text: string; lora: string }
 
 export interface BackendInfo {

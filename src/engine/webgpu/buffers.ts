@@ -13,6 +13,21 @@ export class GpuStorage {
   get released(): boolean { return this.holder.released; }
 }
 
+/**
+ * A weight too large for one storage binding (maxStorageBufferBindingSize), held as row blocks of
+ * its first axis, each in its own buffer. Only the ops that read weights (embedding, matmul/linear)
+ * take it; they run once per block. `rows[k]` rows of `rowLen` values each are in `blocks[k]`.
+ */
+export class GpuSplit {
+  constructor(readonly blocks: GpuStorage[], readonly rows: number[], readonly rowLen: number, readonly dtype: DType) {}
+  get n(): number { return this.rows.reduce((a, r) => a + r, 0) * this.rowLen; }
+  get released(): boolean { return this.blocks.some((b) => b.released); }
+}
+
+/** A byte count for messages: MiB, or KiB below one MiB (a lowered test limit would read "0 MiB"). */
+export const sizeText = (bytes: number): string =>
+  bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+
 /** Bytes a tensor of n elements needs: f16 packs two values per 32-bit word. */
 export const byteSize = (dtype: DType, n: number): number => {
   const b = dtype === 'f16' ? 4 * Math.ceil(n / 2) : dtype === 'f64' ? 8 * n : 4 * n;
@@ -51,8 +66,18 @@ export class BufferPool {
   /** Submits recorded work; set by the backend (a buffer must not be destroyed while unsubmitted work uses it). */
   flush: () => void = () => {};
 
+  /** The adapter's limit, when the one in use (maxBinding) was lowered below it (tests of weight splitting). */
+  deviceMaxBinding = Infinity;
+
+  /** The binding limit in words, with its size (messages name both sizes). */
+  limitText(): string {
+    return this.maxBinding < this.deviceMaxBinding
+      ? `the binding limit of ${sizeText(this.maxBinding)} set by SDLORA_WEBGPU_MAX_BINDING / maxBinding (this adapter's maxStorageBufferBindingSize is ${sizeText(this.deviceMaxBinding)})`
+      : `this adapter's maxStorageBufferBindingSize (${sizeText(this.maxBinding)})`;
+  }
+
   constructor(
-    private device: GPUDevice, private gc: (() => void) | null, private maxBinding = Infinity,
+    private device: GPUDevice, private gc: (() => void) | null, readonly maxBinding = Infinity,
     // A full collection costs tens of ms on a large heap: ask for one per this many new bytes.
     private gcEveryBytes = Number(globalThis.process?.env?.SDLORA_WEBGPU_GC_MB ?? 512) * 2 ** 20,
   ) {}
@@ -81,7 +106,7 @@ export class BufferPool {
   alloc(dtype: DType, n: number): GpuStorage {
     const bytes = byteSize(dtype, n);
     if (bytes > this.maxBinding) {
-      throw new Error(`webgpu: a ${dtype} tensor of ${n} values (${(bytes / 2 ** 20).toFixed(0)} MiB) exceeds this adapter's maxStorageBufferBindingSize (${(this.maxBinding / 2 ** 20).toFixed(0)} MiB); use a smaller batch or resolution`);
+      throw new Error(`webgpu: a ${dtype} tensor of ${n} values (${sizeText(bytes)}) exceeds ${this.limitText()}; use a smaller batch or resolution`);
     }
     const cls = Math.min(sizeClass(bytes), Math.max(bytes, this.maxBinding));
     let buffer = this.free.get(cls)?.pop();

@@ -2,9 +2,9 @@
 // are recorded into one command encoder and submitted in batches; a read-back or an upload flushes
 // them first, so queue writes and reused buffers never overtake earlier work.
 import type { AttentionSpec, Backend, BinaryOp, ConvShapes, MatmulSpec, NormAct, NormLayout, Storage, UnaryOp } from '../backend.js';
-import type { DType, TypedArray } from '../dtype.js';
+import { type DType, type TypedArray, allocArray } from '../dtype.js';
 import { type Shape, broadcastStrides, numel, sameShape, stridesOf } from '../shape.js';
-import { BufferPool, GpuStorage, findGc } from './buffers.js';
+import { BufferPool, GpuSplit, GpuStorage, byteSize, findGc, sizeText } from './buffers.js';
 import { type GpuContext, gpuContext } from './device.js';
 import { attentionDeltaKernel, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, ATTN_WG } from './kernels/attention.js';
 import { RANK, WG } from './kernels/common.js';
@@ -44,14 +44,27 @@ export class WebGPUBackend implements Backend {
   /** Row reductions use subgroup operations (adapter feature + WGSL subgroup_id). */
   readonly subgroups: boolean;
 
-  constructor(readonly ctx: GpuContext, gc: (() => void) | null = null, opts: { subgroups?: boolean } = {}) {
-    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.SDLORA_WEBGPU_SUBGROUPS;
+  /**
+   * The storage binding limit in use: the device's maxStorageBufferBindingSize, or a lower one asked
+   * for (opts.maxBinding, SDLORA_WEBGPU_MAX_BINDING, the page's ?maxBinding) to exercise weight
+   * splitting on an adapter with a large limit. Never above the device's.
+   */
+  readonly maxBinding: number;
+
+  constructor(readonly ctx: GpuContext, gc: (() => void) | null = null, opts: { subgroups?: boolean; maxBinding?: number } = {}) {
+    const penv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    const env = penv?.SDLORA_WEBGPU_SUBGROUPS;
     // On a software adapter (lavapipe) subgroups are emulated and measured slower (group norm
     // 2x320x64x64: 67 ms against 38 ms), so there they are opt-in.
     const wanted = opts.subgroups ?? (env === undefined ? !ctx.report.isFallback : env !== '0');
     this.subgroups = wanted && ctx.features.has('subgroups') && ctx.languageFeatures.has('subgroup_id');
     this.device = ctx.device;
-    this.pool = new BufferPool(ctx.device, gc, ctx.device.limits.maxStorageBufferBindingSize);
+    const deviceMax = ctx.device.limits.maxStorageBufferBindingSize;
+    const asked = opts.maxBinding ?? (penv?.SDLORA_WEBGPU_MAX_BINDING ? Number(penv.SDLORA_WEBGPU_MAX_BINDING) : undefined);
+    if (asked !== undefined && !(asked >= 4)) throw new Error(`webgpu: the binding limit asked for (SDLORA_WEBGPU_MAX_BINDING / maxBinding) must be a number of bytes >= 4, got ${asked}`);
+    this.maxBinding = asked === undefined ? deviceMax : Math.min(deviceMax, Math.floor(asked / 4) * 4);
+    this.pool = new BufferPool(ctx.device, gc, this.maxBinding);
+    this.pool.deviceMaxBinding = deviceMax;
     this.pool.flush = () => this.flush();
     this.dummy = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   }
@@ -90,11 +103,12 @@ export class WebGPUBackend implements Backend {
     if (this.pass) { this.pass.end(); this.pass = null; }
   }
 
-  private run(code: string, params: number[], buffers: (GpuStorage | GPUBuffer | null)[], groups: [number, number, number]): void {
+  private run(code: string, params: number[], buffers: (GpuStorage | GpuSplit | GPUBuffer | null)[], groups: [number, number, number]): void {
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
     const pipeline = this.pipeline(code);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.paramBuffer(params) } }];
     buffers.forEach((b, i) => {
+      if (b instanceof GpuSplit) throw splitUnsupported(b, this.pool.limitText());
       if (b !== null && !(b instanceof GpuStorage) && !(b instanceof GPUBuffer)) throw new Error('webgpu: an input of this op lives on another backend (move it with tensor.toBackend())');
       if (b instanceof GpuStorage && b.released) throw new Error('webgpu: a tensor released by the end of its scope was used afterwards');
       const buffer = b === null ? this.dummy : b instanceof GpuStorage ? b.buffer : b;
@@ -110,7 +124,7 @@ export class WebGPUBackend implements Backend {
   }
 
   beginScope(): void { this.pool.beginScope(); }
-  endScope(keep: Storage[]): void { this.pool.endScope(keep); }
+  endScope(keep: Storage[]): void { this.pool.endScope(keep.flatMap((k) => (k instanceof GpuSplit ? k.blocks : [k]))); }
   /** Lets dead tensors' buffers return to the pool (a GC and one event-loop turn), if many were allocated. */
   collect(force = false): Promise<void> { return this.pool.collect(force); }
 
@@ -132,19 +146,50 @@ export class WebGPUBackend implements Backend {
 
   private out(dtype: DType, n: number): GpuStorage { return this.pool.alloc(dtype, n); }
 
+  /** Refuses a weight split across buffers where an op reads its input whole (before allocating the output). */
+  private whole(...xs: (Storage | null)[]): void {
+    for (const x of xs) if (x instanceof GpuSplit) throw splitUnsupported(x, this.pool.limitText());
+  }
+
   private check(dtype: DType): void {
     if (dtype === 'f64') throw new Error('webgpu: f64 tensors are not supported on the GPU (they exist for gradient checks on the cpu backend)');
   }
 
   // ---- storage ----
 
-  fromArray(data: TypedArray): Storage {
+  /**
+   * Uploads host values. A tensor whose f32 form would exceed the binding limit (a weight: the
+   * token embedding of SD's CLIP is 152 MB) is held in row blocks of its first axis, each under the
+   * limit in f32 so that widening f16 storage block by block fits too.
+   */
+  fromArray(data: TypedArray, shape?: Shape): Storage {
     const dtype: DType = data instanceof Float32Array ? 'f32' : data instanceof Uint16Array ? 'f16' : data instanceof Int32Array ? 'i32' : 'f64';
     this.check(dtype);
+    if (shape && shape.length >= 2 && data.length && 4 * data.length > this.maxBinding) return this.split(data, shape, dtype);
     const s = this.out(dtype, data.length);
     this.upload(s, data);
     return s;
   }
+
+  private split(data: TypedArray, shape: Shape, dtype: DType): GpuSplit {
+    const rowLen = data.length / shape[0];
+    const per = Math.floor(this.maxBinding / (4 * rowLen));
+    if (per < 1) {
+      throw new Error(`webgpu: a ${dtype} tensor of shape [${shape}] (${sizeText(byteSize(dtype, data.length))}) exceeds ${this.pool.limitText()}, and one row along its first axis (${sizeText(4 * rowLen)}) is already too large to split it across buffers`);
+    }
+    const blocks: GpuStorage[] = [], rows: number[] = [];
+    for (let r = 0; r < shape[0]; r += per) {
+      const n = Math.min(per, shape[0] - r);
+      const b = this.out(dtype, n * rowLen);
+      this.upload(b, data.subarray(r * rowLen, (r + n) * rowLen));
+      blocks.push(b);
+      rows.push(n);
+    }
+    return new GpuSplit(blocks, rows, rowLen, dtype);
+  }
+
+  /** How many GPU buffers hold a storage: 1, or the row blocks of a weight split across buffers. */
+  bufferCount(s: Storage): number { return s instanceof GpuSplit ? s.blocks.length : 1; }
 
   private upload(s: GpuStorage, data: TypedArray): void {
     // Queue writes run before any not-yet-submitted dispatch, so submit those first.
@@ -160,6 +205,12 @@ export class WebGPUBackend implements Backend {
 
   /** Overwrites a storage's values in place (optimizer updates of trainable leaves). */
   assign(s: Storage, data: TypedArray): void {
+    if (s instanceof GpuSplit) {
+      if (data.length !== s.n) throw new Error(`webgpu assign: ${data.length} values for a storage of ${s.n}`);
+      let o = 0;
+      s.blocks.forEach((b) => { this.upload(b, data.subarray(o, o + b.n)); o += b.n; });
+      return;
+    }
     const g = s as GpuStorage;
     if (data.length !== g.n) throw new Error(`webgpu assign: ${data.length} values for a storage of ${g.n}`);
     this.upload(g, data);
@@ -174,6 +225,13 @@ export class WebGPUBackend implements Backend {
   }
 
   async read(st: Storage): Promise<TypedArray> {
+    if (st instanceof GpuSplit) {
+      const parts = await Promise.all(st.blocks.map((b) => this.read(b)));
+      const all = allocArray(st.dtype, st.n);
+      let o = 0;
+      for (const p of parts) { all.set(p as never, o); o += p.length; }
+      return all;
+    }
     const s = st as GpuStorage;
     const size = s.bytes;
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -192,8 +250,9 @@ export class WebGPUBackend implements Backend {
   }
 
   cast(st: Storage, to: DType): Storage {
-    const s = st as GpuStorage;
     this.check(to);
+    if (st instanceof GpuSplit) return st.dtype === to ? st : new GpuSplit(st.blocks.map((b) => this.cast(b, to) as GpuStorage), st.rows, st.rowLen, to);
+    const s = st as GpuStorage;
     if (s.dtype === to) return s;
     const n = s.n;
     if (s.dtype === 'f16' && to === 'i32') return this.cast(this.cast(s, 'f32'), 'i32');
@@ -208,18 +267,21 @@ export class WebGPUBackend implements Backend {
   // ---- elementwise ----
 
   unary(op: UnaryOp, x: Storage, _dt: DType, n: number, p: number): Storage {
+    this.whole(x);
     const y = this.out('f32', n);
     this.run(EW.unaryKernel(op), [n, fbits(p)], [x as GpuStorage, y], grid(ceilDiv(n, WG)));
     return y;
   }
 
   unaryGrad(op: UnaryOp, x: Storage, gy: Storage, _dt: DType, n: number, p: number): Storage {
+    this.whole(x, gy);
     const y = this.out('f32', n);
     this.run(EW.unaryGradKernel(op), [n, fbits(p)], [x as GpuStorage, gy as GpuStorage, y], grid(ceilDiv(n, WG)));
     return y;
   }
 
   binary(op: BinaryOp, a: Storage, aShape: Shape, b: Storage, bShape: Shape, out: Shape): Storage {
+    this.whole(a, b);
     const n = numel(out);
     const y = this.out('f32', n);
     if (sameShape(aShape, bShape)) {
@@ -232,6 +294,7 @@ export class WebGPUBackend implements Backend {
   }
 
   sumTo(x: Storage, shape: Shape, to: Shape): Storage {
+    this.whole(x);
     const outputs = numel(to);
     const y = this.out('f32', outputs);
     if (shape.length > RANK) throw new Error(`webgpu sumTo: rank ${shape.length} > ${RANK}`);
@@ -258,11 +321,13 @@ export class WebGPUBackend implements Backend {
   }
 
   permute(x: Storage, shape: Shape, perm: readonly number[], dtype: DType): Storage {
+    this.whole(x);
     const st = stridesOf(shape);
     return this.words(x, dtype, (s, dt) => this.gather(s, dt, perm.map((p) => shape[p]), perm.map((p) => st[p]), 0));
   }
 
   slice(x: Storage, shape: Shape, starts: readonly number[], out: Shape, dtype: DType): Storage {
+    this.whole(x);
     const st = stridesOf(shape);
     const base = starts.reduce((a, s, d) => a + s * st[d], 0);
     return this.words(x, dtype, (s, dt) => this.gather(s, dt, [...out], st, base));
@@ -277,6 +342,16 @@ export class WebGPUBackend implements Backend {
   }
 
   concat(xs: Storage[], shapes: Shape[], axis: number, dtype: DType): Storage {
+    if (axis === 0 && xs.some((x) => x instanceof GpuSplit)) {
+      // Rows appended to a split weight (textual-inversion vectors): the blocks are shared, each other part is one more block.
+      const rowLen = numel(shapes[0].slice(1));
+      const blocks: GpuStorage[] = [], rows: number[] = [];
+      xs.forEach((x, k) => {
+        if (x instanceof GpuSplit) { blocks.push(...x.blocks); rows.push(...x.rows); } else if (shapes[k][0]) { blocks.push(x as GpuStorage); rows.push(shapes[k][0]); }
+      });
+      return new GpuSplit(blocks, rows, rowLen, dtype);
+    }
+    this.whole(...xs);
     if (dtype === 'f16') return this.cast(this.concat(xs.map((x) => this.cast(x, 'f32')), shapes, axis, 'f32'), 'f16');
     const outShape = [...shapes[0]];
     outShape[axis] = shapes.reduce((a, s) => a + s[axis], 0);
@@ -295,11 +370,40 @@ export class WebGPUBackend implements Backend {
   // ---- products ----
 
   matmul(a: Storage, b: Storage, s: MatmulSpec): Storage {
+    if (b instanceof GpuSplit && !(a instanceof GpuSplit)) return this.matmulSplit(a as GpuStorage, b, s);
     if (s.K === 0) return this.zeros('f32', s.batch * s.M * s.N);
     const y = this.out('f32', s.batch * s.M * s.N);
     this.run(matmulKernel(s.transA, s.transB, !!s.bHalf), [s.M, s.N, s.K, +s.transA, +s.transB, s.aBatch === 1 ? 0 : s.M * s.K, s.bBatch === 1 ? 0 : s.K * s.N],
       [a as GpuStorage, b as GpuStorage, y], [ceilDiv(s.N, TILE), ceilDiv(s.M, TILE), s.batch]);
     return y;
+  }
+
+  /**
+   * b split in row blocks: linear's weight [out, in] (transB: blocks of output columns, concatenated
+   * along the last axis) or [K, N] (its input gradient gy @ W: blocks of K, partial products summed).
+   */
+  private matmulSplit(a: GpuStorage, b: GpuSplit, s: MatmulSpec): Storage {
+    const rowsTotal = b.rows.reduce((x, r) => x + r, 0);
+    const ok = s.bBatch === 1 && (s.transB ? rowsTotal === s.N && b.rowLen === s.K : rowsTotal === s.K && b.rowLen === s.N);
+    if (!ok) throw new Error(`webgpu: a matmul reads a weight split across ${b.blocks.length} buffers in a layout other than linear's ([out, in] rows); ${this.pool.limitText()} is too small for it in one`);
+    const MB = s.batch * s.M;
+    if (s.transB) {
+      const ys = b.blocks.map((blk, k) => this.matmul(a, blk, { ...s, N: b.rows[k] }));
+      return this.concat(ys, b.rows.map((r) => [MB, r]), 1, 'f32');
+    }
+    let y: Storage | null = null, k0 = 0;
+    const aRows = s.aBatch * (s.transA ? s.K : s.M);
+    b.blocks.forEach((blk, k) => {
+      const kb = b.rows[k];
+      // a's columns (or, transposed, rows) k0..k0+kb.
+      const part = s.transA
+        ? this.slice(a, [s.aBatch, s.K, s.M], [0, k0, 0], [s.aBatch, kb, s.M], 'f32')
+        : this.slice(a, [aRows, s.K], [0, k0], [aRows, kb], 'f32');
+      const yk = this.matmul(part, blk, { ...s, K: kb });
+      y = y === null ? yk : this.binary('add', y, [MB, s.N], yk, [MB, s.N], [MB, s.N]);
+      k0 += kb;
+    });
+    return y!;
   }
 
   private convParams(s: ConvShapes, M: number, N: number, K: number, hasBias: boolean): number[] {
@@ -308,6 +412,7 @@ export class WebGPUBackend implements Backend {
   }
 
   conv2d(x: Storage, w: Storage, bias: Storage | null, s: ConvShapes): Storage {
+    this.whole(x, w, bias);
     const [n, cin] = s.x, [cout, , kh, kw] = s.w, [, , oh, ow] = s.out, g = s.groups;
     const M = cout / g, N = n * oh * ow, K = (cin / g) * kh * kw;
     const y = this.out('f32', numel(s.out));
@@ -316,6 +421,7 @@ export class WebGPUBackend implements Backend {
   }
 
   conv2dGradInput(gy: Storage, w: Storage, s: ConvShapes): Storage {
+    this.whole(w);
     const [n, cin, h, wd] = s.x, [cout, , kh, kw] = s.w, g = s.groups;
     const M = cin / g, N = n * h * wd, K = (cout / g) * kh * kw;
     const y = this.out('f32', numel(s.x));
@@ -408,16 +514,33 @@ export class WebGPUBackend implements Backend {
   }
 
   embedding(ids: Storage, table: Storage, count: number, dim: number): Storage {
+    if (table instanceof GpuSplit) {
+      // Each block writes the rows of the ids in its range; the others are left as they are.
+      const y = this.zeros('f32', count * dim) as GpuStorage;
+      let r0 = 0;
+      table.blocks.forEach((blk, k) => {
+        this.run(LK.embeddingRangeKernel, [count * dim, dim, r0, table.rows[k]], [ids as GpuStorage, blk, y], grid(ceilDiv(count * dim, WG)));
+        r0 += table.rows[k];
+      });
+      return y;
+    }
     const y = this.out('f32', count * dim);
     this.run(LK.embeddingKernel, [count * dim, dim], [ids as GpuStorage, table as GpuStorage, y], grid(ceilDiv(count * dim, WG)));
     return y;
   }
 
   embeddingGrad(ids: Storage, gy: Storage, count: number, vocab: number, dim: number): Storage {
+    if (4 * vocab * dim > this.maxBinding) {
+      throw new Error(`webgpu: the gradient of a [${vocab}, ${dim}] embedding table (${sizeText(4 * vocab * dim)}) exceeds ${this.pool.limitText()}; a weight this large is split across buffers and can only be used frozen here`);
+    }
     const y = this.zeros('f32', vocab * dim) as GpuStorage;
     this.run(LK.embeddingGradKernel, [dim, count], [ids as GpuStorage, gy as GpuStorage, y], grid(ceilDiv(dim, WG)));
     return y;
   }
+}
+
+function splitUnsupported(b: GpuSplit, limit: string): Error {
+  return new Error(`webgpu: this op cannot read a ${b.dtype} weight held in ${b.blocks.length} buffers (it exceeds ${limit} in one); only embedding and linear/matmul read split weights, and only frozen`);
 }
 
 /**

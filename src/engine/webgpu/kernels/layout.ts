@@ -50,6 +50,14 @@ export const embeddingKernel = PARAMS + bindings(['IDS'], [], 'i32') + bindings(
   let dim = P[1];
   Y[i] = T[u32(IDS[i / dim]) * dim + i % dim];`);
 
+/** The ids in rows [r0, r0 + rows) of a table held in blocks; other outputs untouched. P: [count * dim, dim, r0, rows]. */
+export const embeddingRangeKernel = PARAMS + bindings(['IDS'], [], 'i32') + bindings(['T'], ['Y'], 'f32', 2) + FLAT_MAIN(`
+  if (i >= P[0]) { return; }
+  let dim = P[1];
+  let r = u32(IDS[i / dim]) - P[2];  // wraps to a huge value below the block
+  if (r >= P[3]) { return; }
+  Y[i] = T[r * dim + i % dim];`);
+
 /** One invocation per column d adds every row of GY into its token's row (no atomics needed). P: [dim, count]. */
 export const embeddingGradKernel = PARAMS + bindings(['IDS'], [], 'i32') + bindings(['GY'], ['Y'], 'f32', 2) + FLAT_MAIN(`
   let dim = P[0];
