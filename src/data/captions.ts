@@ -34,7 +34,9 @@ export function processCaption(caption: string, s: SubsetSpec, epoch: number, rn
     if (s.keepTokensSeparator && c.includes(s.keepTokensSeparator)) {
       const parts = c.split(s.keepTokensSeparator);
       const split = (x: string | undefined) => (x ?? '').split(sep).map((t) => t.trim()).filter(Boolean);
-      fixed = split(parts[0]); flex = split(parts[1]); suffix = split(parts[2]);
+      // As sd-scripts: the first separator ends the kept part, the second starts the kept suffix
+      // (which keeps any later separator in its text).
+      fixed = split(parts[0]); flex = split(parts[1]); suffix = split(parts.slice(2).join(s.keepTokensSeparator));
     } else {
       const tags = c.split(sep).map((t) => t.trim());
       fixed = tags.slice(0, s.keepTokens); flex = tags.slice(s.keepTokens);

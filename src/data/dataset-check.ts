@@ -3,10 +3,10 @@
 // images, near-duplicates (perceptual hash), aspect ratios and bucket fill, tag frequency, a
 // background-uniformity hint and whether flip augmentation would help.
 import path from 'node:path';
-import sharp from 'sharp';
 import { bucketList, placeInBuckets } from './buckets.js';
 import { CaptionError, listImages, readCaption, scanRepeatFolders } from './folder-dataset.js';
 import { tagFrequency } from './captions.js';
+import { openImage } from './images.js';
 
 export type Verdict = 'too few' | 'minimum' | 'recommended' | 'ideal' | 'more than needed';
 
@@ -52,12 +52,12 @@ interface ImageFacts { w: number; h: number; hash: bigint; border: { mean: [numb
 
 /** dHash (9x8 grayscale, horizontal gradients) and the border colour statistics of an image. */
 async function facts(file: string): Promise<ImageFacts> {
-  const img = sharp(file).rotate();
+  const img = openImage(file).rotate();
   const meta = await img.metadata();
-  const { data } = await sharp(file).rotate().greyscale().resize(9, 8, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await openImage(file).rotate().greyscale().resize(9, 8, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
   let hash = 0n;
   for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) hash = (hash << 1n) | (data[y * 9 + x] > data[y * 9 + x + 1] ? 1n : 0n);
-  const small = await sharp(file).rotate().removeAlpha().resize(32, 32, { fit: 'fill' }).raw().toBuffer();
+  const small = await openImage(file).rotate().removeAlpha().resize(32, 32, { fit: 'fill' }).raw().toBuffer();
   const px: number[][] = [];
   for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) if (y < 2 || y > 29 || x < 2 || x > 29) px.push([small[(y * 32 + x) * 3], small[(y * 32 + x) * 3 + 1], small[(y * 32 + x) * 3 + 2]]);
   const mean = [0, 1, 2].map((c) => px.reduce((a, p) => a + p[c], 0) / px.length) as [number, number, number];

@@ -1,6 +1,9 @@
 // Image decoding and preparation with sharp: size probing, covering resize (lanczos), crop to
 // the bucket, flip, and [-1, 1] CHW floats.
-import sharp from 'sharp';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import sharp, { type Sharp } from 'sharp';
+import { decodeBmp, isBmp } from './bmp.js';
 import type { Size } from './buckets.js';
 
 export class ImageError extends Error {}
@@ -21,13 +24,29 @@ function assertDrawable(file: string, o: PrepareOptions, original: Size): void {
     + `${o.resized[0]}x${o.resized[1]} in a ${o.bucket[0]}x${o.bucket[1]} bucket); remove it, or turn off bucket_no_upscale`);
 }
 
+/**
+ * A sharp pipeline on an image file. BMP files are decoded by src/data/bmp.ts where libvips has no
+ * loader for them (Node's sharp); the page's sharp decodes them with the browser.
+ */
+export function openImage(file: string): Sharp {
+  const libvipsReadsBmp = !sharp.format || sharp.format.magick?.input?.file;
+  if (!libvipsReadsBmp && path.extname(file).toLowerCase() === '.bmp') {
+    const buf = readFileSync(file);
+    if (isBmp(buf)) {
+      const { data, width, height } = decodeBmp(buf);
+      return sharp(data, { raw: { width, height, channels: 3 } });
+    }
+  }
+  return sharp(file);
+}
+
 /** The upright size of an image, after checking that the whole file decodes. */
 export async function imageSize(file: string): Promise<Size> {
   try {
-    const m = await sharp(file).metadata();
+    const m = await openImage(file).metadata();
     if (!m.width || !m.height) throw new Error('no dimensions');
     // Decode every pixel once now: a truncated file has a valid header and would only fail mid-run.
-    await sharp(file).raw().toBuffer();
+    await openImage(file).raw().toBuffer();
     // EXIF orientations 5-8 swap the sides once the image is rotated upright.
     return m.orientation && m.orientation >= 5 ? [m.height, m.width] : [m.width, m.height];
   } catch (e) {
@@ -46,7 +65,7 @@ export interface PrepareOptions {
 export async function prepareImageRgb(file: string, o: PrepareOptions, original: Size): Promise<Uint8Array> {
   assertDrawable(file, o, original);
   try {
-    let img = sharp(file).rotate().removeAlpha().toColourspace('srgb');
+    let img = openImage(file).rotate().removeAlpha().toColourspace('srgb');
     if (o.resized[0] !== original[0] || o.resized[1] !== original[1]) {
       img = img.resize(o.resized[0], o.resized[1], { fit: 'fill', kernel: 'lanczos3' });
     }

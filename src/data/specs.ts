@@ -43,6 +43,13 @@ export function folderModeSpecs(c: TrainConfig): { specs: DatasetSpec[]; warning
 /** The datasets of an sd-scripts dataset config; every problem of the file in one ConfigError. */
 export function datasetConfigSpecs(file: string, c: TrainConfig): DatasetSpec[] {
   const r = checkDatasetConfigFile(file, c);
+  // sd-scripts asserts is_latent_cacheable: cached latents would freeze one crop or colour change.
+  if (c.cache_latents) {
+    for (const d of r.datasets) for (const s of d.subsets) {
+      const on = ['color_aug', 'random_crop'].filter((k) => s.values[k] === true);
+      if (on.length) r.problems.push(`${s.where}: ${on.map((k) => `"${k}"`).join(' and ')} cannot be used with "cache_latents" (the cached latents would freeze one augmentation)`);
+    }
+  }
   if (r.problems.length) throw new ConfigError(r.problems);
   return r.datasets.map((d) => toDataset(d.level, d.subsets.map((s) => toSubset(s.values, s.where)), d.where));
 }

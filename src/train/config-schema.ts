@@ -34,7 +34,7 @@ export const OPTIONS: OptionSpec[] = [
   o('enable_bucket', 'boolean', false, 'aspect-ratio bucketing'),
   o('min_bucket_reso', 'integer', 256, 'smallest bucket side', { min: 64 }),
   o('max_bucket_reso', 'integer', 1024, 'largest bucket side', { min: 64 }),
-  o('bucket_reso_steps', 'integer', 64, 'bucket side step (a multiple of 64 for SD 1.x/2.x, of 32 for SDXL; when not given, SDXL takes 32)', { min: 8 }),
+  o('bucket_reso_steps', 'integer', 64, 'bucket side step (a multiple of 64 for SD 1.x/2.x, of 32 for SDXL, except with bucket_no_upscale; when not given, SDXL takes 32)', { min: 8 }),
   o('bucket_no_upscale', 'boolean', false, 'never upscale: small images get their own smaller buckets'),
   o('flip_aug', 'boolean', false, 'random horizontal flips'),
   o('color_aug', 'boolean', false, 'weak random hue/gamma changes (not with cache_latents)'),

@@ -2,6 +2,7 @@
 // (sd-scripts keeps them in per-family scripts: sdxl_train_network.py, sdxl_train_util.py): the
 // default resolution and bucket step where the user gave none (SDXL: 1024 px, steps of 32), the
 // bucket step multiple the family needs, and options a family cannot honour (clip_skip on SDXL).
+import { checkDatasetConfigFile } from '../data/dataset-config.js';
 import type { ModelFamily, Prediction } from '../families/family.js';
 import type { TrainConfig } from './config.js';
 
@@ -22,6 +23,18 @@ export function applyFamilyOptions(cfg: TrainConfig, family: ModelFamily, predic
   const problems: string[] = [];
   if ((cfg.bucket_reso_steps as number) % d.bucketResoSteps !== 0 && !cfg.bucket_no_upscale) {
     problems.push(`"bucket_reso_steps" must be a multiple of ${d.bucketResoSteps} for ${family.name}, got ${cfg.bucket_reso_steps}`);
+  }
+  // A dataset config's own bucket_reso_steps (its other problems are reported when it is read).
+  if (typeof cfg.dataset_config === 'string') {
+    const r = checkDatasetConfigFile(cfg.dataset_config, cfg);
+    if (!r.problems.length) {
+      for (const ds of r.datasets) {
+        const steps = ds.level.bucket_reso_steps;
+        if (typeof steps === 'number' && steps !== cfg.bucket_reso_steps && steps % d.bucketResoSteps !== 0 && !ds.level.bucket_no_upscale) {
+          problems.push(`${ds.where}: "bucket_reso_steps" must be a multiple of ${d.bucketResoSteps} for ${family.name}, got ${steps}`);
+        }
+      }
+    }
   }
   if (!family.clipSkip && cfg.clip_skip !== undefined && cfg.clip_skip !== 1) {
     problems.push(`"clip_skip" ${cfg.clip_skip}: ${family.name} has no clip skip (it conditions on fixed layers); remove clip_skip`);
