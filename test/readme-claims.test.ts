@@ -87,3 +87,18 @@ it('README-ja carries the English README\'s SDXL set-up: the same commands and c
   const jaCommands = commands(/```sh\n([\s\S]*?)```/.exec(jaSdxl)?.[1] ?? '');
   assert.deepEqual(jaCommands, sdxlCommands);
 });
+
+it('README-ja is the twin for set-up, the first LoRA, the studio and the options, with the same studio facts', () => {
+  assert.match(README, /\[README-ja\.md\]\(README-ja\.md\) is this README's Japanese twin for set-up, the first LoRA, the studio\s+and the options/);
+  for (const h of ['## セットアップ', '## はじめての LoRA', '## スタジオ (Web UI)', '## オプション']) assert.ok(README_JA.includes(`\n${h}\n`), `README-ja has ${h}`);
+  // The studio's defaults and limits, as the English README gives them.
+  const studioEn = section(README, '## Studio'), studioJa = section(README_JA, '## スタジオ (Web UI)');
+  const host = /It listens on ([\d.]+)/.exec(studioEn)![1];
+  const dir = /\(`--dir`, default\s+`([^`]+)`\)/.exec(studioEn)![1];
+  const mb = /limited to (\d+) MB/.exec(studioEn)![1];
+  assert.ok(studioJa.includes(`${host} で待ち受け`), host);
+  assert.ok(studioJa.includes(`既定は \`${dir}\``), dir);
+  assert.ok(studioJa.includes(`${mb} MB までの PNG・JPEG・WebP`), mb);
+  for (const f of ['datasets/', 'loras/', 'generated/', 'trash/', 'jobs/']) assert.ok(studioEn.includes(`\`${f}\``) && studioJa.includes(`\`${f}\``), f);
+  assert.ok(studioJa.includes('src/studio/ui/i18n/en.json') && studioEn.includes('src/studio/ui/i18n/{en,ja}.json'));
+});
