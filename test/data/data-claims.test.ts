@@ -244,13 +244,14 @@ describe('flip_aug', () => {
   });
 
   /** A left-right asymmetric image and its mirror image, as a dataset read with `opts`. */
-  async function mirrored(name: string, opts: Record<string, unknown>) {
+  async function mirrored(name: string, opts: Record<string, unknown>, caption?: string) {
     const root = path.join(tmp, name);
     // Dark on the left, light on the right, with a pattern on top.
     const px = pattern(32, 32, 3).map((v, i) => (Math.floor(i / 3) % 32 < 16 ? v >> 2 : 255 - (v >> 2)));
     const mirror = new Uint8Array(px.length);
     for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) mirror[(y * 32 + x) * 3 + c] = px[(y * 32 + 31 - x) * 3 + c];
-    writeDataset(root, { 'a.png': encodePng(px, 32, 32), 'm.png': encodePng(mirror, 32, 32) });
+    const sub = writeDataset(root, { 'a.png': encodePng(px, 32, 32), 'm.png': encodePng(mirror, 32, 32) });
+    if (caption !== undefined) writeFileSync(path.join(sub, 'a.txt'), caption);
     const conf = (more: Record<string, unknown> = {}) => cfg({ train_data_dir: root, resolution: 32, seed: 3, ...opts, ...more });
     const c = conf();
     const data = await prepareData(folderModeSpecs(c).specs);
@@ -275,21 +276,30 @@ describe('flip_aug', () => {
     assert.deepEqual(await cachedOf(m, true), await pixels(a));
   });
 
-  it('the training step flips about half of the samples with flip_aug, none without', async () => {
+  it('the training step flips about half of the samples with flip_aug, none without; its captions are processed per sample', async () => {
     for (const flipAug of [true, false]) {
-      const { c, data, a } = await mirrored(`flip-step-${flipAug}`, { flip_aug: flipAug });
+      const { c, data, a } = await mirrored(`flip-step-${flipAug}`, { flip_aug: flipAug, enable_wildcard: true, shuffle_caption: true, keep_tokens: 1 }, 'sks, a {red|blue} star, tall, {{x}}');
+      const captions: string[] = [];
       const o = typed(c);
       const real = await latentSource({ model, data, c: o, device: E.cpuBackend, seed: 3, vaeSource: 'tiny', log: () => {} });
       const flips: boolean[] = [];
       const dim = model.unet.config.cross_attention_dim as number;
       // Zero text conditioning that takes a gradient, so the step's backward has something to reach.
-      const text = { encode: (caps: string[]) => { const context = E.zeros([caps.length, 77, dim]); context.requireGrad(); return { context }; } } as unknown as TextConditioner;
+      const text = { encode: (caps: string[]) => { captions.push(...caps); const context = E.zeros([caps.length, 77, dim]); context.requireGrad(); return { context }; } } as unknown as TextConditioner;
       const step = microStepper({ c: o, model, device: E.cpuBackend, rng: new E.Rng(5), text, latents: { latent: (img, flip, rng) => { flips.push(flip); return real.latent(img, flip, rng); } } });
       const count = flipAug ? 16 : 6;
       await step(Array.from({ length: count }, () => a), 1, { textGrad: false });
       assert.equal(flips.length, count);
       const n = flips.filter(Boolean).length;
       if (flipAug) assert.ok(n >= 4 && n <= 12, `${n}/16 flipped`); else assert.equal(n, 0);
+      // What the text encoder gets: one wildcard choice, the kept tag first, the rest shuffled.
+      assert.equal(captions.length, count);
+      for (const cap of captions) {
+        assert.equal(cap.split(', ')[0], 'sks', cap);
+        assert.ok(/^(a red star|a blue star)$/.test(cap.split(', ').find((t) => t.endsWith('star'))!), cap);
+        assert.deepEqual(cap.split(', ').filter((t) => !t.endsWith('star')).sort(), ['sks', 'tall', '{x}'], cap);
+      }
+      if (flipAug) assert.ok(new Set(captions).size > 2, 'captions vary per sample');
     }
   });
 });
