@@ -51,5 +51,13 @@ export const cpuBackend: Backend = {
  */
 export async function initCpuBackend(): Promise<void> {
   if (process.env.SDLORA_WASM === '0') return;
-  setGemmPool(await getPool());
+  const pool = await getPool();
+  setGemmPool(pool);
+  kernelThreads = pool.threads;
+}
+
+let kernelThreads = 0;
+/** The threads the products run on: the wasm pool's once initCpuBackend installed it, else 1 (plain JS, as with SDLORA_WASM=0). */
+export function cpuKernelThreads(): { wasm: boolean; threads: number } {
+  return kernelThreads ? { wasm: true, threads: kernelThreads } : { wasm: false, threads: 1 };
 }
