@@ -148,7 +148,8 @@ export async function loadLoRA(path: string): Promise<LoRAFile> {
 export function assertPlainLoRA(lora: LoRAFile, tool: string): void {
   const other = [...lora.adapters.values()].filter((m) => !lora.modules.has(m.name));
   if (!other.length && !lora.unsupported.length && lora.modules.size) return;
-  const kinds = [...new Set(other.map((m) => algorithmOf(m, false)))];
+  // A LoCon with a Tucker core is "locon" in `lora list`; here the core is what the tools cannot take.
+  const kinds = [...new Set(other.map((m) => (m.kind === 'lora' && m.mid && !m.doraScale ? 'LoCon Tucker (lora_mid)' : algorithmOf(m, false))))];
   const what = lora.unsupported.length ? `${lora.unsupported[0].format} (${lora.unsupported[0].name})`
     : kinds.length ? `${kinds.join('+')} (e.g. ${other[0].name})` : 'no LoRA';
   throw new Error(`${lora.path}: ${tool} works on LoRA/LoCon factors (lora_down/lora_up) only, and this file holds ${what} modules, not plain LoRA; `

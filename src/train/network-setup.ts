@@ -4,7 +4,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { checkBLoRAModel } from '../lora/b-lora.js';
 import { type LoRAComponent, familyComponents } from '../lora/components.js';
-import { loadLoRA } from '../lora/lora-file.js';
+import { type LoRAFile, algorithmOf, loadLoRA } from '../lora/lora-file.js';
 import type { SDModel } from '../models/sd-model.js';
 import { type TrainConfig, parseArgList } from './config.js';
 import { LycorisNetwork, lycorisOptions } from './lycoris-network.js';
@@ -18,6 +18,19 @@ export interface TrainingNetwork {
   models: LoRAComponent[];
   /** The groups with a non-zero learning rate. */
   groups: Map<string, ParamGroup>;
+}
+
+/** A network_weights file whose every module the network continues: none left out on the way. */
+function networkWeights(file: LoRAFile, lycoris: boolean): LoRAFile {
+  const u = file.unsupported[0];
+  if (u) throw new Error(`network_weights ${file.path}: it holds ${u.format} modules (e.g. ${u.name}), which sdlora does not train`);
+  const other = lycoris ? [] : [...file.adapters.values()].filter((m) => !file.modules.has(m.name));
+  if (other.length) {
+    const kinds = [...new Set(other.map((m) => (m.kind === 'lora' && m.mid && !m.doraScale ? 'LoCon Tucker (lora_mid)' : algorithmOf(m, false))))];
+    throw new Error(`network_weights ${file.path}: networks.lora continues plain LoRA / LoCon / PEFT files, and this one holds ${kinds.join('+')} modules (e.g. ${other[0].name}); `
+      + 'continue it with network_module = "lycoris.kohya" and the network_args of its algorithm');
+  }
+  return file;
 }
 
 export async function createTrainingNetwork(cfg: TrainConfig, c: TrainOptions, model: SDModel, rng: E.Rng, log: (m: string) => void): Promise<TrainingNetwork> {
@@ -36,8 +49,8 @@ export async function createTrainingNetwork(cfg: TrainConfig, c: TrainOptions, m
   const lycoris = (cfg as { network_module?: string }).network_module === 'lycoris.kohya' ? lycorisOptions(c.network_args, netOpts) : null;
   if (lycoris && c.network_dropout) log('note: network_dropout has no effect with lycoris.kohya (LyCORIS ignores it; rank_dropout and module_dropout work)');
   const network = lycoris
-    ? (c.network_weights ? LycorisNetwork.fromFile(await loadLoRA(c.network_weights), models, lycoris, rng) : LycorisNetwork.create(models, lycoris, rng))
-    : c.network_weights ? LoRANetwork.fromFile(await loadLoRA(c.network_weights), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
+    ? (c.network_weights ? LycorisNetwork.fromFile(networkWeights(await loadLoRA(c.network_weights), true), models, lycoris, rng) : LycorisNetwork.create(models, lycoris, rng))
+    : c.network_weights ? LoRANetwork.fromFile(networkWeights(await loadLoRA(c.network_weights), false), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
   if (lycoris) log(`LyCORIS ${lycoris.algo}${lycoris.doraWd ? ' + DoRA' : ''}, preset ${lycoris.preset}`);
   log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);
 
