@@ -18,6 +18,7 @@ import { Rng } from '../../src/engine/random.js';
 import { encodePng } from '../../src/io/png.js';
 import { registerStudioCommands } from '../../src/studio/studio-command.js';
 import { WORKSPACE_FOLDERS } from '../../src/studio/server/workspace.js';
+import { chromiumMissing } from '../helpers/browser.js';
 import { launchChromium } from './browser.js';
 import { DEMO_IMAGES, client, tempStudio, tinyJob, waitFor } from './studio-helpers.js';
 
@@ -86,7 +87,7 @@ it('without --dir the workspace is sdlora-studio in the working directory, with 
 });
 
 
-it('a studio started without a limit takes uploads up to 25 MB and refuses larger ones (413)', { timeout: 60_000 }, async () => {
+it('a studio started without a limit takes uploads up to 25 MB and refuses larger ones (413); the job queue is a SQLite file', { timeout: 60_000 }, async () => {
   const mb = Number(/uploads are\s+limited to (\d+) MB/.exec(README)?.[1]);
   assert.ok(mb > 0, 'the README states the upload limit');
   const s = await tempStudio();
@@ -99,6 +100,21 @@ it('a studio started without a limit takes uploads up to 25 MB and refuses large
     // At the limit (10^6-byte MB, the smaller reading): read whole and judged as an image (not one).
     const at = await s.api('PUT', '/api/datasets/ds/concepts/1_x/images/big.png', undefined, { raw: new Uint8Array(mb * 1e6) });
     assert.equal(at.status, 415, at.text);
+    // The queue lives in a real SQLite database that holds the job.
+    const train = path.join(s.workspace.root, 'datasets/train/10_cross');
+    mkdirSync(train, { recursive: true });
+    for (const f of readdirSync(DEMO_IMAGES).sort().slice(0, 4)) copyFileSync(path.join(DEMO_IMAGES, f), path.join(train, f));
+    const job = await s.api('POST', '/api/jobs', { values: tinyJob('train', 'queued', { max_train_steps: 1 }) });
+    assert.equal(job.status, 201, job.text);
+    const id = job.body.job.id;
+    const dbFile = path.join(s.workspace.root, 'jobs/jobs.sqlite');
+    await waitFor(() => existsSync(dbFile) && readFileSync(dbFile).subarray(0, 16).toString('latin1') === 'SQLite format 3\0', 30_000, 'the SQLite file');
+    const SQL = await initSqlJs({ locateFile: (f: string) => require.resolve(`sql.js/dist/${f}`) });
+    await waitFor(() => {
+      const db = new SQL.Database(readFileSync(dbFile));
+      try { return db.exec('SELECT id FROM jobs').some((r) => r.values.some((v) => v[0] === id)); } finally { db.close(); }
+    }, 30_000, 'the job in the SQLite file');
+    await s.api('POST', `/api/jobs/${id}/cancel`);
   } finally { await s.close(); }
 });
 
@@ -114,7 +130,9 @@ function noisePng(size: number, seed: number): Buffer {
   return encodePng(rgb, size, size);
 }
 
-it('in Chromium: a Japanese browser gets the Japanese UI unasked, a running job shows it/s and ETA, the check outlines the offending images; the queue is a SQLite file', { timeout: 300_000 }, async () => {
+it('in Chromium: a Japanese browser gets the Japanese UI unasked, a running job shows it/s and ETA, the check outlines the offending images', { timeout: 300_000 }, async (t) => {
+  const missing = chromiumMissing();
+  if (missing) { t.skip(missing); return; }
   const s = await tempStudio();
   const browser = await launchChromium();
   try {
@@ -132,15 +150,6 @@ it('in Chromium: a Japanese browser gets the Japanese UI unasked, a running job 
     const job = await s.api('POST', '/api/jobs', { values: tinyJob('train', 'claims', { max_train_steps: 5000, train_batch_size: 1 }) });
     assert.equal(job.status, 201, job.text);
     const id = job.body.job.id;
-
-    // The queue lives in a real SQLite database that holds the job.
-    const dbFile = path.join(s.workspace.root, 'jobs/jobs.sqlite');
-    await waitFor(() => existsSync(dbFile) && readFileSync(dbFile).subarray(0, 16).toString('latin1') === 'SQLite format 3\0', 20_000, 'the SQLite file');
-    const SQL = await initSqlJs({ locateFile: (f: string) => require.resolve(`sql.js/dist/${f}`) });
-    await waitFor(() => {
-      const db = new SQL.Database(readFileSync(dbFile));
-      try { return db.exec('SELECT id FROM jobs').some((r) => r.values.some((v) => v[0] === id)); } finally { db.close(); }
-    }, 20_000, 'the job in the SQLite file');
 
     const ja = JSON.parse(readFileSync(path.join(ROOT, 'src/studio/ui/i18n/ja.json'), 'utf8')) as Record<string, string>;
     const en = JSON.parse(readFileSync(path.join(ROOT, 'src/studio/ui/i18n/en.json'), 'utf8')) as Record<string, string>;
