@@ -52,7 +52,9 @@ export async function createTrainingNetwork(cfg: TrainConfig, c: TrainOptions, m
     ? (c.network_weights ? LycorisNetwork.fromFile(networkWeights(await loadLoRA(c.network_weights), true), models, lycoris, rng) : LycorisNetwork.create(models, lycoris, rng))
     : c.network_weights ? LoRANetwork.fromFile(networkWeights(await loadLoRA(c.network_weights), false), models, netOpts, rng) : LoRANetwork.create(models, netOpts, rng);
   if (lycoris) log(`LyCORIS ${lycoris.algo}${lycoris.doraWd ? ' + DoRA' : ''}, preset ${lycoris.preset}`);
-  log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder), rank ${c.network_dim}, alpha ${c.network_alpha}`);
+  // Continued from network_weights, the modules keep the file's ranks and alphas, not network_dim/network_alpha.
+  const shape = c.network_weights ? `, ranks and alphas of ${c.network_weights}` : `, rank ${c.network_dim}, alpha ${c.network_alpha}`;
+  log(`LoRA: ${network.modules.length} modules (${network.modules.filter((m) => m.te).length} text encoder)${shape}`);
 
   const groups = new Map<string, ParamGroup>();
   const teLr = c.text_encoder_lr ?? c.learning_rate, unetLr = c.unet_lr ?? c.learning_rate;

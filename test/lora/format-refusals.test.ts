@@ -86,6 +86,7 @@ describe('LoRA formats: refusals and training', () => {
     const got = await loadLoRA(path.join(tmp, 'peft-out', 'cont.safetensors'));
     assert.deepEqual(got.algorithms.filter((a) => a !== 'lora' && a !== 'locon'), [], 'saved as kohya LoRA');
     assert.ok(peft.modules.size > 0);
+    assert.match(r.stderr, new RegExp(`LoRA: ${peft.modules.size} modules \\(\\d+ text encoder\\), ranks and alphas of .*peft\\.safetensors`), 'the log says the file\'s ranks are used, not network_dim');
     assert.deepEqual([...got.modules.keys()].sort(), [...peft.modules.keys()].sort(), 'every module of the PEFT file, under its kohya name');
     // One step at a learning rate of 1e-12 leaves the factors where the file had them.
     for (const [name, m] of peft.modules) {
