@@ -79,16 +79,28 @@ function renderLoras(): void {
   }
 }
 
+/** A picked folder's files placed under /user/models/; returns the folder's path there. */
+async function putFolder(files: File[]): Promise<string> {
+  // A folder pick gives every file with its path below the picked folder's parent.
+  const top = files[0].webkitRelativePath.split('/')[0];
+  await engine.call({ op: 'put', files: files.map((f) => ({ path: `/user/models/${f.webkitRelativePath}`, data: f })) });
+  return `/user/models/${top}`;
+}
+
+/** The config folder picked for a single-file checkpoint (generation only, as the CLI's txt2img --config-dir). */
+async function userConfigDir(): Promise<string | undefined> {
+  const choice = (document.querySelector('input[name=model]:checked') as HTMLInputElement).value;
+  const files = Array.from($<HTMLInputElement>('model-config').files ?? []);
+  return choice === 'file' && files.length ? putFolder(files) : undefined;
+}
+
 async function userModel(): Promise<string | undefined> {
   const choice = (document.querySelector('input[name=model]:checked') as HTMLInputElement).value;
   if (choice === 'tiny') return undefined;
   if (choice === 'dir') {
-    // A folder pick gives every file with its path below the picked folder's parent.
     const files = Array.from($<HTMLInputElement>('model-dir').files ?? []);
     if (!files.length) throw new Error('pick a diffusers model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/)');
-    const top = files[0].webkitRelativePath.split('/')[0];
-    await engine.call({ op: 'put', files: files.map((f) => ({ path: `/user/models/${f.webkitRelativePath}`, data: f })) });
-    return `/user/models/${top}`;
+    return putFolder(files);
   }
   const f = $<HTMLInputElement>('model-file').files?.[0];
   if (!f) throw new Error('pick a .safetensors checkpoint, or choose the bundled tiny model');
@@ -159,7 +171,7 @@ async function generateClicked(): Promise<void> {
     const loras = state.loras.filter((l) => l.on).map((l) => ({ path: l.path, weight: l.weight }));
     const size = Number($<HTMLInputElement>('gen-size').value);
     const r = await engine.call({
-      op: 'generate', model: await userModel(), prompt: $<HTMLInputElement>('prompt').value, loras, width: size, height: size,
+      op: 'generate', model: await userModel(), configDir: await userConfigDir(), prompt: $<HTMLInputElement>('prompt').value, loras, width: size, height: size,
       steps: Number($<HTMLInputElement>('gen-steps').value), cfgScale: 5, seed: Number($<HTMLInputElement>('gen-seed').value), sampler: 'dpmpp_2m',
     });
     const c = new OffscreenCanvas(r.width, r.height), g = c.getContext('2d')!;
@@ -180,7 +192,7 @@ async function generateClicked(): Promise<void> {
 async function main(): Promise<void> {
   $('train').onclick = () => void trainClicked();
   $('generate').onclick = () => void generateClicked();
-  for (const [id, value] of [['model-file', 'file'], ['model-dir', 'dir']]) {
+  for (const [id, value] of [['model-file', 'file'], ['model-config', 'file'], ['model-dir', 'dir']]) {
     $<HTMLInputElement>(id).onchange = () => { (document.querySelector(`input[name=model][value=${value}]`) as HTMLInputElement).checked = true; };
   }
   $<HTMLInputElement>('data-files').onchange = (e) => onDrop([...((e.target as HTMLInputElement).files ?? [])]);

@@ -13,7 +13,7 @@ import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { probeAdapter } from '../../src/engine/webgpu/device.js';
 import { isSoftwareAdapter } from '../../src/engine/select-backend.js';
-import { filesUnder, putFile } from '../../src/platform/browser/vfs.js';
+import { blobReads, filesUnder, putFile } from '../../src/platform/browser/vfs.js';
 import { readFileSync } from '../../src/platform/browser/fs.js';
 import { keepLoRA, restoreLoRAs } from './opfs.js';
 import { runParity } from './parity.js';
@@ -77,11 +77,12 @@ async function init(device: 'auto' | 'cpu' | 'webgpu', threads?: number, maxBind
   };
 }
 
-async function model(source = TINY_MODEL_DIR): Promise<SDModel> {
-  let m = models.get(source);
+async function model(source = TINY_MODEL_DIR, configDir?: string): Promise<SDModel> {
+  const key = configDir ? `${source}\n${configDir}` : source;
+  let m = models.get(key);
   if (!m) {
-    m = moveModel(await loadSDModel(source), backend);
-    models.set(source, m);
+    m = moveModel(await loadSDModel(source, { configDir }), backend);
+    models.set(key, m);
   }
   return m;
 }
@@ -99,6 +100,8 @@ async function handle(req: Request): Promise<unknown> {
       return { files: req.files.map((f) => f.path) };
     case 'list':
       return filesUnder(req.dir);
+    case 'io-stats':
+      return { ...blobReads };
     case 'read': {
       const b = readFileSync(req.path) as Uint8Array;
       return new Uint8Array(b);
@@ -126,7 +129,7 @@ async function handle(req: Request): Promise<unknown> {
       return { loraPath: r.finalPath, losses: r.losses, stepMs, files: filesUnder(out), concept: CONCEPT, kept: kept ? `/opfs/loras/${name}` : null };
     }
     case 'generate': {
-      const m = await model(req.model);
+      const m = await model(req.model, req.configDir);
       const comps = familyComponents(m);
       const reports: ApplyReport[] = [];
       try {

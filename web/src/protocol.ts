@@ -6,8 +6,9 @@ export type Request =
   | { op: 'put'; files: { path: string; data: Blob | Uint8Array }[] }
   | { op: 'list'; dir: string }
   | { op: 'read'; path: string }
+  | { op: 'io-stats' }
   | { op: 'train'; steps: number; seed: number; dataset?: string; model?: string; out?: string; values?: Record<string, unknown> }
-  | { op: 'generate'; model?: string; prompt: string; negativePrompt?: string; loras: { path: string; weight: number }[]; width: number; height: number; steps: number; cfgScale: number; seed: number; sampler: string }
+  | { op: 'generate'; model?: string; /** Configs for a single-file checkpoint of a non-standard size (the CLI's --config-dir). */ configDir?: string; prompt: string; negativePrompt?: string; loras: { path: string; weight: number }[]; width: number; height: number; steps: number; cfgScale: number; seed: number; sampler: string }
   | { op: 'parity'; goldenUrl: string; cases: Partial<GoldenCases> };
 
 /** Folder names, under goldenUrl, of the golden cases the page checks (a part left out is not run; LoRA needs unet and text). */

@@ -1,7 +1,7 @@
 // `node:fs/promises` for the page. A FileHandle over a picked File reads only the ranges asked
 // for (Blob.slice), so a multi-gigabyte checkpoint is never copied whole into memory.
 import * as fs from './fs.js';
-import { abs, entries, fileSize, fsError, getFile, parentOf, putFile } from './vfs.js';
+import { abs, blobReads, entries, fileSize, fsError, getFile, parentOf, putFile } from './vfs.js';
 
 export class FileHandle {
   private chunks: Uint8Array[] = [];
@@ -12,6 +12,11 @@ export class FileHandle {
     const d = getFile(this.p, 'read');
     const end = Math.min(fileSize(d), pos + len);
     if (end <= pos) return { bytesRead: 0, buffer: buf };
+    if (!(d instanceof Uint8Array)) {
+      blobReads.ranges++;
+      blobReads.rangeBytes += end - pos;
+      blobReads.largestRange = Math.max(blobReads.largestRange, end - pos);
+    }
     const part = d instanceof Uint8Array ? d.subarray(pos, end) : new Uint8Array(await d.slice(pos, end).arrayBuffer());
     buf.set(part, off);
     return { bytesRead: part.length, buffer: buf };

@@ -51,9 +51,17 @@ export function fileSize(data: Uint8Array | Blob): number {
   return data instanceof Uint8Array ? data.length : data.size;
 }
 
+/**
+ * How picked files (Blobs) were read: in ranges (Blob.slice, what a safetensors checkpoint gets)
+ * or whole. The page reports it (op 'io-stats'), so tests can see a checkpoint is never copied whole.
+ */
+export const blobReads = { ranges: 0, rangeBytes: 0, largestRange: 0, whole: 0, wholeBytes: 0 };
+
 /** Whole file as bytes; a Blob is read synchronously, which only dedicated workers allow. */
 export function readSync(data: Uint8Array | Blob): Uint8Array {
   if (data instanceof Uint8Array) return data;
+  blobReads.whole++;
+  blobReads.wholeBytes += data.size;
   const R = (globalThis as { FileReaderSync?: new () => { readAsArrayBuffer(b: Blob): ArrayBuffer } }).FileReaderSync;
   if (!R) throw new Error('reading a picked file synchronously needs a Web Worker (FileReaderSync); run the engine in its worker');
   return new Uint8Array(new R().readAsArrayBuffer(data));
