@@ -24,6 +24,7 @@ import { ProgressBar } from '../../src/cli/progress.js';
 import { loadLoRA } from '../../src/lora/lora-file.js';
 import { TINY_MODEL_DIR } from '../../src/models/hub.js';
 import { parsePromptLine } from '../../src/train/sample-prompts.js';
+import { spawnCli } from '../helpers/cli-child.js';
 import { maxAbsDiff } from '../helpers/gradcheck.js';
 import { tinySdxlFolder } from '../helpers/tiny-sdxl.js';
 
@@ -269,11 +270,24 @@ describe('command claims', () => {
     assert.match(text.stdout, /kernels: WebAssembly SIMD GEMM \((relaxed-simd|simd128)\) \+ softmax on 1 thread \(SDLORA_THREADS\)/);
   });
 
-  it('web listens on 127.0.0.1:8788 unless told otherwise', () => {
+  it('web listens on 127.0.0.1:8788 unless told otherwise', async () => {
     const help = run(['web', '--help']);
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, /--port <n>.*\(default: 8788\)/);
     assert.match(help.stdout, /--host <addr>.*\(default: "127\.0\.0\.1"\)/);
+    // Started without --host (and on a free port, as 8788 may be taken here): it serves on 127.0.0.1.
+    const web = spawnCli(['web', '--port', '0']);
+    try {
+      const end = Date.now() + 60_000;
+      while (!/open http:\/\/[^ ]+/.test(web.stdout()) && Date.now() < end && web.child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+      const url = /open (http:\/\/[^ ]+)/.exec(web.stdout())?.[1];
+      assert.ok(url, `no URL printed:\n${web.stdout()}\n${web.stderr()}`);
+      assert.equal(new URL(url).hostname, '127.0.0.1');
+      assert.equal((await fetch(url)).status, 200);
+    } finally {
+      web.child.kill('SIGTERM');
+      await web.exit(10_000).catch(() => web.child.kill('SIGKILL'));
+    }
   });
 
   it('SDLORA_DEBUG=1 adds the stack trace to an error; without it the error is one line', () => {
