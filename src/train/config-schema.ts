@@ -123,7 +123,7 @@ export const OPTIONS: OptionSpec[] = [
   o('min_timestep', 'integer', 0, 'smallest training timestep', { min: 0, max: 1000 }),
   o('max_timestep', 'integer', 1000, 'largest training timestep (exclusive)', { min: 1, max: 1000 }),
   // samples
-  o('sample_prompts', 'string', undefined, 'prompts file (sd-scripts syntax: prompt --n neg --w 512 --h 512 --d seed --l cfg --s steps)'),
+  o('sample_prompts', 'string', undefined, 'prompts file (sd-scripts syntax: prompt --n neg --w 512 --h 512 --d seed --l cfg --s steps --ss sampler)'),
   o('sample_every_n_steps', 'integer', undefined, 'sample images every n steps', { min: 1 }),
   o('sample_every_n_epochs', 'integer', undefined, 'sample images every n epochs (wins over steps)', { min: 1 }),
   o('sample_at_first', 'boolean', false, 'also sample before training'),

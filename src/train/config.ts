@@ -143,9 +143,16 @@ export interface ResolveOptions {
 
 interface ResolveState { problems: string[]; warnings: string[]; ignored: Set<string>; invalid: Set<string> }
 
-/** Old spellings sd-scripts still reads, turned into the options they stand for. */
-function applyAliases(cfg: Record<string, unknown>): void {
+/**
+ * Old spellings sd-scripts still reads, turned into the options they stand for. As in sd-scripts'
+ * get_optimizer, an old optimizer switch given with optimizer_type or with the other switch is refused.
+ */
+function applyAliases(cfg: Record<string, unknown>, problems: string[]): void {
   if (cfg.caption_extention !== undefined) { cfg.caption_extension = cfg.caption_extention; delete cfg.caption_extention; }
+  const explicit = new Set(cfg.__explicit as string[]);
+  const switches = (['use_8bit_adam', 'use_lion_optimizer'] as const).filter((k) => cfg[k]);
+  if (switches.length === 2) problems.push('"use_8bit_adam" and "use_lion_optimizer" exclude each other');
+  else if (switches.length && explicit.has('optimizer_type')) problems.push(`"${switches[0]}" and "optimizer_type" exclude each other (${switches[0]} is the old form of optimizer_type ${switches[0] === 'use_8bit_adam' ? 'AdamW8bit' : 'Lion'})`);
   if (cfg.use_8bit_adam) cfg.optimizer_type = 'AdamW8bit';
   if (cfg.use_lion_optimizer) cfg.optimizer_type = 'Lion';
   delete cfg.use_8bit_adam; delete cfg.use_lion_optimizer;
@@ -196,8 +203,8 @@ export function resolveConfig(layers: ConfigLayer[], opts: ResolveOptions = {}):
   for (const layer of layers) applyLayer(layer, cfg, out, !!opts.strict || !!layer.strict);
   // Which options the user gave: the others may take the loaded model family's defaults (SDXL: 1024 px).
   cfg.__explicit = [...new Set(layers.flatMap((l) => Object.keys(l.values)))];
-  applyAliases(cfg);
   const { problems } = out;
+  applyAliases(cfg, problems);
   checkCombinations(cfg, problems);
   problems.push(...trainingMethodProblems(cfg));
   notes.push(...trainingMethodNotes(cfg));

@@ -6,6 +6,7 @@ import { writeBufferAtomic } from '../io/atomic-write.js';
 import { encodePng } from '../io/png.js';
 import { txt2img } from '../infer/txt2img.js';
 import type { SDModel } from '../models/sd-model.js';
+import { samplerName } from '../schedulers/index.js';
 import type { TrainOptions } from './options.js';
 import { readSamplePrompts } from './sample-prompts.js';
 
@@ -18,6 +19,11 @@ export interface Sampler {
 /** `training(false)` before the passes and `training(true)` after (a LoRA's dropout is off while sampling). */
 export function sampler(model: SDModel, c: TrainOptions, name: string, training?: (on: boolean) => void): Sampler {
   const prompts = c.sample_prompts ? readSamplePrompts(c.sample_prompts) : [];
+  // A sampler sdlora does not have is refused now, not at the first sample after some training.
+  for (const [i, p] of prompts.entries()) {
+    if (p.sampler === undefined) continue;
+    try { samplerName(p.sampler); } catch (e) { throw new Error(`${c.sample_prompts}: prompt ${i + 1}: --ss ${p.sampler}: ${(e as Error).message}`); }
+  }
   const samples: string[] = [];
   const sampleDir = path.join(c.output_dir, 'sample');
   const sample = async (tag: string) => {
