@@ -12,6 +12,8 @@
 //                      adapter; a software adapter such as lavapipe would take minutes per case)
 //   --no-ops           skip the per-op table (scripts/gpu-check.sh: only the training step)
 //   --cases-only       only those cases (median seconds; bench/pytorch_cases.py times the same in PyTorch)
+//   --case=tiny|fwd|lora  only that one of the three cases (for paired A/B timing of one case)
+//   --runs=N           timed runs per case (default 5 for tiny, 3 for the others)
 import * as E from '../src/engine/index.js';
 import { Rng, initCpuBackend } from '../src/engine/index.js';
 import { getPool } from '../src/engine/cpu/wasm-pool.js';
@@ -58,6 +60,18 @@ async function bench(op: string, shape: string, flops: number, make: (be: E.Back
 const rng = new Rng(0);
 const rand = (shape: number[], be: E.Backend) => E.randn(shape, rng, 'f32', be);
 const fewOnGpu = (be: E.Backend) => (be === gpu ? 1 : 3);
+/** The same op on the webgpu backend with its f16 GEMM (mixed precision fp16; needs shader-f16), in a row of its own. */
+async function benchF16(op: string, shape: string, flops: number, make: (be: E.Backend) => () => unknown, runs = 1): Promise<void> {
+  if (!gpu?.halfGemm) return;
+  const prev = gpu.setHalfCompute(true);
+  try {
+    const ms = await time(gpu, make(gpu), runs);
+    rows.push({ op: `${op}, f16 GEMM`, shape, flops, ms: new Map([[gpu.name, ms]]) });
+    console.error(`  ${gpu.name} ${op} (f16 GEMM) ${shape}: ${ms.toFixed(1)} ms`);
+  } finally {
+    gpu.setHalfCompute(prev);
+  }
+}
 
 const casesOnly = args.includes('--cases-only') || args.includes('--no-ops');
 if (!casesOnly) {
@@ -72,6 +86,10 @@ for (const n of [512, 1024]) {
   await bench('conv2d fwd', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2d(t.x.storage, t.w.storage, null, s, 'f32'); }, fewOnGpu);
   await bench('conv2d bwd input', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2dGradInput(t.gy.storage, t.w.storage, s, 'f32'); }, fewOnGpu);
   await bench('conv2d bwd weight', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2dGradWeight(t.gy.storage, t.x.storage, s, 'f32'); }, fewOnGpu);
+  await benchF16('matmul', '1024x1024x1024', 2 * 1024 ** 3, (be) => { const a = rand([1024, 1024], be), b = rand([1024, 1024], be); return () => E.matmul(a, b); });
+  await benchF16('conv2d fwd', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2d(t.x.storage, t.w.storage, null, s, 'f32'); });
+  await benchF16('conv2d bwd input', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2dGradInput(t.gy.storage, t.w.storage, s, 'f32'); });
+  await benchF16('conv2d bwd weight', '1x320x64x64 k3', flops, (be) => { const t = io(be); return () => be.conv2dGradWeight(t.gy.storage, t.x.storage, s, 'f32'); });
 }
 
 {
@@ -94,7 +112,10 @@ await bench('silu', '2x320x64x64', 0, (be) => { const x = rand([2, 320, 64, 64],
 // included): on a shared machine the wall time mostly measures the neighbours, the CPU time the work.
 type CaseRow = { name: string; s: Map<string, { sec: number; cpu: number }> };
 const caseRows: CaseRow[] = [];
-async function benchCase(name: string, make: (be: E.Backend) => () => unknown, runs = 3): Promise<void> {
+const onlyCase = args.find((a) => a.startsWith('--case='))?.slice(7);
+async function benchCase(name: string, make: (be: E.Backend) => () => unknown, runs = 3, key = ''): Promise<void> {
+  if (onlyCase && onlyCase !== key) return;
+  runs = numArg('runs', runs);
   const row: CaseRow = { name, s: new Map() };
   for (const be of backends) {
     if (be === gpu && gpu.ctx.report.isFallback) continue;
@@ -124,12 +145,12 @@ if (!args.includes('--no-cases')) {
     const unet = new UNet2DConditionModel(tinyCfg, weights);
     const x = rand([2, 4, 32, 32], be), ctx = rand([2, 77, 32], be), t = E.tensor([10, 500], [2], 'f32', be);
     return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
-  }, 5);
+  }, 5, 'tiny');
   await benchCase('SD1.5 UNet fwd, random weights, 1x4x32x32, ctx 77x768', (be) => {
     const unet = new UNet2DConditionModel(sd15, randomUNetWeights(sd15, 2).toBackend(be));
     const x = rand([1, 4, 32, 32], be), ctx = rand([1, 77, 768], be), t = E.tensor([500], [1], 'f32', be);
     return () => E.noGrad(() => unet.forward(x, t, ctx));
-  });
+  }, 3, 'fwd');
   await benchCase('SD1.5 LoRA step dim 64 (transformer Linear + 1x1 conv), f32 base, MSE fwd+bwd, 1x4x32x32', (be) => {
     const weights = randomUNetWeights(sd15, 3).toBackend(be);
     const unet = new UNet2DConditionModel(sd15, weights);
@@ -140,7 +161,7 @@ if (!args.includes('--no-cases')) {
     net.attach({ unet: weights, textEncoder: none });
     const x = rand([1, 4, 32, 32], be), ctx = rand([1, 77, 768], be), t = E.tensor([500], [1], 'f32', be);
     return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
-  });
+  }, 3, 'lora');
 }
 
 if (args.includes('--sd15')) {
@@ -207,7 +228,7 @@ console.log(`\nsdlora: cpu backend ${threads} thread(s), node ${process.version}
 if (rows.length) console.log(`| op | shape |${names.map((n) => ` ${n} ms | ${n} GFLOP/s |`).join('')}`);
 if (rows.length) console.log(`|---|---|${names.map(() => '---:|---:|').join('')}`);
 for (const r of rows) {
-  const cells = names.map((n) => { const ms = r.ms.get(n)!; return ` ${ms.toFixed(1)} | ${r.flops ? (r.flops / ms / 1e6).toFixed(1) : '-'} |`; });
+  const cells = names.map((n) => { const ms = r.ms.get(n); return ms === undefined ? ' - | - |' : ` ${ms.toFixed(1)} | ${r.flops ? (r.flops / ms / 1e6).toFixed(1) : '-'} |`; });
   console.log(`| ${r.op} | ${r.shape} |${cells.join('')}`);
 }
 if (caseRows.length) {

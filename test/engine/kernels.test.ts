@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { Rng, initCpuBackend, tensor } from '../../src/engine/index.js';
-import { gemm, gemmJs, mat } from '../../src/engine/cpu/gemm.js';
+import { gemm, gemmFillB, gemmJs, mat } from '../../src/engine/cpu/gemm.js';
 import { maxAbsDiff, randT } from '../helpers/gradcheck.js';
 
 const rng = new Rng(11);
@@ -120,6 +120,40 @@ describe('forward kernels against naive references', () => {
         gemm(M, N, K, av, bv, c1, 0, true);
         gemmJs(M, N, K, av, bv, c2, 0, true);
         assert.ok(maxAbsDiff(c1, c2) < 1e-4 * Math.sqrt(K), `gemm ${M}x${N}x${K} ta=${ta} tb=${tb}`);
+      }
+    }
+  });
+
+  it('wasm gemm packs in wasm on all threads: offsets, several k blocks, k tails, partial panels, sparse views', () => {
+    // Sizes past the threaded thresholds (pack >= 65536 elements, gemm >= 2^20 MACs) whose panel
+    // counts do not divide into the threads' chunks evenly; K = 600 and 1030 take 3 and 5 k blocks
+    // (kc 200 and 206, so the 4x4 transposes leave tails of 0 and 2); M = 151 ends on a 3-row panel.
+    for (const [M, N, K] of [[151, 37, 600], [5, 300, 1030], [64, 17, 2049], [301, 1030, 3], [9, 13, 7]]) {
+      for (const ta of [false, true]) for (const tb of [false, true]) for (const sparse of [false, true]) {
+        // sparse: every other row/column of a twice larger array, copied by the JS packer instead.
+        const s = sparse ? 3 : 1, oa = 5, ob = 3;
+        const A = Float32Array.from({ length: oa + M * K * s + 8 }, () => rng.normal());
+        const B = Float32Array.from({ length: ob + K * N * s + 8 }, () => rng.normal());
+        const av = ta ? mat(A, oa, 1, M * s) : mat(A, oa, K * s, 1);
+        const bv = tb ? mat(B, ob, 1, K * s) : mat(B, ob, N * s, 1);
+        const c1 = Float32Array.from({ length: M * N + 4 }, () => 1), c2 = c1.slice();
+        gemm(M, N, K, av, bv, c1, 2, true);
+        gemmJs(M, N, K, av, bv, c2, 2, true);
+        assert.ok(maxAbsDiff(c1, c2) < 1e-4 * Math.sqrt(K), `gemm ${M}x${N}x${K} ta=${ta} tb=${tb} sparse=${sparse}`);
+        assert.equal(c1[0], 1); assert.equal(c1[M * N + 3], 1);
+      }
+    }
+  });
+
+  it('gemmFillB (im2col written into the kernels\' memory) matches the JS reference', () => {
+    for (const [M, N, K] of [[33, 1030, 77], [150, 20, 900], [3, 5, 300]]) {
+      const A = Float32Array.from({ length: M * K }, () => rng.normal());
+      const B = Float32Array.from({ length: K * N }, () => rng.normal());
+      for (const acc of [false, true]) {
+        const c1 = Float32Array.from({ length: M * N }, () => 2), c2 = c1.slice();
+        gemmFillB(M, N, K, mat(A, 0, K, 1), (mem, off) => mem.set(B, off), c1, 0, acc);
+        gemmJs(M, N, K, mat(A, 0, K, 1), mat(B, 0, N, 1), c2, 0, acc);
+        assert.ok(maxAbsDiff(c1, c2) < 1e-4 * Math.sqrt(K), `fillB ${M}x${N}x${K} acc=${acc}`);
       }
     }
   });

@@ -3,6 +3,7 @@
 // generation (MR rows x NR columns of accumulators kept in v128 locals), which is why it is
 // written here instead of by hand.
 
+import { packWat } from './pack-wat.js';
 import { softmaxWat } from './softmax-wat.js';
 
 /**
@@ -23,6 +24,7 @@ export function gemmWat(relaxed = false): string {
   return `(module
   (import "env" "memory" (memory 1 65536 shared))
   ${gemmFunc(relaxed)}
+  ${packWat()}
   ${softmaxWat()})
 `;
 }

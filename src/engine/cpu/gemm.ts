@@ -35,7 +35,7 @@ export function gemm(
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && C instanceof Float32Array && A.data instanceof Float32Array && B.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    gemmWasm(pool, M, N, K, A, B, C, cOff, accumulate);
+    runWasmGemm(pool, M, N, K, A, B, C, cOff, accumulate);
   } else {
     gemmJs(M, N, K, A, B, C, cOff, accumulate);
   }
@@ -43,14 +43,18 @@ export function gemm(
 
 /**
  * C (=|+=) A @ B where `fillB(mem, off)` writes B row-major ([K, N], row stride N) into `mem`
- * starting at element `off` (im2col writes its columns there). B is staged in a reused JS buffer
- * and packed from there: the packed kernel outruns one reading B's rows in place by more than the
- * extra copy costs.
+ * starting at element `off` (im2col writes its columns there). With the wasm pool B is written
+ * straight into the shared memory and packed there by the threads; otherwise it is staged in a
+ * reused JS buffer.
  */
 export function gemmFillB(
   M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
 ): void {
   if (M === 0 || N === 0) return;
+  if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
+    runWasmGemm(pool, M, N, K, A, fillB, C, cOff, accumulate);
+    return;
+  }
   const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
   fillB(b, 0);
   gemm(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate);
@@ -82,29 +86,54 @@ function kBlocks(K: number): { nkb: number; kc: number } {
   return { nkb, kc: Math.ceil(K / nkb) };
 }
 
-function gemmWasm(
-  p: WasmPool, M: number, N: number, K: number, A: MatView, B: MatView, C: Float32Array, cOff: number, accumulate: boolean,
-): void {
-  const { nkb, kc } = kBlocks(K);
-  runWasmGemm(p, M, N, K, A, nkb * Math.ceil(N / NR) * kc * NR, (mem, off) => packPanels(B, N, K, NR, nkb, kc, mem, off, true), C, cOff, accumulate);
+/** B of a product: a strided view, or a function that writes B row-major ([K, N]) at an element offset. */
+type BSource = MatView | ((mem: Float32Array, off: number) => void);
+
+/** Operands of at least this many elements are packed by all threads, smaller ones by the caller. */
+const PACK_THREADED_MIN = 1 << 16;
+
+/**
+ * Elements from the view's first to its last element when `rows` x `cols` of it are used, if that
+ * span can be copied whole (non-negative strides, at most twice the used elements); else -1.
+ */
+function rawSpan(v: MatView, rows: number, rowStride: number, cols: number, colStride: number): number {
+  if (rowStride < 0 || colStride < 0) return -1;
+  const span = 1 + (rows - 1) * rowStride + (cols - 1) * colStride;
+  return span <= 2 * rows * cols && v.offset + span <= v.data.length ? span : -1;
 }
 
 /**
- * Lays out [thread tiles][packed A][packed B][C] in the shared memory, packs A, lets `writeB` pack
- * B, runs the kernel on the threads and copies C back.
+ * Lays out [thread tiles][packed A][packed B][C][raw A][raw B] in the shared memory. Each operand
+ * is copied there as it lies (one memcpy; im2col writes B there directly) and packed in wasm, by
+ * all threads when it is big; a view too sparse to copy whole is packed from JS. Then the kernel
+ * runs on the threads and C is copied back.
  */
 function runWasmGemm(
-  p: WasmPool, M: number, N: number, K: number, A: MatView, bLen: number, writeB: (mem: Float32Array, off: number) => void,
-  C: Float32Array, cOff: number, accumulate: boolean,
+  p: WasmPool, M: number, N: number, K: number, A: MatView, B: BSource, C: Float32Array, cOff: number, accumulate: boolean,
 ): void {
   const { nkb, kc } = kBlocks(K);
-  const npa = Math.ceil(M / MR);
+  const npa = Math.ceil(M / MR), npb = Math.ceil(N / NR);
   const apOff = p.threads * MR * NR * 4;
   const bpOff = apOff + nkb * npa * kc * MR * 4;
-  const cOffB = bpOff + bLen * 4;
-  const mem = new Float32Array(p.reserve(cOffB + M * N * 4));
-  packPanels(A, M, K, MR, nkb, kc, mem, apOff >> 2, false);
-  writeB(mem, bpOff >> 2);
+  const cOffB = bpOff + nkb * npb * kc * NR * 4;
+  const rawA = cOffB + M * N * 4;
+  const spanA = rawSpan(A, M, A.rs, K, A.cs);
+  const rawB = rawA + Math.max(0, spanA) * 4;
+  // B's "panel row" index is its column j (stride cs), its k the row (stride rs).
+  const spanB = typeof B === 'function' ? K * N : rawSpan(B, N, B.cs, K, B.rs);
+  const mem = new Float32Array(p.reserve(rawB + Math.max(0, spanB) * 4));
+  const threadsFor = (n: number) => (n >= PACK_THREADED_MIN ? p.threads : 1);
+  if (spanA >= 0) {
+    mem.set(A.data.subarray(A.offset, A.offset + spanA), rawA >> 2);
+    p.runPack(rawA, A.rs, A.cs, M, K, MR, nkb, kc, apOff, threadsFor(M * K));
+  } else packPanels(A, M, K, MR, nkb, kc, mem, apOff >> 2, false);
+  if (typeof B === 'function') {
+    B(mem, rawB >> 2);
+    p.runPack(rawB, 1, N, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
+  } else if (spanB >= 0) {
+    mem.set(B.data.subarray(B.offset, B.offset + spanB), rawB >> 2);
+    p.runPack(rawB, B.cs, B.rs, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
+  } else packPanels(B, N, K, NR, nkb, kc, mem, bpOff >> 2, true);
   const cw = cOffB >> 2;
   if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
   else mem.fill(0, cw, cw + M * N);

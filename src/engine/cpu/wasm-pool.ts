@@ -1,14 +1,26 @@
 // The WebAssembly SIMD kernels and the worker threads that run them. All instances share one
-// WebAssembly.Memory backed by a SharedArrayBuffer, so a kernel call is: the host copies (packs)
-// operands into that memory, every thread runs its slice, the host copies the result out.
+// WebAssembly.Memory backed by a SharedArrayBuffer, so a kernel call is: the host copies
+// operands into that memory, every thread takes chunks of the work until none is left, the host
+// copies the result out.
 // Threads and the kernels' binary come from ./kernel-threads.ts (worker_threads and wabt in Node;
 // the browser build swaps in Web Workers and precompiled bytes).
 import { type KernelThread, availableThreads, kernelModule, startKernelThread } from './kernel-threads.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB address space, reserved lazily by the engine
-// Control block layout (Int32 indices): [0] job sequence, [1] finished count, then per worker 16 args.
+// Control block layout (Int32 indices): [0] job sequence, [1] finished count, [2] next chunk's
+// first index, [3] end index, [4] chunk length, [5] position of (lo, hi) in the argument list,
+// then per worker 16 slots: the argument count, the kernel id, the arguments.
+const HEADER = 6;
 const ARGS_PER_WORKER = 16;
+/**
+ * Chunks per thread: threads take chunks from a shared counter instead of one fixed slice each, so
+ * a thread that starts late or is descheduled (a busy machine) leaves its work to the others.
+ */
+const CHUNKS_PER_THREAD = 4;
+/** Kernel ids of the job protocol, in the order of the worker loop's table. */
+const GEMM = 0, PACK = 1, SOFTMAX = 2;
+type KernelFn = (...a: number[]) => void;
 
 // The body every kernel thread runs, as source: each platform starts it in its own kind of thread.
 const workerLoop = `function kernelLoop({ module, memory, ctrl, index }) {
@@ -19,12 +31,20 @@ for (;;) {
   Atomics.wait(c, 0, seq);
   seq = Atomics.load(c, 0);
   if (seq < 0) break;
-  const base = 2 + index * ${ARGS_PER_WORKER};
+  const base = ${HEADER} + index * ${ARGS_PER_WORKER};
   const n = c[base];
   const args = [];
   for (let i = 1; i < n; i++) args.push(c[base + 1 + i]);
-  const id = c[base + 1];
-  (id === 2 ? instance.exports.softmax : instance.exports.gemm)(...args);
+  const e = instance.exports;
+  const fn = [e.gemm, e.pack, e.softmax][c[base + 1]];
+  const end = c[3], chunk = c[4], at = c[5];
+  for (;;) {
+    const lo = Atomics.add(c, 2, chunk);
+    if (lo >= end) break;
+    args[at] = lo;
+    args[at + 1] = Math.min(end, lo + chunk);
+    fn(...args);
+  }
   Atomics.add(c, 1, 1);
   Atomics.notify(c, 1);
 }
@@ -33,7 +53,7 @@ for (;;) {
 export class WasmPool {
   readonly threads: number;
   private memory: WebAssembly.Memory;
-  private exports: { gemm: (...a: number[]) => void; softmax: (...a: number[]) => void };
+  private fns: KernelFn[];
   private ctrl: Int32Array;
   private workers: KernelThread[] = [];
   private seq = 0;
@@ -42,8 +62,9 @@ export class WasmPool {
     this.memory = memory;
     this.threads = threads;
     const inst = new WebAssembly.Instance(module, { env: { memory } });
-    this.exports = inst.exports as unknown as WasmPool['exports'];
-    this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (2 + threads * ARGS_PER_WORKER)));
+    const e = inst.exports as unknown as Record<'gemm' | 'pack' | 'softmax', KernelFn>;
+    this.fns = [e.gemm, e.pack, e.softmax];
+    this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (HEADER + threads * ARGS_PER_WORKER)));
     for (let i = 0; i < threads - 1; i++) {
       this.workers.push(startKernelThread(workerLoop, { module, memory, ctrl: this.ctrl.buffer as SharedArrayBuffer, index: i }));
     }
@@ -74,44 +95,61 @@ export class WasmPool {
 
   /**
    * Runs gemm over panel rows [0, panels) split across the threads; `argsFor(lo, hi, t)` gives the
-   * argument list of thread t. The calling thread takes the first slice and then waits for the rest.
+   * argument list of thread t, with lo and hi at positions 8 and 9.
    */
   runGemm(panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads = this.threads): void {
-    this.run(0, panels, argsFor, maxThreads);
+    this.run(GEMM, panels, argsFor, maxThreads, 8);
+  }
+
+  /**
+   * Packs a matrix already copied into the memory (element (r, k) at byte src + 4*(r*sr + k*sk))
+   * into the GEMM's [kb][panel][kc][W] layout at byte dst, panels split across the threads.
+   */
+  runPack(src: number, sr: number, sk: number, rows: number, K: number, W: number, nkb: number, kc: number, dst: number, maxThreads = this.threads): void {
+    this.run(PACK, Math.ceil(rows / W), (lo, hi) => [src, sr, sk, rows, K, W, nkb, kc, dst, lo, hi], maxThreads, 9);
   }
 
   /** In-place row softmax of x*scale over rows [0, rows) at byte offset ptr (causalFrom < 0: no mask). */
   runSoftmax(ptr: number, rows: number, cols: number, scale: number, causalFrom: number): void {
     const bits = new Int32Array(new Float32Array([scale]).buffer)[0];
-    this.run(2, rows, (lo, hi) => [ptr, cols, bits, causalFrom, lo, hi], rows * cols >= 1 << 16 ? this.threads : 1);
+    this.run(SOFTMAX, rows, (lo, hi) => [ptr, cols, bits, causalFrom, lo, hi], rows * cols >= 1 << 16 ? this.threads : 1, 4);
   }
 
-  /** Kernel `id` (0 gemm, 2 softmax) over [0, panels) split across the threads. */
-  private run(id: number, panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads: number): void {
-    const t = Math.max(1, Math.min(this.threads, maxThreads, panels));
-    const fn = id === 2 ? this.exports.softmax : this.exports.gemm;
-    if (t === 1) {
+  /**
+   * Kernel `id` (GEMM, PACK, SOFTMAX) over [0, panels): on the calling thread alone when maxThreads
+   * is 1, else on every thread in chunks (the (lo, hi) at positions `loAt`, `loAt + 1` of the
+   * arguments); the calling thread works too and then waits for the rest.
+   */
+  private run(id: number, panels: number, argsFor: (lo: number, hi: number, t: number) => number[], maxThreads: number, loAt: number): void {
+    const fn = this.fns[id];
+    if (Math.min(this.threads, maxThreads, panels) <= 1) {
       // Waking a sleeping worker costs more than a small product; run it here.
       fn(...argsFor(0, panels, 0));
       return;
     }
-    const per = Math.ceil(panels / t);
+    const chunk = Math.ceil(panels / (this.threads * CHUNKS_PER_THREAD));
     const c = this.ctrl;
-    // Every worker wakes on a new sequence, so each gets arguments; an empty slice runs no loop.
     for (let w = 1; w < this.threads; w++) {
-      const lo = Math.min(panels, w * per);
-      const hi = w < t ? Math.min(panels, lo + per) : lo;
-      const args = [id, ...argsFor(lo, hi, w)];
-      const base = 2 + (w - 1) * ARGS_PER_WORKER;
+      const args = [id, ...argsFor(0, 0, w)];
+      const base = HEADER + (w - 1) * ARGS_PER_WORKER;
       c[base] = args.length;
       for (let i = 0; i < args.length; i++) c[base + 1 + i] = args[i];
     }
+    c[3] = panels; c[4] = chunk; c[5] = loAt;
+    Atomics.store(c, 2, 0);
     const expected = this.workers.length;
     Atomics.store(c, 1, 0);
     this.seq = (this.seq + 1) & 0x3fffffff;
     Atomics.store(c, 0, this.seq);
     Atomics.notify(c, 0);
-    fn(...argsFor(0, Math.min(per, panels), 0));
+    const args = argsFor(0, 0, 0);
+    for (;;) {
+      const lo = Atomics.add(c, 2, chunk);
+      if (lo >= panels) break;
+      args[loAt] = lo;
+      args[loAt + 1] = Math.min(panels, lo + chunk);
+      fn(...args);
+    }
     for (;;) {
       const done = Atomics.load(c, 1);
       if (done >= expected) break;
