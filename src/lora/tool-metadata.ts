@@ -7,12 +7,12 @@ import path from 'node:path';
 /** Python's repr of a float: 1.0, 0.9, 1e-05, 1e+16. */
 export function pyFloat(x: number): string {
   if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
-  const exp = x === 0 ? 0 : Math.floor(Math.log10(Math.abs(x)));
+  // The decimal exponent of the shortest round-trip digits (log10 can land one off near powers of ten).
+  const [m, e] = x.toExponential().split('e');
+  const exp = Number(e);
   if (exp < -4 || exp >= 16) {
     // Python: mantissa, 'e', sign, at least two exponent digits
-    const [m, e] = x.toExponential().split('e');
-    const n = Number(e);
-    return `${m}e${n < 0 ? '-' : '+'}${String(Math.abs(n)).padStart(2, '0')}`;
+    return `${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
   }
   const s = String(x);
   return /[.e]/.test(s) ? s : `${s}.0`;

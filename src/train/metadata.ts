@@ -5,12 +5,14 @@ import path from 'node:path';
 import type { DataSummary } from '../data/dataset.js';
 import type { TrainConfig } from './config.js';
 // sd-scripts writes ss_network_args with Python's json.dumps (", " and ": " separators).
-import { pyJsonDumps } from '../lora/tool-metadata.js';
+import { pyFloat, pyJsonDumps } from '../lora/tool-metadata.js';
 
-const py = (v: unknown): string => {
+export const py = (v: unknown): string => {
   if (v === undefined || v === null) return 'None';
   if (typeof v === 'boolean') return v ? 'True' : 'False';
-  if (typeof v === 'number') return Number.isInteger(v) && !String(v).includes('e') ? String(v) : String(v);
+  // Whole numbers stay ints (TOML/JSON ints and sd-scripts' default alpha print as "1"); others
+  // take Python's float repr, whose switch to exponent form differs from JavaScript's (5e-05, not 0.00005).
+  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 1e16 ? String(v) : pyFloat(v);
   return String(v);
 };
 

@@ -97,3 +97,22 @@ describe('v2 / v_parameterization against the family loaded', () => {
     assert.match(logs[1], /predicts v \(v_prediction\) but v_parameterization is off/);
   });
 });
+
+describe('ss_* values as Python str() prints them', () => {
+  it('floats in repr form (exponent below 1e-4, two exponent digits), whole numbers as ints, None and booleans', async () => {
+    const { py } = await import('../../src/train/metadata.js');
+    // Expected strings are Python 3's str() of the same values.
+    const cases: [unknown, string][] = [
+      [1e-4, '0.0001'], [5e-5, '5e-05'], [2e-6, '2e-06'], [1.5e-5, '1.5e-05'], [1e-7, '1e-07'], [3e-4, '0.0003'],
+      [0.1, '0.1'], [0.05, '0.05'], [0.0357, '0.0357'], [1, '1'], [64, '64'],
+      [undefined, 'None'], [null, 'None'], [true, 'True'], [false, 'False'], ['networks.lora', 'networks.lora'],
+    ];
+    for (const [v, want] of cases) assert.equal(py(v), want, `str(${String(v)})`);
+  });
+
+  it('a run with learning_rate 5e-5 and noise_offset 0.0357 writes them as sd-scripts does', async () => {
+    const meta = (await loadSafetensors((await train(cfg({ learning_rate: 5e-5, noise_offset: 0.0357 }), { log: () => {} })).finalPath!)).metadata;
+    assert.equal(meta.ss_learning_rate, '5e-05');
+    assert.equal(meta.ss_noise_offset, '0.0357');
+  });
+});
