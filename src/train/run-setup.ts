@@ -27,9 +27,14 @@ export async function withTrainingRun<T>(cfg: TrainConfig, log: (m: string) => v
   resetTestHooks();
   mkdirSync(typed(cfg).output_dir, { recursive: true });
   const lock = acquireRunLock(typed(cfg).output_dir, log);
+  // Mixed precision fp16 on webgpu: matmul and conv2d in f16 (f32 accumulation) where the device
+  // has shader-f16. bf16 keeps f32 arithmetic (f16's range is not bf16's).
+  const gpu = device instanceof E.WebGPUBackend ? device : null;
+  const halfBefore = gpu?.setHalfCompute(typed(cfg).mixed_precision === 'fp16');
   try {
     return await E.withBackend(device, () => body(device));
   } finally {
+    if (gpu) gpu.setHalfCompute(halfBefore!);
     lock.release();
   }
 }

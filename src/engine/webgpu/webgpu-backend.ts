@@ -9,7 +9,7 @@ import { type GpuContext, gpuContext } from './device.js';
 import { attentionDeltaKernel, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, ATTN_WG } from './kernels/attention.js';
 import { RANK, WG } from './kernels/common.js';
 import * as EW from './kernels/elementwise.js';
-import { TILE, convGradInputKernel, convGradWeightKernel, convKernel, matmulKernel } from './kernels/gemm.js';
+import { ABSMAX_PER_THREAD, TILE, absMaxKernel, convGradInputKernel, convGradWeightKernelOf, convKernel, halfGemmSupport, matmulKernel } from './kernels/gemm.js';
 import * as LK from './kernels/layout.js';
 import { normAffineGradKernel, normGradKernel, normKernel, softmaxGradKernel, softmaxKernel } from './kernels/norm.js';
 
@@ -43,6 +43,11 @@ export class WebGPUBackend implements Backend {
   dispatches = 0;
   /** Row reductions use subgroup operations (adapter feature + WGSL subgroup_id). */
   readonly subgroups: boolean;
+  /** The GEMMs (matmul, conv2d's three passes) may run in f16 here: shader-f16, SDLORA_WEBGPU_F16 not 0. */
+  get halfGemm(): boolean { return halfGemmSupport(this.ctx.features).ok; }
+  private halfCompute = false;
+  /** GEMM dispatches that ran the f16 kernel (tests, benchmarks). */
+  halfGemmDispatches = 0;
 
   /**
    * The storage binding limit in use: the device's maxStorageBufferBindingSize, or a lower one asked
@@ -121,6 +126,27 @@ export class WebGPUBackend implements Backend {
     this.pass.dispatchWorkgroups(...groups);
     this.dispatches++;
     if (++this.pending >= FLUSH_EVERY) this.flush();
+  }
+
+  /**
+   * Mixed precision fp16: while on (and halfGemm), matmul and conv2d run the f16 GEMM (f16 operand
+   * tiles, f32 accumulation). Returns the previous setting; plain f32 runs leave it off.
+   */
+  setHalfCompute(on: boolean): boolean { const prev = this.halfCompute; this.halfCompute = on; return prev; }
+  /** The arithmetic matmul and conv2d use now. */
+  get gemmArithmetic(): 'f16' | 'f32' { return this.halfCompute && this.halfGemm ? 'f16' : 'f32'; }
+
+  /** One GEMM dispatch; in f16, after the f32 operands' largest magnitudes are found (for their scaling). */
+  private gemm(kernel: (f16: boolean) => string, params: number[], buffers: (GpuStorage | null)[], a: [Storage, boolean], b: [Storage, boolean], groups: [number, number, number]): void {
+    if (this.gemmArithmetic === 'f32') { this.run(kernel(false), params, buffers, groups); return; }
+    if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
+    const sc = this.zeros('i32', 2) as GpuStorage;
+    [a, b].forEach(([s, half], i) => {
+      const n = (s as GpuStorage).n;
+      if (!half) this.run(absMaxKernel, [n, i], [s as GpuStorage, sc], grid(ceilDiv(n, WG * ABSMAX_PER_THREAD)));
+    });
+    this.run(kernel(true), params, [...buffers, sc], groups);
+    this.halfGemmDispatches++;
   }
 
   beginScope(): void { this.pool.beginScope(); }
@@ -373,8 +399,8 @@ export class WebGPUBackend implements Backend {
     if (b instanceof GpuSplit && !(a instanceof GpuSplit)) return this.matmulSplit(a as GpuStorage, b, s);
     if (s.K === 0) return this.zeros('f32', s.batch * s.M * s.N);
     const y = this.out('f32', s.batch * s.M * s.N);
-    this.run(matmulKernel(s.transA, s.transB, !!s.bHalf), [s.M, s.N, s.K, +s.transA, +s.transB, s.aBatch === 1 ? 0 : s.M * s.K, s.bBatch === 1 ? 0 : s.K * s.N],
-      [a as GpuStorage, b as GpuStorage, y], [ceilDiv(s.N, TILE), ceilDiv(s.M, TILE), s.batch]);
+    this.gemm((h) => matmulKernel(s.transA, s.transB, !!s.bHalf, h), [s.M, s.N, s.K, +s.transA, +s.transB, s.aBatch === 1 ? 0 : s.M * s.K, s.bBatch === 1 ? 0 : s.K * s.N],
+      [a as GpuStorage, b as GpuStorage, y], [a, false], [b, !!s.bHalf], [ceilDiv(s.N, TILE), ceilDiv(s.M, TILE), s.batch]);
     return y;
   }
 
@@ -416,7 +442,7 @@ export class WebGPUBackend implements Backend {
     const [n, cin] = s.x, [cout, , kh, kw] = s.w, [, , oh, ow] = s.out, g = s.groups;
     const M = cout / g, N = n * oh * ow, K = (cin / g) * kh * kw;
     const y = this.out('f32', numel(s.out));
-    this.run(convKernel(!!s.wHalf), this.convParams(s, M, N, K, bias !== null), [x as GpuStorage, w as GpuStorage, bias as GpuStorage | null, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    this.gemm((h) => convKernel(!!s.wHalf, h), this.convParams(s, M, N, K, bias !== null), [x as GpuStorage, w as GpuStorage, bias as GpuStorage | null, y], [w, !!s.wHalf], [x, false], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
     return y;
   }
 
@@ -425,7 +451,7 @@ export class WebGPUBackend implements Backend {
     const [n, cin, h, wd] = s.x, [cout, , kh, kw] = s.w, g = s.groups;
     const M = cin / g, N = n * h * wd, K = (cout / g) * kh * kw;
     const y = this.out('f32', numel(s.x));
-    this.run(convGradInputKernel(!!s.wHalf), this.convParams(s, M, N, K, false), [gy as GpuStorage, w as GpuStorage, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    this.gemm((h) => convGradInputKernel(!!s.wHalf, h), this.convParams(s, M, N, K, false), [gy as GpuStorage, w as GpuStorage, y], [w, !!s.wHalf], [gy, false], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
     return y;
   }
 
@@ -433,7 +459,7 @@ export class WebGPUBackend implements Backend {
     const [n, cin] = s.x, [cout, , kh, kw] = s.w, [, , oh, ow] = s.out, g = s.groups;
     const M = cout / g, N = (cin / g) * kh * kw, K = n * oh * ow;
     const y = this.out('f32', numel(s.w));
-    this.run(convGradWeightKernel, this.convParams(s, M, N, K, false), [gy as GpuStorage, x as GpuStorage, y], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
+    this.gemm(convGradWeightKernelOf, this.convParams(s, M, N, K, false), [gy as GpuStorage, x as GpuStorage, y], [gy, false], [x, false], [ceilDiv(N, TILE), ceilDiv(M, TILE), g]);
     return y;
   }
 

@@ -12,9 +12,9 @@ export const TILE = 64;
  * walked along k and B along n (row-major [M, K] and [K, N]); aMFast / bKFast switch to the
  * transposed layouts ([K, M] A, [N, K] B: the weights of a linear layer).
  */
-interface LoadOrder { aMFast?: boolean; bKFast?: boolean }
+interface LoadOrder { aMFast?: boolean; bKFast?: boolean; half?: boolean }
 
-const template = (decls: string, loaders: string, order: LoadOrder = {}) => `${PARAMS}${decls}
+const template = (decls: string, loaders: string, order: LoadOrder = {}) => order.half ? halfTemplate(decls, loaders, order) : `${PARAMS}${decls}
 const TK = 16u;
 var<workgroup> As: array<f32, 1024>;
 var<workgroup> Bs: array<f32, 1024>;
@@ -50,10 +50,98 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3
 }`;
 
 /**
+ * The f16 variant (mixed precision fp16 on a device with shader-f16): the same 64x64 tile and 4x4
+ * register block, but the A and B slices are held in workgroup memory as f16, which halves their
+ * size, so the K slice is 32 deep (8 KiB of workgroup memory, as the f32 kernel's 16-deep one).
+ * Products are formed from the f16 operands and accumulated in f32 (the tensor-core convention:
+ * a product of two f16 values is exact in f32), and the result is written as f32.
+ *
+ * Range: every f32 operand is scaled by a power of two before it is rounded to f16, so that its
+ * largest magnitude lands in [2^14, 2^15) (f16 holds up to 65504): gradients of 1e-6 would
+ * otherwise be f16 subnormals or zero, and large activations would overflow. absMaxKernel writes
+ * the operands' largest magnitudes (as f32 bits) to SC[0] (A) and SC[1] (B) beforehand; 0 there
+ * (an f16 operand, already in range) means no scaling. The result is multiplied back by the exact
+ * inverse power of two, so scaling changes nothing but which values survive the rounding.
+ */
+const halfTemplate = (decls: string, loaders: string, order: LoadOrder) => `enable f16;
+${PARAMS}${decls}
+const TK = 32u;
+var<workgroup> As: array<f16, 2048>;
+var<workgroup> Bs: array<f16, 2048>;
+${loaders}
+// The power of two that brings a largest magnitude (f32 bits) into [2^14, 2^15); 0 for none.
+fn scaleExp(bits: u32) -> i32 {
+  if (bits == 0u || bits >= 0x7f800000u) { return 0; }
+  return clamp(14 - (i32(bits >> 23u) - 127), -60, 60);
+}
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let M = P[0]; let N = P[1]; let K = P[2]; let z = w.z;
+  let m0 = w.y * 64u; let n0 = w.x * 64u;
+  let ea = scaleExp(SC[0]); let eb = scaleExp(SC[1]);
+  let sa = ldexp(1.0, ea); let sb = ldexp(1.0, eb); let unscale = ldexp(1.0, -(ea + eb));
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < K; k0 += TK) {
+    for (var e = li; e < 2048u; e += 256u) {
+      ${order.aMFast ? 'let kk = e / 64u; let mm = e % 64u;' : 'let kk = e % 32u; let mm = e / 32u;'}
+      let m = m0 + mm; let k = k0 + kk;
+      As[kk * 64u + mm] = f16(select(0.0, loadA(z, m, k) * sa, m < M && k < K));
+      ${order.bKFast ? 'let nn = e / 32u; let kb = e % 32u;' : 'let nn = e % 64u; let kb = e / 64u;'}
+      let n = n0 + nn; let k2 = k0 + kb;
+      Bs[kb * 64u + nn] = f16(select(0.0, loadB(z, k2, n) * sb, n < N && k2 < K));
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk++) {
+      var a: array<f32, 4>; var b: array<f32, 4>;
+      for (var r = 0u; r < 4u; r++) { a[r] = f32(As[kk * 64u + lid.y + 16u * r]); b[r] = f32(Bs[kk * 64u + lid.x + 16u * r]); }
+      for (var r = 0u; r < 4u; r++) { for (var c = 0u; c < 4u; c++) { acc[r * 4u + c] = fma(a[r], b[c], acc[r * 4u + c]); } }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < 4u; r++) {
+    for (var c = 0u; c < 4u; c++) {
+      let m = m0 + lid.y + 16u * r; let n = n0 + lid.x + 16u * c;
+      if (m < M && n < N) { store(z, m, n, acc[r * 4u + c] * unscale); }
+    }
+  }
+}`;
+
+/** Largest |x| of an f32 operand, as f32 bits, atomically maxed into S[P[1]] (P[0] = n). */
+export const ABSMAX_PER_THREAD = 8;
+export const absMaxKernel = `${PARAMS}
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> S: array<atomic<u32>>;
+var<workgroup> wm: atomic<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
+  let g = w.y * nw.x + w.x;
+  var mx = 0u;
+  for (var j = 0u; j < ${ABSMAX_PER_THREAD}u; j++) {
+    let i = (g * ${ABSMAX_PER_THREAD}u + j) * 256u + l;
+    if (i < P[0]) { mx = max(mx, bitcast<u32>(abs(X[i]))); }
+  }
+  atomicMax(&wm, mx);
+  workgroupBarrier();
+  if (l == 0u) { atomicMax(&S[P[1]], atomicLoad(&wm)); }
+}`;
+
+/**
+ * Whether the GEMMs may run the f16 variant on a device with these features: shader-f16 present
+ * and SDLORA_WEBGPU_F16 not 0. (They then do so only while a run computes under mixed precision
+ * fp16; see WebGPUBackend.setHalfCompute.)
+ */
+export function halfGemmSupport(features: Iterable<string>): { ok: boolean; why: string } {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.SDLORA_WEBGPU_F16;
+  if (env === '0') return { ok: false, why: 'SDLORA_WEBGPU_F16=0' };
+  if (![...features].includes('shader-f16')) return { ok: false, why: 'no shader-f16' };
+  return { ok: true, why: 'shader-f16' };
+}
+
+/**
  * Bindings; an input named in `half` holds f16 pairs (frozen weights kept in half precision are read
  * in place: no f32 copy is made). Each input X gets an accessor at_X(i) clamped to the buffer.
  */
-const IO = (ins: string[], out: string, half: string[] = []) =>
+const IO = (ins: string[], out: string, half: string[] = [], scaled = false) =>
   ins.map((n, i) => {
     const h = half.includes(n);
     const decl = `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<${h ? 'u32' : 'f32'}>;\n`;
@@ -62,14 +150,15 @@ const IO = (ins: string[], out: string, half: string[] = []) =>
       : `fn at_${n}(i: u32) -> f32 { return ${n}[min(i, arrayLength(&${n}) - 1u)]; }\n`;
     return decl + at;
   }).join('') +
-  `@group(0) @binding(${ins.length + 1}) var<storage, read_write> ${out}: array<f32>;\n`;
+  `@group(0) @binding(${ins.length + 1}) var<storage, read_write> ${out}: array<f32>;\n` +
+  (scaled ? `@group(0) @binding(${ins.length + 2}) var<storage, read> SC: array<u32>;\n` : '');
 
 /**
  * Batched matmul. Loaders index with clamped coordinates: the select() above discards the value
  * of out-of-range elements, but the read itself must stay inside the buffer.
  * P: [M, N, K, transA, transB, a batch stride, b batch stride].
  */
-export const matmulKernel = (transA: boolean, transB: boolean, bHalf: boolean) => template(IO(['A', 'B'], 'C', bHalf ? ['B'] : []), `
+export const matmulKernel = (transA: boolean, transB: boolean, bHalf: boolean, f16 = false) => template(IO(['A', 'B'], 'C', bHalf ? ['B'] : [], f16), `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let mm = min(m, P[0] - 1u); let kk = min(k, P[2] - 1u);
   return at_A(z * P[5] + select(mm * P[2] + kk, kk * P[0] + mm, P[3] == 1u));
@@ -78,7 +167,7 @@ fn loadB(z: u32, k: u32, n: u32) -> f32 {
   let nn = min(n, P[1] - 1u); let kk = min(k, P[2] - 1u);
   return at_B(z * P[6] + select(kk * P[1] + nn, nn * P[2] + kk, P[4] == 1u));
 }
-fn store(z: u32, m: u32, n: u32, v: f32) { C[(z * P[0] + m) * P[1] + n] = v; }`, { aMFast: transA, bKFast: transB });
+fn store(z: u32, m: u32, n: u32, v: f32) { C[(z * P[0] + m) * P[1] + n] = v; }`, { aMFast: transA, bKFast: transB, half: f16 });
 
 // Conv parameters shared by the three passes, after M, N, K:
 // P[3..]: Nimg, Cin, H, W, Cout, OH, OW, KH, KW, strideH, strideW, padH, padW, groups, hasBias.
@@ -97,7 +186,7 @@ fn xAt(z: u32, img: u32, ci: u32, oh: u32, ow: u32, kh: u32, kw: u32) -> f32 {
 }`;
 
 /** Forward: M = Cout/g, N = Nimg*OH*OW, K = Cin/g*KH*KW. */
-export const convKernel = (wHalf: boolean) => template(IO(['X', 'Wt', 'BIAS'], 'Y', wHalf ? ['Wt'] : []) + CONV_P, `
+export const convKernel = (wHalf: boolean, f16 = false) => template(IO(['X', 'Wt', 'BIAS'], 'Y', wHalf ? ['Wt'] : [], f16) + CONV_P, `
 fn loadA(z: u32, m: u32, k: u32) -> f32 { return at_Wt((z * coutg() + m) * P[2] + k); }
 fn loadB(z: u32, k: u32, n: u32) -> f32 {
   let khw = kh_() * kw_(); let ci = k / khw; let r = k % khw;
@@ -107,10 +196,10 @@ fn loadB(z: u32, k: u32, n: u32) -> f32 {
 fn store(z: u32, m: u32, n: u32, v: f32) {
   let co = z * coutg() + m; let ohw = oh_() * ow_();
   Y[((n / ohw) * cout() + co) * ohw + n % ohw] = v + select(0.0, at_BIAS(co), P[17] == 1u);
-}`);
+}`, { half: f16 });
 
 /** Input gradient: M = Cin/g, N = Nimg*H*W, K = Cout/g*KH*KW; dY read where (i + p - k) / s lands on an output. */
-export const convGradInputKernel = (wHalf: boolean) => template(IO(['GY', 'Wt'], 'DX', wHalf ? ['Wt'] : []) + CONV_P.replace(/fn xAt[\s\S]*$/, ''), `
+export const convGradInputKernel = (wHalf: boolean, f16 = false) => template(IO(['GY', 'Wt'], 'DX', wHalf ? ['Wt'] : [], f16) + CONV_P.replace(/fn xAt[\s\S]*$/, ''), `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let khw = kh_() * kw_();
   return at_Wt(((z * coutg() + k / khw) * cing() + m) * khw + k % khw);
@@ -127,10 +216,10 @@ fn loadB(z: u32, k: u32, n: u32) -> f32 {
 fn store(z: u32, m: u32, n: u32, v: f32) {
   let hw = hgt() * wid();
   DX[((n / hw) * cin() + z * cing() + m) * hw + n % hw] = v;
-}`);
+}`, { half: f16 });
 
 /** Weight gradient: M = Cout/g, N = Cin/g*KH*KW, K = Nimg*OH*OW. */
-export const convGradWeightKernel = template(IO(['GY', 'X'], 'DW') + CONV_P, `
+export const convGradWeightKernelOf = (f16: boolean) => template(IO(['GY', 'X'], 'DW', [], f16) + CONV_P, `
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let ohw = oh_() * ow_();
   return at_GY(((k / ohw) * cout() + z * coutg() + m) * ohw + k % ohw);
@@ -140,4 +229,5 @@ fn loadB(z: u32, k: u32, n: u32) -> f32 {
   let ohw = oh_() * ow_(); let img = k / ohw; let p = k % ohw;
   return xAt(z, img, min(ci, cing() - 1u), p / ow_(), p % ow_(), r / kw_(), r % kw_());
 }
-fn store(z: u32, m: u32, n: u32, v: f32) { DW[(z * coutg() + m) * P[1] + n] = v; }`);
+fn store(z: u32, m: u32, n: u32, v: f32) { DW[(z * coutg() + m) * P[1] + n] = v; }`, { half: f16 });
+export const convGradWeightKernel = convGradWeightKernelOf(false);
