@@ -3,7 +3,6 @@
 import os from 'node:os';
 import * as E from '../engine/index.js';
 import { halfGemmSupport } from '../engine/webgpu/kernels/gemm.js';
-import { halfGemmSupport } from '../engine/webgpu/kernels/gemm.js';
 import { kernelFlavor } from '../engine/cpu/kernel-threads.js';
 import { cpuKernelThreads } from '../engine/cpu/cpu-backend.js';
 
@@ -36,8 +35,6 @@ export async function doctor(o: { json?: boolean }): Promise<void> {
     console.log(`  adapter: ${[gpu.vendor, gpu.architecture, gpu.device].filter(Boolean).join(' / ')}${gpu.isFallback ? ' (software fallback: correct but slow)' : ''}`);
     if (gpu.description) console.log(`  driver: ${gpu.description}`);
     console.log(`  features used by sdlora: ${KEY_FEATURES.map((f) => `${f} ${gpu.features.includes(f) ? 'yes' : 'no'}`).join(', ')}`);
-    const half = halfGemmSupport(gpu.features);
-    console.log(`  GEMM arithmetic (matmul, conv2d): ${half.ok ? 'f16 operands with f32 accumulation under mixed_precision fp16 (shader-f16), f32 otherwise; SDLORA_WEBGPU_F16=0 forces f32' : `f32 (${half.why})`}`);
     const half = halfGemmSupport(gpu.features);
     console.log(`  GEMM arithmetic (matmul, conv2d): ${half.ok ? 'f16 operands with f32 accumulation under mixed_precision fp16 (shader-f16), f32 otherwise; SDLORA_WEBGPU_F16=0 forces f32' : `f32 (${half.why})`}`);
     if (gpu.subgroupMatrixConfigs !== undefined) console.log(`  subgroup matrix configs: ${gpu.subgroupMatrixConfigs}`);
