@@ -166,8 +166,9 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     assert.equal(await s.page.locator('#images img').count(), 1);
   });
 
-  it('trains on images and captions dropped on the page (resized by the browser\'s decoder)', async () => {
-    // 48x48 copies of demo images: the page must decode, resize to the 32 px bucket and crop them.
+  it('trains on images and captions dropped on the page, resized with lanczos3 as in Node: the Node run\'s loss', async (t) => {
+    // 48x48 copies of demo images: the page must decode, resize to the 32 px bucket and crop them,
+    // giving the pixels sharp gives in Node (src/platform/browser/resize.ts), so the same loss.
     const dir = path.join(tmp, 'dropped');
     mkdirSync(dir);
     const demo = path.dirname(demoTrainValues({ out: '', steps: 1, seed: 1 }).train_data_dir as string);
@@ -181,6 +182,7 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     await s.page.setInputFiles('#data-files', files);
     assert.equal(await s.page.textContent('#data-status'), '4 images, 4 captions');
     await s.page.fill('#steps', '1');
+    await s.page.fill('#seed', String(SEED));
     const before = await s.page.locator('#downloads a').count();
     await s.page.click('#train');
     await s.page.waitForFunction(() => /^done: 1 steps/.test(document.getElementById('train-status')!.textContent ?? '') || (window as any).sdlora.state().error, undefined, { timeout: 300_000, polling: 250 });
@@ -190,6 +192,15 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     assert.ok(Number.isFinite(st.losses[0].loss) && st.losses[0].loss > 0);
     assert.ok(before >= 0 && await s.page.locator('#downloads a[download$=".safetensors"]').count() === 1);
     await s.page.check('input[name=data][value=demo]');
+    // The same files in the page's folder layout, trained in Node with the same seed.
+    const ds = path.join(tmp, 'dropped-ds');
+    mkdirSync(path.join(ds, '10_concept'), { recursive: true });
+    for (const f of files) writeFileSync(path.join(ds, '10_concept', path.basename(f)), readFileSync(f));
+    await E.initCpuBackend();
+    const r = await train(resolveConfig([{ source: 'test', values: demoTrainValues({ out: path.join(tmp, 'dropped-node'), steps: 1, seed: SEED, dataset: ds }) }]), {});
+    const node = r.losses[0].loss, page = st.losses[0].loss;
+    t.diagnostic(`dropped images, step 1: page ${page} | node ${node}`);
+    assert.ok(Math.abs(page - node) <= 1e-5 * Math.abs(node), `page ${page} vs node ${node}`);
   });
 
   it('generates from a diffusers folder picked in the page, as the CLI does from the same folder', async () => {

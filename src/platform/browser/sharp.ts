@@ -1,8 +1,9 @@
-// The part of `sharp` the data pipeline uses, on the browser's own decoders: createImageBitmap
-// (EXIF orientation applied, no colour conversion) and an OffscreenCanvas for resize, crop and
-// flip. Resizing uses the canvas's high-quality smoothing, not libvips' lanczos3, so images that
-// need resizing give slightly different pixels than in Node; images already at the bucket size
-// (the demo dataset) are byte-identical.
+// The part of `sharp` the data pipeline uses, on the browser's own decoder: createImageBitmap
+// (EXIF orientation applied, no colour conversion), drawn at its own size on an OffscreenCanvas to
+// read the pixels; resize (lanczos3, 'fill'), extract and flop then run in resize.ts as sharp does
+// them, so the page prepares images as the CLI does (decoders aside: a JPEG may decode a little
+// differently in the browser than in libvips).
+import { applyPixelOps } from './resize.js';
 import { getFile } from './vfs.js';
 
 type Input = string | Uint8Array;
@@ -41,8 +42,9 @@ class Pipeline {
     return this;
   }
   resize(w: number, h: number, o?: { fit?: string; kernel?: string }): this {
-    // Both sides are given and stretched ('fill'); the kernel is the canvas' (see the header).
+    // Both sides are given and stretched ('fill'), with lanczos3 (resize.ts), sharp's default kernel.
     if (o?.fit !== undefined && o.fit !== 'fill') throw new Error(`sharp.resize fit "${o.fit}" is not implemented in the page`);
+    if (o?.kernel !== undefined && o.kernel !== 'lanczos3') throw new Error(`sharp.resize kernel "${o.kernel}" is not implemented in the page (lanczos3 is)`);
     this.size = [w, h];
     return this;
   }
@@ -52,19 +54,16 @@ class Pipeline {
 
   async toBuffer(_o?: { resolveWithObject?: boolean }): Promise<{ data: Uint8Array; info: { width: number; height: number; channels: number } }> {
     const bmp = await decode(this.input);
-    const [rw, rh] = this.size ?? [bmp.width, bmp.height];
-    const c = this.crop ?? { left: 0, top: 0, width: rw, height: rh };
-    const canvas = new OffscreenCanvas(c.width, c.height);
+    const [w, h] = [bmp.width, bmp.height];
+    const canvas = new OffscreenCanvas(w, h);
     const g = canvas.getContext('2d', { willReadFrequently: true })!;
-    g.imageSmoothingEnabled = true;
-    g.imageSmoothingQuality = 'high';
-    if (this.mirror) { g.translate(c.width, 0); g.scale(-1, 1); }
-    g.drawImage(bmp, -c.left, -c.top, rw, rh);
+    g.drawImage(bmp, 0, 0);
     bmp.close();
-    const rgba = g.getImageData(0, 0, c.width, c.height).data;
-    const rgb = new Uint8Array(c.width * c.height * 3);
+    const rgba = g.getImageData(0, 0, w, h).data;
+    const rgb = new Uint8Array(w * h * 3);
     for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) { rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2]; }
-    return { data: rgb, info: { width: c.width, height: c.height, channels: 3 } };
+    const r = applyPixelOps(rgb, w, h, 3, { size: this.size, crop: this.crop, mirror: this.mirror });
+    return { data: r.data, info: { width: r.width, height: r.height, channels: 3 } };
   }
 }
 
