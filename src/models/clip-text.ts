@@ -62,6 +62,26 @@ export class CLIPTextModel {
     return this.extraTokenEmbeddings ? E.concat([base, this.extraTokenEmbeddings], 0) : base;
   }
 
+  /**
+   * Token embeddings of `ids` (host copy `host`). With extra rows, ids past the stored table read
+   * those rows and the rest the table, so a gradient (textual inversion) is only the extra rows' size:
+   * the stored table, which on a GPU may be split across buffers, gets none. The same values as a
+   * lookup in tokenTable().
+   */
+  private embedTokens(ids: Tensor, host: Int32Array): Tensor {
+    const base = this.weights.get('text_model.embeddings.token_embedding.weight');
+    const extra = this.extraTokenEmbeddings;
+    if (!extra) return E.embedding(ids, base);
+    const vocab = base.shape[0], be = ids.backend;
+    const pick = (f: (id: number) => number) => E.tensor(host.map(f), ids.shape, 'i32', be);
+    const inExtra = Float32Array.from(host, (id) => (id >= vocab ? 1 : 0));
+    const mask = (m: Float32Array) => E.tensor(m, [...ids.shape, 1], 'f32', be);
+    return E.add(
+      E.mul(E.embedding(pick((id) => (id < vocab ? id : 0)), base), mask(inExtra.map((v) => 1 - v))),
+      E.mul(E.embedding(pick((id) => (id >= vocab ? id - vocab : 0)), extra), mask(inExtra)),
+    );
+  }
+
   private act(x: Tensor): Tensor {
     switch (this.config.hidden_act) {
       case 'quick_gelu': return E.quickGelu(x);
@@ -92,7 +112,8 @@ export class CLIPTextModel {
     const [batch, len] = ids.shape;
     const p = 'text_model';
     const pos = E.tensor(Int32Array.from({ length: len }, (_, i) => i), [len], 'i32', ids.backend);
-    let h = E.add(E.embedding(ids, this.tokenTable()), E.embedding(pos, w.get(`${p}.embeddings.position_embedding.weight`)));
+    const hostIds = ids.dataSync() as Int32Array;
+    let h = E.add(this.embedTokens(ids, hostIds), E.embedding(pos, w.get(`${p}.embeddings.position_embedding.weight`)));
     const hidden: Tensor[] = [h];
     const heads = c.num_attention_heads;
     for (let i = 0; i < c.num_hidden_layers; i++) {
@@ -107,7 +128,7 @@ export class CLIPTextModel {
       hidden.push(h);
     }
     const last = this.finalNorm(h);
-    const eos = this.eosIndex(ids.dataSync() as Int32Array, batch, len);
+    const eos = this.eosIndex(hostIds, batch, len);
     const pooled = E.concat(eos.map((k, b) => E.reshape(E.slice(E.slice(last, 0, b, b + 1), 1, k, k + 1), [1, c.hidden_size])), 0);
     return { lastHiddenState: last, hiddenStates: hidden, pooled };
   }

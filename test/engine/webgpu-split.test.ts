@@ -84,6 +84,36 @@ describe('webgpu: weights above maxStorageBufferBindingSize split across buffers
     assert.deepEqual([...tail], [...ex.subarray(cfg.hidden_size), ...first]);
   });
 
+  it('textual-inversion rows on a split token embedding: the unsplit forward, and a gradient for those rows only', async (t) => {
+    const r = await lowered(t, limit);
+    if (!r) return;
+    const io = (await loadSafetensors(requireFile(dir, 'io.safetensors'))).tensors;
+    const sd = await loadStateDict(requireFile(dir, 'text_encoder.safetensors'));
+    const rng = new E.Rng(9);
+    const extraRows = Float32Array.from({ length: 2 * cfg.hidden_size }, () => rng.normal() * 0.02);
+    // The case's ids with two of them replaced by the new rows' ids (vocab_size, vocab_size + 1).
+    const ids = Int32Array.from(io.input_ids.to('i32').dataSync() as Int32Array);
+    ids[1] = cfg.vocab_size;
+    ids[2] = cfg.vocab_size + 1;
+    const run = async (be: E.WebGPUBackend) => {
+      const te = new CLIPTextModel(cfg, new Weights(new Map(sd), 'text encoder').toBackend(be));
+      const extra = E.tensor(extraRows, [2, cfg.hidden_size], 'f32', be).requireGrad();
+      te.extraTokenEmbeddings = extra;
+      const out = te.forward(E.tensor(ids, io.input_ids.shape, 'i32', be)).lastHiddenState;
+      const gy = E.tensor(Float32Array.from({ length: out.size }, (_, i) => Math.sin(i)), out.shape, 'f32', be);
+      await E.sum(E.mul(out, gy)).backwardAsync();
+      return { y: await out.data(), g: await extra.grad!.data(), buffers: be.bufferCount(te.weights.raw(TOKEN).storage) };
+    };
+    const got = await run(r.be), want = await run(r.ref);
+    assert.equal(got.buffers, blocks);
+    assert.equal(want.buffers, 1);
+    const dy = maxAbsDiff(got.y, want.y), dg = maxAbsDiff(got.g, want.g);
+    t.diagnostic(`forward max |diff| ${dy.toExponential(2)}, extra rows' gradient ${dg.toExponential(2)}`);
+    assert.ok(dy <= 1e-5, `forward ${dy}`);
+    assert.ok(Math.max(...Array.from(want.g, Math.abs)) > 0, 'the new rows get a gradient');
+    assert.ok(dg <= 1e-5, `gradient ${dg}`);
+  });
+
   it('a linear layer whose weight is split gives the unsplit result (forward, input gradient; f32 and f16 storage)', async (t) => {
     const r = await lowered(t, limit);
     if (!r) return;
