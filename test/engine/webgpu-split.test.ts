@@ -145,6 +145,24 @@ describe('webgpu: weights above maxStorageBufferBindingSize split across buffers
     }
   });
 
+  it('the binding limit in use: the adapter\'s, or lower by the option or SDLORA_WEBGPU_MAX_BINDING, never higher', async (t) => {
+    const ref = await webgpuOrSkip(t);
+    if (!ref) return;
+    const device = ref.ctx.device.limits.maxStorageBufferBindingSize;
+    assert.equal(new E.WebGPUBackend(ref.ctx, null, { maxBinding: 2 * device }).maxBinding, device, 'clamped to the adapter\'s');
+    const prev = process.env.SDLORA_WEBGPU_MAX_BINDING;
+    process.env.SDLORA_WEBGPU_MAX_BINDING = String(limit);
+    try {
+      const be = new E.WebGPUBackend(ref.ctx);
+      assert.equal(be.maxBinding, Math.floor(limit / 4) * 4);
+      assert.equal(be.bufferCount(E.tensor(new Float32Array(cfg.vocab_size * cfg.hidden_size), [cfg.vocab_size, cfg.hidden_size], 'f32', be).storage), blocks);
+      process.env.SDLORA_WEBGPU_MAX_BINDING = 'lots';
+      assert.throws(() => new E.WebGPUBackend(ref.ctx), /SDLORA_WEBGPU_MAX_BINDING .* must be a number of bytes/);
+    } finally {
+      if (prev === undefined) delete process.env.SDLORA_WEBGPU_MAX_BINDING; else process.env.SDLORA_WEBGPU_MAX_BINDING = prev;
+    }
+  });
+
   it('what cannot be split is refused with both sizes named: activations over the limit, training a split weight, other ops on it', async (t) => {
     const r = await lowered(t, limit);
     if (!r) return;
