@@ -57,6 +57,7 @@ describe('the page on WebGPU', { skip, timeout: 1_800_000 }, () => {
     gpu = true;
     assert.match(b.reason, /navigator\.gpu has an adapter/);
     assert.match(b.reason, /shader-f16/, 'says whether f16 kernels can run');
+    assert.match(b.reason, /largest buffer \d+ MiB, binding \d+ MiB; larger weights are split across buffers/, 'names the buffer limits');
     assert.match(await s.page.textContent('#backend') ?? '', /backend: WebGPU/);
   });
 
@@ -69,7 +70,7 @@ describe('the page on WebGPU', { skip, timeout: 1_800_000 }, () => {
     for (const c of checks) assert.ok(c.ok, `${c.name}: max |diff| ${c.maxDiff} > ${c.tol}`);
   });
 
-  it('with ?maxBinding below the CLIP token embedding, the page splits that weight across buffers, says so, and still matches transformers', async (t) => {
+  it('with ?maxBinding below the CLIP token embedding, the page splits that weight across buffers, says so, still matches transformers, and refuses a larger activation naming both sizes', async (t) => {
     if (!gpu) return t.skip('no WebGPU adapter');
     const dir = goldenCase('sd1-text', 'text_encoder.safetensors');
     const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as { vocab_size: number; hidden_size: number };
@@ -88,6 +89,11 @@ describe('the page on WebGPU', { skip, timeout: 1_800_000 }, () => {
       assert.ok(checks.some((c) => c.name === `clip token_embedding held in ${blocks} buffers`), `the token embedding was split in ${blocks}`);
       assert.ok(checks.filter((c) => c.name.startsWith('clip ') && c.tol > 0).length >= 2, 'last_hidden_state and pooler_output were checked');
       for (const c of checks) assert.ok(c.ok, `${c.name}: max |diff| ${c.maxDiff} > ${c.tol}`);
+      // An activation above the limit cannot be split: generating refuses it, naming both sizes.
+      const gen = { op: 'generate', prompt: 'a cross', loras: [], width: 32, height: 32, steps: 1, cfgScale: 5, seed: 1, sampler: 'euler' };
+      const err = await p.evaluate((r) => (window as any).sdlora.engine.call(r).then(() => 'no error', (e: Error) => String(e?.message ?? e)), gen);
+      t.diagnostic(`generate at the lowered limit: ${err}`);
+      assert.match(err, new RegExp(`a f32 tensor of \\d+ values \\([\\d.]+ KiB\\) exceeds the binding limit of ${(inUse / 1024).toFixed(1)} KiB set by SDLORA_WEBGPU_MAX_BINDING / maxBinding \\(this adapter's maxStorageBufferBindingSize is \\d+ MiB\\)`));
     } finally {
       await p.close();
     }
