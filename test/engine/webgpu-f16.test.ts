@@ -1,5 +1,5 @@
-// The f16 GEMM of the webgpu backend (mixed precision fp16 on a device with shader-f16): matmul and
-// the three conv2d GEMMs against an f64 reference. The kernel rounds each operand to f16 (after
+// The f16 GEMM and attention of the webgpu backend (mixed precision fp16 on a device with shader-f16): matmul and
+// the three conv2d GEMMs (attention further down) against an f64 reference. The kernel rounds each operand to f16 (after
 // scaling an f32 operand by a power of two so its largest magnitude lies in [2^14, 2^15)), forms
 // exact products and accumulates them in f32. So:
 //  - against the reference computed from the same f16-rounded operands, the error is f32
@@ -107,7 +107,7 @@ function refConv(s: ConvShapes, x: ArrayLike<number>, w: ArrayLike<number>, gy: 
 const halfOf = (x: Float32Array) => Uint16Array.from(x, f32ToF16);
 const fromHalf = (h: Uint16Array) => Float64Array.from(h, f16ToF32);
 
-describe('webgpu f16 GEMM (mixed precision fp16)', () => {
+describe('webgpu f16 GEMM and attention (mixed precision fp16)', () => {
   let gpu: E.WebGPUBackend | null = null;
   const report: string[] = [];
   before(async () => {
@@ -199,6 +199,78 @@ describe('webgpu f16 GEMM (mixed precision fp16)', () => {
     });
   }
 
+  // Attention: Q, K, V rounded to f16 (no scaling: activations), products exact, sums and softmax
+  // statistics in f32, the probabilities rounded to f16 for PV. Against the f64 attention of the
+  // rounded inputs the output error is then at most u * sum_j p_j |v_j| (the rounding of p) plus f32
+  // noise; the gradients are those of the rounded forward, within u of their terms' magnitudes.
+  const attn = [
+    { name: 'attention 2x77x131, d 40, dv 24', b: 2, lq: 77, lk: 131, d: 40, dv: 24, causal: false },
+    { name: 'attention causal 3x70x70, d 16', b: 3, lq: 70, lk: 70, d: 16, dv: 16, causal: true },
+  ];
+  for (const c of attn) {
+    it(`${c.name}: forward and backward with f16 QK^T and PV`, async (t) => {
+      const be = await webgpuOrSkip(t);
+      if (!be) return;
+      if (!be.halfGemm) return t.todo('the adapter has no shader-f16 (or SDLORA_WEBGPU_F16=0): f16 attention not available');
+      const rng = new E.Rng(15);
+      const q = rnd(rng, c.b * c.lq * c.d, false, 2), k = rnd(rng, c.b * c.lk * c.d, false, 2), v = rnd(rng, c.b * c.lk * c.dv), gy = rnd(rng, c.b * c.lq * c.dv, false, 1e-3);
+      const spec = { batch: c.b, lq: c.lq, lk: c.lk, d: c.d, dv: c.dv, scale: 1 / Math.sqrt(c.d), causal: c.causal };
+      const before = be.halfAttentionDispatches;
+      const [qs, ks, vs, gs] = [q, k, v, gy].map((x) => be.fromArray(x));
+      const o = (await be.read(be.attention(qs, ks, vs, spec))) as Float32Array;
+      const g = be.attentionGrad(qs, ks, vs, gs, spec);
+      const [dq, dk, dv] = (await Promise.all([g.dq, g.dk, g.dv].map((x) => be.read(x)))) as Float32Array[];
+      assert.equal(be.halfAttentionDispatches, before + 4, 'forward, then the backward\'s forward, dQ and dK/dV ran the f16 variant');
+      const ref = (round: boolean) => {
+        const r = (x: Float32Array) => (round ? Float64Array.from(x, q16) : Float64Array.from(x));
+        const Q = r(q), K = r(k), V = r(v);
+        const O = new Float64Array(o.length), A = new Float64Array(o.length);
+        const dQ = new Float64Array(dq.length), dK = new Float64Array(dk.length), dV = new Float64Array(dv.length);
+        const tQ = new Float64Array(dq.length), tK = new Float64Array(dk.length), tV = new Float64Array(dv.length);
+        for (let b = 0; b < c.b; b++) {
+          for (let i = 0; i < c.lq; i++) {
+            const qi = (b * c.lq + i) * c.d, oi = (b * c.lq + i) * c.dv;
+            const n = c.causal ? i + 1 : c.lk;
+            const x = Array.from({ length: n }, (_, j) => { let s = 0; for (let e = 0; e < c.d; e++) s += Q[qi + e] * K[(b * c.lk + j) * c.d + e]; return s * spec.scale; });
+            const m = Math.max(...x), p = x.map((z) => Math.exp(z - m)), sum = p.reduce((a, z) => a + z, 0);
+            for (let j = 0; j < n; j++) { p[j] /= sum; for (let e = 0; e < c.dv; e++) { O[oi + e] += p[j] * V[(b * c.lk + j) * c.dv + e]; A[oi + e] += p[j] * Math.abs(V[(b * c.lk + j) * c.dv + e]); } }
+            let delta = 0;
+            for (let e = 0; e < c.dv; e++) delta += gy[oi + e] * O[oi + e];
+            for (let j = 0; j < n; j++) {
+              const vj = (b * c.lk + j) * c.dv, kj = (b * c.lk + j) * c.d;
+              let dp = 0, dpa = 0;
+              for (let e = 0; e < c.dv; e++) { dp += gy[oi + e] * V[vj + e]; dpa += Math.abs(gy[oi + e] * V[vj + e]); dV[vj + e] += p[j] * gy[oi + e]; tV[vj + e] += p[j] * Math.abs(gy[oi + e]); }
+              const ds = p[j] * (dp - delta), dsa = p[j] * (dpa + Math.abs(delta));
+              for (let e = 0; e < c.d; e++) {
+                dQ[qi + e] += spec.scale * ds * K[kj + e]; tQ[qi + e] += spec.scale * dsa * Math.abs(K[kj + e]);
+                dK[kj + e] += spec.scale * ds * Q[qi + e]; tK[kj + e] += spec.scale * dsa * Math.abs(Q[qi + e]);
+              }
+            }
+          }
+        }
+        return { O, A, dQ, dK, dV, tQ, tK, tV };
+      };
+      const r16 = ref(true), r32 = ref(false);
+      const worst = (what: string, got: Float32Array, want: Float64Array, mag: Float64Array, rel: number) => {
+        let w = 0;
+        for (let i = 0; i < got.length; i++) {
+          const tol = rel * mag[i] + 1e-12;
+          const e = Math.abs(got[i] - want[i]);
+          if (!(e <= tol)) assert.fail(`${c.name} ${what}[${i}]: ${got[i]} vs ${want[i]} (from f16-rounded inputs): error ${e.toExponential(3)} > ${tol.toExponential(3)}`);
+          w = Math.max(w, e / tol);
+        }
+        return w;
+      };
+      const wo = worst('output', o, r16.O, r16.A, U16 + 2e-5);
+      const wq = worst('dQ', dq, r16.dQ, r16.tQ, U16), wk = worst('dK', dk, r16.dK, r16.tK, U16), wv = worst('dV', dv, r16.dV, r16.tV, U16);
+      // The inputs really were rounded: the output is much closer to the rounded-input reference.
+      let e16 = 0, e32 = 0;
+      for (let i = 0; i < o.length; i++) { e16 = Math.max(e16, Math.abs(o[i] - r16.O[i])); e32 = Math.max(e32, Math.abs(r16.O[i] - r32.O[i])); }
+      assert.ok(e16 * 4 < e32, `${c.name}: output not closer to the f16-rounded reference (${e16}) than rounding moves it (${e32})`);
+      report.push(`${c.name}: output ${wo.toFixed(3)}, dQ ${wq.toFixed(3)}, dK ${wk.toFixed(3)}, dV ${wv.toFixed(3)} (of the u + 2e-5 and u bounds); output error ${e16.toExponential(2)} against ${e32.toExponential(2)} moved by input rounding`);
+    });
+  }
+
   it('plain f32 runs keep the f32 kernels; SDLORA_WEBGPU_F16=0 forces them under mixed precision too', async (t) => {
     const be = await webgpuOrSkip(t);
     if (!be) return;
@@ -243,14 +315,15 @@ describe('mixed precision fp16 training on webgpu (f16 GEMMs)', () => {
     if (!be.halfGemm) return t.todo('the adapter has no shader-f16 (or SDLORA_WEBGPU_F16=0): f16 GEMM not available');
     const quiet = () => {};
     const cpu = await train(fx.cfg({ output_dir: path.join(fx.tmp, 'cpu') }), { log: quiet });
-    const before = be.halfGemmDispatches;
+    const before = be.halfGemmDispatches, beforeAttn = be.halfAttentionDispatches;
     const gpu = await train(fx.cfg({ output_dir: path.join(fx.tmp, 'gpu'), device: 'webgpu' }), { log: quiet });
     const used = be.halfGemmDispatches - before;
     assert.ok(used > 0, 'the run used the f16 GEMM');
+    assert.ok(be.halfAttentionDispatches > beforeAttn, 'the run used the f16 attention');
     assert.equal(be.gemmArithmetic, 'f32', 'f16 arithmetic ends with the run');
     assert.equal(gpu.losses.length, 4);
     const rel = gpu.losses.map((l, i) => Math.abs(l.loss - cpu.losses[i].loss) / Math.abs(cpu.losses[i].loss));
-    console.log(`fp16 training, webgpu f16 GEMMs (${used} dispatches) vs cpu: losses ${gpu.losses.map((l) => l.loss.toPrecision(6)).join(', ')} vs ${cpu.losses.map((l) => l.loss.toPrecision(6)).join(', ')}; relative differences ${rel.map((r) => r.toExponential(2)).join(', ')}`);
+    console.log(`fp16 training, webgpu f16 GEMMs (${used} dispatches) and attention (${be.halfAttentionDispatches - beforeAttn}) vs cpu: losses ${gpu.losses.map((l) => l.loss.toPrecision(6)).join(', ')} vs ${cpu.losses.map((l) => l.loss.toPrecision(6)).join(', ')}; relative differences ${rel.map((r) => r.toExponential(2)).join(', ')}`);
     rel.forEach((r, i) => assert.ok(r <= 1e-2, `step ${i + 1}: ${gpu.losses[i].loss} vs ${cpu.losses[i].loss} (relative ${r})`));
     // The loss curve moves (the LoRA trains) and the f16 run is not the f32 one (the f16 path is in effect).
     assert.ok(cpu.losses.some((l) => l.loss !== cpu.losses[0].loss));

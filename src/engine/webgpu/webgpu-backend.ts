@@ -48,6 +48,8 @@ export class WebGPUBackend implements Backend {
   private halfCompute = false;
   /** GEMM dispatches that ran the f16 kernel (tests, benchmarks). */
   halfGemmDispatches = 0;
+  /** Attention dispatches (forward, dQ, dK/dV) that ran the f16 variant. */
+  halfAttentionDispatches = 0;
 
   /**
    * The storage binding limit in use: the device's maxStorageBufferBindingSize, or a lower one asked
@@ -501,7 +503,9 @@ export class WebGPUBackend implements Backend {
 
   private attnForward(q: Storage, k: Storage, v: Storage, a: AttentionSpec) {
     const o = this.out('f32', a.batch * a.lq * a.dv), lse = this.out('f32', a.batch * a.lq);
-    this.run(attentionForwardKernel(a.d, a.dv), this.attnParams(a), [q as GpuStorage, k as GpuStorage, v as GpuStorage, o, lse], [ceilDiv(a.lq, ATTN_WG), a.batch, 1]);
+    const h = this.gemmArithmetic === 'f16';
+    if (h) this.halfAttentionDispatches++;
+    this.run(attentionForwardKernel(a.d, a.dv, h), this.attnParams(a), [q as GpuStorage, k as GpuStorage, v as GpuStorage, o, lse], [ceilDiv(a.lq, ATTN_WG), a.batch, 1]);
     return { o, lse };
   }
 
@@ -516,8 +520,10 @@ export class WebGPUBackend implements Backend {
     this.run(attentionDeltaKernel, [rows, a.dv], [gy as GpuStorage, o, delta], grid(ceilDiv(rows, WG)));
     const dq = this.out('f32', a.batch * a.lq * a.d), dk = this.out('f32', a.batch * a.lk * a.d), dv = this.out('f32', a.batch * a.lk * a.dv);
     const ins = [q, k, v, gy, lse, delta] as GpuStorage[];
-    this.run(attentionGradQKernel(a.d, a.dv), this.attnParams(a), [...ins, dq], [ceilDiv(a.lq, ATTN_WG), a.batch, 1]);
-    this.run(attentionGradKVKernel(a.d, a.dv), this.attnParams(a), [...ins, dk, dv], [ceilDiv(a.lk, ATTN_WG), a.batch, 1]);
+    const h = this.gemmArithmetic === 'f16';
+    if (h) this.halfAttentionDispatches += 2;
+    this.run(attentionGradQKernel(a.d, a.dv, h), this.attnParams(a), [...ins, dq], [ceilDiv(a.lq, ATTN_WG), a.batch, 1]);
+    this.run(attentionGradKVKernel(a.d, a.dv, h), this.attnParams(a), [...ins, dk, dv], [ceilDiv(a.lk, ATTN_WG), a.batch, 1]);
     return { dq, dk, dv };
   }
 
