@@ -3,13 +3,12 @@ import type { Command } from 'commander';
 import { checkDataset, formatCheckReport } from '../data/dataset-check.js';
 import { calibrateCpu } from '../estimate/calibrate.js';
 import { ASSUMPTIONS } from '../estimate/estimate.js';
-import { METHOD_ASSUMPTIONS, estimateMethod } from '../estimate/method-estimate.js';
-import { textEncoderPlan } from '../train/dreambooth.js';
+import { METHOD_ASSUMPTIONS } from '../estimate/method-estimate.js';
+import { estimateConfig } from '../estimate/config-estimate.js';
 import { methodOf } from '../train/training-method.js';
 import { DEVICES, findDevice } from '../estimate/gpus.js';
-import { FAMILY_IDS, familyOfModel, familyParts } from '../estimate/family-inputs.js';
+import { FAMILY_IDS, type FamilyFound, familyOfModel } from '../estimate/family-inputs.js';
 import { type FamilyId, familyById, familyLabel } from '../families/index.js';
-import { parseUNetConfig } from '../models/unet-config.js';
 import { readJson } from '../models/loader.js';
 import { configFromArgs } from './train-command.js';
 
@@ -37,10 +36,9 @@ export function registerDataCommands(program: Command): void {
     .action(async (o: { config?: string; family?: string; gpu: string; resolutions: string; unetConfig?: string; naiveAttention?: boolean; calibrate?: boolean; json?: boolean }) => {
       const cfg = o.config ? configFromArgs(['--config', o.config]) : configFromArgs(['--pretrained_model_name_or_path', 'sd15', '--train_data_dir', '.', '--mixed_precision', 'fp16', '--gradient_checkpointing', '--network_dim', '32']);
       if (o.family !== undefined && !FAMILY_IDS.includes(o.family as FamilyId)) throw new Error(`--family ${o.family}: expected one of ${FAMILY_IDS.join(', ')}`);
-      const found = o.family ? { id: o.family as FamilyId, how: '--family' } : familyOfModel(o.config ? cfg.pretrained_model_name_or_path as string : undefined, Boolean(cfg.v2));
-      const parts = familyParts(found.id);
+      const found: FamilyFound = o.family ? { id: o.family as FamilyId, how: '--family' } : familyOfModel(o.config ? cfg.pretrained_model_name_or_path as string : undefined, Boolean(cfg.v2));
       const family = familyById(found.id);
-      const unet = parseUNetConfig(o.unetConfig ? readJson(o.unetConfig) : ('unetConfig' in found && found.unetConfig) || parts.unetConfig);
+      const unetConfig = o.unetConfig ? readJson(o.unetConfig) as Record<string, unknown> : undefined;
       const prediction = cfg.v_parameterization ? 'v_prediction' : 'epsilon';
       const devices = (o.gpu === 'all' ? DEVICES : o.gpu.split(',').map((g) => findDevice(g.trim()))).map((d) => ({ ...d }));
       const cpu = devices.find((d) => d.id === 'cpu');
@@ -56,13 +54,7 @@ export function registerDataCommands(program: Command): void {
       const resolutions: [number, number][] = o.resolutions ? o.resolutions.split(',').map((r) => [Number(r), Number(r)]) : [[cw, ch]];
       const rows = [];
       for (const d of devices) for (const res of resolutions) {
-        const e = estimateMethod(methodOf(cfg), {
-          unet, textEncoderParams: parts.textEncoders.reduce((n, t) => n + t.params, 0), vaeParams: parts.vaeParams, vaeF32: parts.vaeF32 && cfg.mixed_precision !== 'no',
-          textEncoderLayers: parts.textEncoders[0].layers, textHidden: parts.textEncoders[0].hidden, textEncoders: parts.textEncoders, family: found.id,
-          resolution: res, batch: cfg.train_batch_size as number, rank: cfg.network_dim as number, mixedPrecision: cfg.mixed_precision !== 'no',
-          gradientCheckpointing: Boolean(cfg.gradient_checkpointing), cacheLatents: Boolean(cfg.cache_latents), trainTextEncoder: methodOf(cfg) === 'dreambooth' ? textEncoderPlan(cfg).train : !cfg.network_train_unet_only,
-          optimizer: cfg.optimizer_type as string, steps: cfg.max_train_steps as number, naiveAttention: Boolean(o.naiveAttention) || d.id === 'cpu',
-        }, d);
+        const e = estimateConfig(cfg, found, d, { resolution: res, unetConfig, naiveAttention: o.naiveAttention });
         rows.push({ device: d.name, resolution: `${res[0]}x${res[1]}`, ...e });
       }
       const assumptions = [...ASSUMPTIONS, ...METHOD_ASSUMPTIONS];

@@ -11,7 +11,7 @@ import { SD15_TEXT_CONFIG, SD15_UNET_CONFIG } from '../models/sd15-configs.js';
 
 export const FAMILY_IDS: readonly FamilyId[] = ['sd1', 'sd2', 'sdxl'];
 
-interface TextConfig { hidden_size: number; intermediate_size: number; num_hidden_layers: number; vocab_size: number; max_position_embeddings: number; projection_dim?: number }
+export interface TextConfig { hidden_size: number; intermediate_size: number; num_hidden_layers: number; vocab_size: number; max_position_embeddings: number; projection_dim?: number }
 
 /** Parameters of a CLIP text transformer: embeddings, blocks (attention, MLP, two LayerNorms), final LayerNorm, projection. */
 export function clipTextParams(c: TextConfig, withProjection = false): number {
@@ -31,9 +31,17 @@ export interface FamilyParts {
 /** The SD VAE (the same AutoencoderKL in all three families). */
 const SD_VAE_PARAMS = 83.65e6;
 
-export function familyParts(id: FamilyId): FamilyParts {
+/**
+ * A family's parts; `textConfigs` (a model folder's text_encoder[_2]/config.json) replace the
+ * family's text encoders, so a small or custom model is counted as it is.
+ */
+export function familyParts(id: FamilyId, textConfigs?: readonly TextConfig[]): FamilyParts {
   const te = (c: TextConfig, proj = false) => ({ params: clipTextParams(c, proj), layers: c.num_hidden_layers, hidden: c.hidden_size });
   const vaeF32 = familyById(id).vae.keepF32;
+  if (textConfigs?.length) {
+    const base = familyParts(id);
+    return { ...base, textEncoders: textConfigs.map((c, i) => te(c, id === 'sdxl' && i === 1)) };
+  }
   if (id === 'sdxl') return { unetConfig: SDXL_UNET_CONFIG, textEncoders: [te(SDXL_TEXT_CONFIG_1), te(SDXL_TEXT_CONFIG_2, true)], vaeParams: SD_VAE_PARAMS, vaeF32 };
   if (id === 'sd2') return { unetConfig: SD2_UNET_CONFIG, textEncoders: [te(SD2_TEXT_CONFIG)], vaeParams: SD_VAE_PARAMS, vaeF32 };
   return { unetConfig: SD15_UNET_CONFIG, textEncoders: [te(SD15_TEXT_CONFIG)], vaeParams: SD_VAE_PARAMS, vaeF32 };
@@ -57,12 +65,21 @@ function safetensorsKeys(file: string): Set<string> {
  * diffusers folder's text encoder configs (a downloaded hub repo's cache folder too); else the
  * config's v2 flag. `how` says where the answer came from.
  */
-export function familyOfModel(ref: string | undefined, v2: boolean): { id: FamilyId; how: string; unetConfig?: Record<string, unknown> } {
+export interface FamilyFound {
+  id: FamilyId;
+  how: string;
+  /** A model folder's own UNet config and text encoder configs, where it has them. */
+  unetConfig?: Record<string, unknown>;
+  textConfigs?: TextConfig[];
+}
+
+export function familyOfModel(ref: string | undefined, v2: boolean): FamilyFound {
   const local = ref && existsSync(ref) ? ref : ref && /^[\w.-]+\/[\w.-]+$/.test(ref) && existsSync(hubCacheDir(ref)) ? hubCacheDir(ref) : undefined;
   if (local && statSync(local).isFile()) return { id: detectFamily(safetensorsKeys(local), local).id, how: `the keys of ${path.basename(local)}` };
   if (local && existsSync(path.join(local, 'text_encoder', 'config.json'))) {
     const unetJson = path.join(local, 'unet', 'config.json');
-    return { id: detectFolderFamily(local, readJson(path.join(local, 'text_encoder', 'config.json'))).id, how: `the folder ${local}`, unetConfig: existsSync(unetJson) ? readJson(unetJson) : undefined };
+    const textConfigs = ['text_encoder', 'text_encoder_2'].map((d) => path.join(local, d, 'config.json')).filter((f) => existsSync(f)).map((f) => readJson(f) as unknown as TextConfig);
+    return { id: detectFolderFamily(local, readJson(path.join(local, 'text_encoder', 'config.json'))).id, how: `the folder ${local}`, unetConfig: existsSync(unetJson) ? readJson(unetJson) : undefined, textConfigs };
   }
   if (ref && /(^|[^a-z])(sdxl|xl)([^a-z]|$)/i.test(ref)) return { id: 'sdxl', how: `"${ref}" is not on this machine; SDXL from its name` };
   return v2 ? { id: SD2.id, how: 'the config\'s v2 option' } : { id: 'sd1', how: ref ? `"${ref}" is not on this machine; SD 1.x assumed (give --family)` : 'no model given' };

@@ -4,6 +4,7 @@
 // tiny training runs (stop-and-save, resume, cancel, retry, reorder, a killed run, a restart of
 // the studio), the library (move never overwriting, delete to trash) and txt2img with a LoRA.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -165,6 +166,27 @@ describe('train form', () => {
     assert.ok(big.body.vramGB > small.body.vramGB);
     assert.equal((await api('POST', '/api/train/estimate', { values: {}, device: 'no-such-gpu' })).status, 400);
     assert.equal((await api('POST', '/api/train/estimate', { values: { learning_rate: 'fast' } })).status, 400);
+  });
+
+  it('estimates the family and method `sdlora estimate` finds for the same config (SDXL by name, DreamBooth)', async () => {
+    const sdxl = { ...(await api('GET', '/api/train/schema')).body.presets.find((p: any) => p.id === 'sdxl').values, pretrained_model_name_or_path: 'stabilityai/stable-diffusion-xl-base-1.0' };
+    const db = { pretrained_model_name_or_path: 'sd15', training_method: 'dreambooth', resolution: 512, mixed_precision: 'fp16', gradient_checkpointing: true, cache_latents: true, optimizer_type: 'AdamW8bit' };
+    for (const values of [sdxl, db]) {
+      const studio = await api('POST', '/api/train/estimate', { values, device: 'rtx-4090' });
+      assert.equal(studio.status, 200, studio.text);
+      const file = path.join(s.workspace.root, `est-${values.training_method ?? 'lora'}.json`);
+      writeFileSync(file, JSON.stringify({ ...values, train_data_dir: '.' }));
+      const cli = spawnSync(process.execPath, ['bin/sdlora.js', 'estimate', '--config', file, '--gpu', 'rtx-4090', '--json'], { encoding: 'utf8' });
+      assert.equal(cli.status, 0, cli.stderr);
+      const row = JSON.parse(cli.stdout).rows[0];
+      assert.equal(studio.body.vramGB, row.vramGB, `${values.pretrained_model_name_or_path}: the studio's VRAM is the CLI's`);
+      assert.equal(studio.body.secondsPerStep, row.secondsPerStep);
+      assert.equal(studio.body.method, values.training_method ?? 'lora');
+    }
+    const xl = (await api('POST', '/api/train/estimate', { values: sdxl, device: 'rtx-4090' })).body;
+    const s15 = (await api('POST', '/api/train/estimate', { values: { ...sdxl, pretrained_model_name_or_path: 'sd15' }, device: 'rtx-4090' })).body;
+    assert.match(xl.model, /SDXL/);
+    assert.ok(xl.vramGB > 2 * s15.vramGB, 'SDXL at the same settings needs far more memory than SD 1.5 (2.6B UNet, two text encoders)');
   });
 
   it('imports sd-scripts JSON and TOML through the CLI reader, dropping foreign paths with a note', async () => {

@@ -1,17 +1,18 @@
 // Train page API: the option schema the form is generated from (the CLI's own list), presets,
 // import of sd-scripts JSON/TOML and kohya_ss GUI configs through the CLI's config reader,
 // export as JSON or TOML, and the estimator's VRAM/RAM/time for the form's values.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toToml } from 'smol-toml';
-import { ASSUMPTIONS, type Estimate, estimate } from '../../estimate/estimate.js';
+import { estimateConfig } from '../../estimate/config-estimate.js';
+import { ASSUMPTIONS, type Estimate } from '../../estimate/estimate.js';
+import { familyOfModel } from '../../estimate/family-inputs.js';
+import { familyById, familyLabel } from '../../families/index.js';
 import { DEVICES, findDevice } from '../../estimate/gpus.js';
 import { writeBufferAtomic } from '../../io/atomic-write.js';
 import { TINY_MODEL_DIR } from '../../models/hub.js';
-import { SD15_TEXT_CONFIG, SD15_UNET_CONFIG } from '../../models/sd15-configs.js';
-import { parseUNetConfig } from '../../models/unet-config.js';
 import { OPTIONS } from '../../train/config-schema.js';
-import { ConfigError, readConfigLayer, resolveConfig } from '../../train/config.js';
+import { ConfigError, type TrainConfig, readConfigLayer, resolveConfig } from '../../train/config.js';
 import { PATH_OPTIONS } from '../jobs/job-config.js';
 import { HttpError, type Router, readJson, sendBytes, sendJson } from './http-kit.js';
 import { toKohyaGui } from './kohya-gui-export.js';
@@ -31,18 +32,6 @@ export function formSchema() {
     .map((o) => ({ key: o.key, type: o.type, default: o.default, doc: o.doc, choices: o.choices, min: o.min, max: o.max }));
 }
 
-function unetConfigFor(model: string): { unet: ReturnType<typeof parseUNetConfig>; te: number; vae: number; layers: number; hidden: number; label: string } {
-  const dir = model === 'tiny' ? TINY_MODEL_DIR : model;
-  const cfgFile = path.join(dir, 'unet', 'config.json');
-  if (dir && existsSync(cfgFile)) {
-    const te = JSON.parse(readFileSync(path.join(dir, 'text_encoder', 'config.json'), 'utf8')) as { hidden_size: number; num_hidden_layers: number; intermediate_size: number };
-    // Frozen parameter counts from the configs (12 h^2 + 2 h i per layer, close enough for memory).
-    const teParams = te.num_hidden_layers * (4 * te.hidden_size ** 2 + 2 * te.hidden_size * te.intermediate_size);
-    return { unet: parseUNetConfig(JSON.parse(readFileSync(cfgFile, 'utf8'))), te: teParams, vae: model === 'tiny' ? 1e5 : 83.65e6, layers: te.num_hidden_layers, hidden: te.hidden_size, label: model };
-  }
-  return { unet: parseUNetConfig(SD15_UNET_CONFIG), te: 123e6, vae: 83.65e6, layers: SD15_TEXT_CONFIG.num_hidden_layers, hidden: SD15_TEXT_CONFIG.hidden_size, label: 'SD 1.5 (assumed)' };
-}
-
 /** The estimator's answer for a form's values on one device; `fits` false means the job is refused. */
 export function estimateForm(values: Record<string, unknown>, deviceId: string): Estimate & { device: string; model: string } {
   let cfg: Record<string, unknown>;
@@ -54,14 +43,12 @@ export function estimateForm(values: Record<string, unknown>, deviceId: string):
   }
   let device;
   try { device = findDevice(deviceId); } catch (e) { throw new HttpError(400, (e as Error).message); }
-  const m = unetConfigFor(String(cfg.pretrained_model_name_or_path));
-  const e = estimate({
-    unet: m.unet, textEncoderParams: m.te, vaeParams: m.vae, textEncoderLayers: m.layers, textHidden: m.hidden,
-    resolution: cfg.resolution as [number, number], batch: cfg.train_batch_size as number, rank: cfg.network_dim as number, mixedPrecision: cfg.mixed_precision !== 'no',
-    gradientCheckpointing: Boolean(cfg.gradient_checkpointing), cacheLatents: Boolean(cfg.cache_latents), trainTextEncoder: !cfg.network_train_unet_only,
-    optimizer: String(cfg.optimizer_type), steps: cfg.max_train_steps as number, naiveAttention: device.id === 'cpu',
-  }, device);
-  return { ...e, device: device.name, model: m.label };
+  // The family as `sdlora estimate` finds it (a folder's configs, a file's keys, else SD 1.x), and
+  // the method's own estimate (LoRA, textual inversion, DreamBooth).
+  const model = String(cfg.pretrained_model_name_or_path);
+  const found = familyOfModel(model === 'tiny' ? TINY_MODEL_DIR : model, Boolean(cfg.v2));
+  const e = estimateConfig(cfg as TrainConfig, found, device);
+  return { ...e, device: device.name, model: `${familyLabel(familyById(found.id), cfg.v_parameterization ? 'v_prediction' : 'epsilon')} (from ${model === 'tiny' ? 'the bundled tiny model' : found.how})` };
 }
 
 export function registerTrainRoutes(r: Router, ws: Workspace): void {
