@@ -36,7 +36,7 @@ export async function doctor(o: { json?: boolean }): Promise<void> {
     if (gpu.description) console.log(`  driver: ${gpu.description}`);
     console.log(`  features used by sdlora: ${KEY_FEATURES.map((f) => `${f} ${gpu.features.includes(f) ? 'yes' : 'no'}`).join(', ')}`);
     const half = halfGemmSupport(gpu.features);
-    console.log(`  GEMM arithmetic (matmul, conv2d): ${half.ok ? 'f16 operands with f32 accumulation under mixed_precision fp16 (shader-f16), f32 otherwise; SDLORA_WEBGPU_F16=0 forces f32' : `f32 (${half.why})`}`);
+    console.log(`  GEMM arithmetic (matmul, conv2d, attention): ${half.ok ? 'f16 operands with f32 accumulation under mixed_precision fp16 (shader-f16), f32 otherwise; SDLORA_WEBGPU_F16=0 forces f32' : `f32 (${half.why})`}`);
     if (gpu.subgroupMatrixConfigs !== undefined) console.log(`  subgroup matrix configs: ${gpu.subgroupMatrixConfigs}`);
     for (const [k, v] of Object.entries(gpu.limits)) console.log(`  ${k}: ${v}`);
     console.log(`  all features: ${gpu.features.join(', ')}`);

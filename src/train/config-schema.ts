@@ -105,7 +105,7 @@ export const OPTIONS: OptionSpec[] = [
   o('scale_weight_norms', 'number?', undefined, 'max-norm regularization of each module delta', { min: 0 }),
   // sd-scripts seeds numpy too, which takes only 0 .. 2^32-1: a larger or negative seed fails there.
   o('seed', 'integer', undefined, 'random seed, 0 to 4294967295 (random when unset)', { min: 0, max: 2 ** 32 - 1 }),
-  o('mixed_precision', 'string', 'no', 'fp16/bf16: frozen weights stored in f16 (bf16 too: sdlora has no bf16 kernels, and the metadata says fp16); LoRA weights stay f32, and so does compute, except that fp16 on webgpu with shader-f16 runs matmul/conv2d with f16 operands and f32 accumulation', { choices: ['no', 'fp16', 'bf16'] }),
+  o('mixed_precision', 'string', 'no', 'fp16/bf16: frozen weights stored in f16 (bf16 too: sdlora has no bf16 kernels, and the metadata says fp16); LoRA weights stay f32, and so does compute, except that fp16 on webgpu with shader-f16 runs matmul, conv2d and attention with f16 operands and f32 accumulation', { choices: ['no', 'fp16', 'bf16'] }),
   o('full_fp16', 'boolean', false, 'accepted; LoRA weights stay f32 here', { ignored: true }),
   o('gradient_checkpointing', 'boolean', false, 'recompute UNet blocks in backward instead of storing activations'),
   o('clip_skip', 'integer', undefined, 'use the n-th last CLIP layer (2 = A1111 "Clip skip 2")', { min: 1 }),
