@@ -5,6 +5,7 @@ import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { Rng, initCpuBackend, tensor } from '../../src/engine/index.js';
 import { gemm, gemmFillB, gemmJs, mat } from '../../src/engine/cpu/gemm.js';
+import { unary, unaryGrad } from '../../src/engine/cpu/elementwise.js';
 import { maxAbsDiff, randT } from '../helpers/gradcheck.js';
 
 const rng = new Rng(11);
@@ -155,6 +156,79 @@ describe('forward kernels against naive references', () => {
         gemmJs(M, N, K, mat(A, 0, K, 1), mat(B, 0, N, 1), c2, 0, acc);
         assert.ok(maxAbsDiff(c1, c2) < 1e-4 * Math.sqrt(K), `fillB ${M}x${N}x${K} acc=${acc}`);
       }
+    }
+  });
+
+  it('silu and gelu of big f32 tensors (wasm, all threads) match the f64 loops, odd lengths and extremes included', () => {
+    // 65539 is just past the wasm threshold and not a multiple of 4; 300001 spans many chunks.
+    for (const n of [65539, 300001, 1001]) {
+      const x = Float32Array.from({ length: n }, (_, i) => (i % 11 === 0 ? 30 : 4) * rng.normal());
+      x.set([0, -0, 1e-8, 100, -100, 89, -89, 1e30, -1e30], 0);
+      x[n - 1] = -3.5;
+      const g = Float32Array.from({ length: n }, () => rng.normal());
+      const x64 = Float64Array.from(x), g64 = Float64Array.from(g);
+      for (const op of ['silu', 'gelu'] as const) {
+        const y = unary(op, x, 'f32', n, 0), ref = unary(op, x64, 'f64', n, 0);
+        const gy = unaryGrad(op, x, g, 'f32', n, 0), gref = unaryGrad(op, x64, g64, 'f64', n, 0);
+        for (let i = 0; i < n; i++) {
+          assert.ok(Math.abs(y[i] - ref[i]) <= 2e-6 * Math.max(1, Math.abs(ref[i])), `${op}(${x[i]}) = ${y[i]}, want ${ref[i]} (n ${n}, i ${i})`);
+          assert.ok(Math.abs(gy[i] - gref[i]) <= 4e-6 * Math.max(1, Math.abs(gref[i])), `${op}'(${x[i]}) = ${gy[i]}, want ${gref[i]} (n ${n}, i ${i})`);
+        }
+      }
+    }
+  });
+
+  it('conv input gradient folded by the wasm col2im (threads split planes) matches the f64 JS fold', () => {
+    // Strides, padding, groups, non-square kernels and batches whose plane counts (n * cin / groups)
+    // do not divide into the threads' chunks evenly.
+    const cases: [number[], number[], [number, number], [number, number], number][] = [
+      [[2, 3, 40, 37], [5, 3, 3, 3], [1, 1], [1, 1], 1],
+      [[3, 6, 40, 41], [4, 3, 3, 2], [2, 1], [1, 0], 2],
+      [[2, 7, 65, 19], [8, 7, 1, 3], [1, 2], [0, 1], 1],
+      [[2, 16, 64, 64], [16, 16, 3, 3], [2, 2], [1, 1], 1],
+    ];
+    for (const [xs, ws, stride, padding, groups] of cases) {
+      const oh = Math.floor((xs[2] + 2 * padding[0] - ws[2]) / stride[0]) + 1, ow = Math.floor((xs[3] + 2 * padding[1] - ws[3]) / stride[1]) + 1;
+      const s = { x: xs, w: ws, out: [xs[0], ws[0], oh, ow], stride, padding, groups };
+      const w = Float32Array.from({ length: ws.reduce((a, b) => a * b) }, () => rng.normal());
+      const gy = Float32Array.from({ length: s.out.reduce((a, b) => a * b) }, () => rng.normal());
+      const got = E.cpuBackend.conv2dGradInput(gy, w, s, 'f32') as Float32Array;
+      const ref = E.cpuBackend.conv2dGradInput(Float64Array.from(gy), Float64Array.from(w), s, 'f64') as Float64Array;
+      assert.equal(got.length, ref.length);
+      assert.ok(maxAbsDiff(got, ref) < 1e-4 * Math.sqrt(ws[0] * ws[2] * ws[3]), `conv input grad ${JSON.stringify(s)}`);
+    }
+  });
+
+  it('group and layer norm of big f32 tensors (wasm, rows split across threads) match the f64 JS kernel', () => {
+    // [N, C, H, W] group norms (rows N*G, channel runs of H*W) and [T, D] layer norms (inner 1);
+    // row counts that do not divide into the threads' chunks, with and without affine, with SiLU.
+    const cases: { rows: number; size: number; inner: number; channels: number }[] = [
+      { rows: 2 * 8, size: 5 * 31 * 29, inner: 31 * 29, channels: 40 }, // N 2, C 40, G 8
+      { rows: 3 * 32, size: 2 * 17 * 19, inner: 17 * 19, channels: 64 }, // N 3, C 64, G 32
+      { rows: 333, size: 320, inner: 1, channels: 320 }, // layer norm
+      { rows: 1, size: 40000, inner: 10000, channels: 4 },
+    ];
+    for (const L of cases) for (const affine of [true, false]) for (const act of ['none', 'silu'] as const) {
+      const n = L.rows * L.size;
+      const x = Float32Array.from({ length: n }, () => 3 * rng.normal() + 0.5);
+      const gy = Float32Array.from({ length: n }, () => rng.normal());
+      const g = affine ? Float32Array.from({ length: L.channels }, () => rng.normal()) : null;
+      const b = affine ? Float32Array.from({ length: L.channels }, () => rng.normal()) : null;
+      const f64 = (a: Float32Array | null) => (a ? Float64Array.from(a) : null);
+      const got = E.cpuBackend.norm(x, g, b, L, 1e-5, 'f32', act);
+      const ref = E.cpuBackend.norm(f64(x)!, f64(g), f64(b), L, 1e-5, 'f64', act);
+      const what = `${JSON.stringify(L)} affine ${affine} ${act}`;
+      assert.ok(maxAbsDiff(got.y as Float32Array, ref.y as Float64Array) < 2e-5, `y ${what}`);
+      assert.ok(maxAbsDiff(got.mean as Float32Array, ref.mean as Float64Array) < 1e-5, `mean ${what}`);
+      assert.ok(maxAbsDiff(got.rstd as Float32Array, ref.rstd as Float64Array) < 1e-5, `rstd ${what}`);
+      const gg = E.cpuBackend.normGrad(gy, x, g, b, got.mean, got.rstd, L, 'f32', act);
+      const gr = E.cpuBackend.normGrad(f64(gy)!, f64(x)!, f64(g), f64(b), ref.mean, ref.rstd, L, 'f64', act);
+      assert.ok(maxAbsDiff(gg.dx as Float32Array, gr.dx as Float64Array) < 1e-4, `dx ${what}`);
+      if (affine) {
+        const scale = Math.sqrt(n / L.channels);
+        assert.ok(maxAbsDiff(gg.dgamma as Float32Array, gr.dgamma as Float64Array) < 1e-4 * scale, `dgamma ${what}`);
+        assert.ok(maxAbsDiff(gg.dbeta as Float32Array, gr.dbeta as Float64Array) < 1e-4 * scale, `dbeta ${what}`);
+      } else assert.equal(gg.dgamma, null);
     }
   });
 

@@ -2,7 +2,7 @@
 // (so the column buffer is bounded by a single image). 1x1 stride-1 convolutions skip im2col.
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import { type FloatArray, gemm, gemmFillB, mat } from './gemm.js';
+import { type FloatArray, gemm, gemmFillB, gemmInWasm, mat } from './gemm.js';
 import { scratch } from './scratch.js';
 
 interface Geometry {
@@ -108,6 +108,9 @@ function columns(x: FloatArray, G: Geometry, b0: number, nb: number, g: number, 
   }
 }
 
+/** Below this many column values the input gradient folds the columns in JS. */
+const COL2IM_WASM_MIN = 1 << 14;
+
 /** Images per GEMM: as many as fit a column buffer of about 16M values. */
 const chunkOf = (G: Geometry) => Math.max(1, Math.min(G.n, Math.floor((1 << 24) / Math.max(1, G.kk * G.ohw))));
 
@@ -175,6 +178,17 @@ export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dt
         B = mat(gyc, 0, ld, 1);
       }
       if (G.pointwise && nb === 1) { gemm(G.kk, G.ohw, G.cog, A, B, dx, (b0 * G.cin + g * G.cg) * G.h * G.w, false); continue; }
+      // f32 with the wasm pool: the threads fold the columns into planes where the GEMM left them.
+      if (dtype === 'f32' && !G.pointwise && G.kk * ld >= COL2IM_WASM_MIN && gemmInWasm(G.kk, ld, G.cog, A, B, (p, colByte, free) => {
+        const hw = G.h * G.w, planes = nb * G.cg;
+        const mem = new Float32Array(p.reserve(free + planes * hw * 4));
+        p.runCol2im(colByte, ld, free, G.cg, G.h << 16 | G.w, G.kh << 16 | G.kw, G.oh << 16 | G.ow, G.sh << 16 | G.sw, G.ph << 16 | G.pw, planes,
+          G.kk * ld >= 1 << 16 ? p.threads : 1);
+        for (let b = 0; b < nb; b++) {
+          const s = (free >> 2) + b * G.cg * hw;
+          dx.set(mem.subarray(s, s + G.cg * hw), ((b0 + b) * G.cin + g * G.cg) * hw);
+        }
+      })) continue;
       const col = scratch('im2col', dtype, G.kk * ld);
       gemm(G.kk, ld, G.cog, A, B, col, 0, false);
       if (G.pointwise) scatterChannels(col, b0, nb, G.cin, g * G.cg, G.cg, G.ohw, dx);

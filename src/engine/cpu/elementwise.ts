@@ -3,17 +3,24 @@ import type { BinaryOp, UnaryOp } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
 import { type Shape, broadcastStrides, numel, sameShape } from '../shape.js';
 import { derivative, forward } from './math.js';
-import type { FloatArray } from './gemm.js';
+import { type FloatArray, mapWasm } from './gemm.js';
+
+const f32 = (a: FloatArray): a is Float32Array => a instanceof Float32Array;
 
 export function unary(op: UnaryOp, x: FloatArray, dtype: FloatDType, n: number, p: number): FloatArray {
   const out = allocArray(dtype, n) as FloatArray;
-  // The hot activations get their own loops; the table covers the rest.
+  // The hot activations get their own loops (silu and gelu of big f32 tensors run in the wasm pool);
+  // the table covers the rest.
   switch (op) {
     case 'scale': for (let i = 0; i < n; i++) out[i] = x[i] * p; return out;
     case 'shift': for (let i = 0; i < n; i++) out[i] = x[i] + p; return out;
-    case 'silu': for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v / (1 + Math.exp(-v)); } return out;
+    case 'silu':
+      if (f32(x) && mapWasm('silu', x, null, out as Float32Array, n)) return out;
+      for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v / (1 + Math.exp(-v)); }
+      return out;
     case 'square': for (let i = 0; i < n; i++) out[i] = x[i] * x[i]; return out;
     default: {
+      if (op === 'gelu' && f32(x) && mapWasm('gelu', x, null, out as Float32Array, n)) return out;
       const f = forward[op];
       for (let i = 0; i < n; i++) out[i] = f(x[i], p);
       return out;
@@ -26,10 +33,12 @@ export function unaryGrad(op: UnaryOp, x: FloatArray, gy: FloatArray, dtype: Flo
   switch (op) {
     case 'scale': for (let i = 0; i < n; i++) out[i] = gy[i] * p; return out;
     case 'silu':
+      if (f32(x) && f32(gy) && mapWasm('siluGrad', x, gy, out as Float32Array, n)) return out;
       for (let i = 0; i < n; i++) { const v = x[i], s = 1 / (1 + Math.exp(-v)); out[i] = gy[i] * s * (1 + v * (1 - s)); }
       return out;
     case 'square': for (let i = 0; i < n; i++) out[i] = 2 * x[i] * gy[i]; return out;
     default: {
+      if (op === 'gelu' && f32(x) && f32(gy) && mapWasm('geluGrad', x, gy, out as Float32Array, n)) return out;
       const d = derivative[op];
       for (let i = 0; i < n; i++) out[i] = gy[i] * d(x[i], p);
       return out;

@@ -3,6 +3,9 @@
 // generation (MR rows x NR columns of accumulators kept in v128 locals), which is why it is
 // written here instead of by hand.
 
+import { col2imWat } from './col2im-wat.js';
+import { mapWat } from './map-wat.js';
+import { normWat } from './norm-wat.js';
 import { packWat } from './pack-wat.js';
 import { softmaxWat } from './softmax-wat.js';
 
@@ -25,7 +28,10 @@ export function gemmWat(relaxed = false): string {
   (import "env" "memory" (memory 1 65536 shared))
   ${gemmFunc(relaxed)}
   ${packWat()}
-  ${softmaxWat()})
+  ${softmaxWat()}
+  ${mapWat()}
+  ${col2imWat()}
+  ${normWat()})
 `;
 }
 

@@ -2,6 +2,7 @@
 // the packed WebAssembly SIMD kernel on all threads; f64 (gradient checks) and tiny products use
 // the plain JS loop, which is also the reference the kernel is tested against.
 import { MR, NR } from './gemm-wat.js';
+import { MAP_BLOCK, MAP_OPS } from './map-wat.js';
 import { scratch } from './scratch.js';
 import type { WasmPool } from './wasm-pool.js';
 
@@ -24,6 +25,9 @@ const WASM_MIN_MACS = 16 * 16 * 16;
 const THREADED_MIN_MACS = 1 << 20;
 
 let pool: WasmPool | undefined;
+/** The installed wasm pool, if any (the other kernels that run there use it too). */
+export const kernelPool = (): WasmPool | undefined => pool;
+
 /** Installs the wasm pool; until then (or without it) every product runs in JS. */
 export function setGemmPool(p: WasmPool | undefined): void {
   pool = p;
@@ -109,7 +113,8 @@ function rawSpan(v: MatView, rows: number, rowStride: number, cols: number, colS
  * runs on the threads and C is copied back.
  */
 function runWasmGemm(
-  p: WasmPool, M: number, N: number, K: number, A: MatView, B: BSource, C: Float32Array, cOff: number, accumulate: boolean,
+  p: WasmPool, M: number, N: number, K: number, A: MatView, B: BSource, C: Float32Array | null, cOff: number, accumulate: boolean,
+  consume?: (p: WasmPool, cByte: number, freeByte: number) => void,
 ): void {
   const { nkb, kc } = kBlocks(K);
   const npa = Math.ceil(M / MR), npb = Math.ceil(N / NR);
@@ -135,10 +140,24 @@ function runWasmGemm(
     p.runPack(rawB, B.cs, B.rs, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
   } else packPanels(B, N, K, NR, nkb, kc, mem, bpOff >> 2, true);
   const cw = cOffB >> 2;
-  if (accumulate) mem.set(C.subarray(cOff, cOff + M * N), cw);
+  if (accumulate && C) mem.set(C.subarray(cOff, cOff + M * N), cw);
   else mem.fill(0, cw, cw + M * N);
   p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4], M * N * K >= THREADED_MIN_MACS ? p.threads : 1);
-  C.set(mem.subarray(cw, cw + M * N), cOff);
+  if (consume) consume(p, cOffB, (rawA + 15) & ~15);
+  else if (C) C.set(mem.subarray(cw, cw + M * N), cOff);
+}
+
+/**
+ * A @ B left in the kernels' memory for a kernel that consumes it there: `consume(pool, cByte,
+ * freeByte)` gets the byte address of C ([M, N] row-major) and the first byte it may use after
+ * it. Returns false (nothing run) without the wasm pool.
+ */
+export function gemmInWasm(
+  M: number, N: number, K: number, A: MatView, B: MatView, consume: (p: WasmPool, cByte: number, freeByte: number) => void,
+): boolean {
+  if (!pool || M === 0 || N === 0 || !(A.data instanceof Float32Array) || !(B.data instanceof Float32Array)) return false;
+  runWasmGemm(pool, M, N, K, A, B, null, 0, false, consume);
+  return true;
 }
 
 /**
@@ -210,5 +229,26 @@ export function softmaxRowsWasm(x: Float32Array, rows: number, cols: number, sca
   mem.set(x.subarray(0, rows * cols), off >> 2);
   pool.runSoftmax(off, rows, cols, scale, causalFrom);
   x.set(mem.subarray(off >> 2, (off >> 2) + rows * cols));
+  return true;
+}
+
+/** Below this many elements an activation stays in JS: the copies and the wake-up cost more. */
+const MAP_MIN = 1 << 16;
+
+/**
+ * out = op(x) (silu, gelu) or out = gy * op'(x) (siluGrad, geluGrad, g = gy) for n elements, in the
+ * wasm kernel on all threads (f32 arithmetic with a polynomial exp: a few ulp from the JS loops).
+ * `out` may be x or g. Returns false when the pool is not running or n is small.
+ */
+export function mapWasm(op: keyof typeof MAP_OPS, x: Float32Array, g: Float32Array | null, out: Float32Array, n: number): boolean {
+  if (!pool || n < MAP_MIN) return false;
+  const n4 = (n + 3) & ~3;
+  const xb = pool.threads * MR * NR * 4, gb = xb + n4 * 4;
+  const mem = new Float32Array(pool.reserve(gb + (g ? n4 * 4 : 0)));
+  mem.set(x.subarray(0, n), xb >> 2);
+  if (g) mem.set(g.subarray(0, n), gb >> 2);
+  const yb = g ? gb : xb;
+  pool.runMap(MAP_OPS[op], xb, gb, yb, n4, MAP_BLOCK);
+  out.set(mem.subarray(yb >> 2, (yb >> 2) + n));
   return true;
 }

@@ -1,7 +1,60 @@
 // Group norm and layer norm share one kernel: normalize rows, then a per-channel affine.
 import type { NormAct, NormLayout } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import type { FloatArray } from './gemm.js';
+import { type FloatArray, kernelPool, mapWasm } from './gemm.js';
+import { MR, NR } from './gemm-wat.js';
+
+/** Norms of at least this many elements run in the wasm pool (f32 only). */
+const NORM_WASM_MIN = 1 << 15;
+
+/** Byte layout after the pool's thread tiles: consecutive f32 regions of the given lengths, 16-byte aligned. */
+function regions(threads: number, lengths: number[]): { at: number[]; end: number } {
+  let o = threads * MR * NR * 4;
+  const at = lengths.map((n) => { const a = o; o += ((n + 3) & ~3) * 4; return a; });
+  return { at, end: o };
+}
+
+function normWasm(x: Float32Array, gamma: FloatArray | null, beta: FloatArray | null, L: NormLayout, eps: number) {
+  const p = kernelPool()!;
+  const n = L.rows * L.size;
+  const { at: [xb, yb, mb, rb, gb, bb], end } = regions(p.threads, [n, n, L.rows, L.rows, gamma ? L.channels : 0, beta ? L.channels : 0]);
+  const mem = new Float32Array(p.reserve(end));
+  mem.set(x.subarray(0, n), xb >> 2);
+  if (gamma) mem.set(gamma.subarray(0, L.channels), gb >> 2);
+  if (beta) mem.set(beta.subarray(0, L.channels), bb >> 2);
+  p.runNorm(xb, yb, mb, rb, gamma ? gb : 0, beta ? bb : 0, L.rows, L.size, L.inner, L.channels, eps, p.threads);
+  return {
+    y: mem.slice(yb >> 2, (yb >> 2) + n),
+    mean: mem.slice(mb >> 2, (mb >> 2) + L.rows),
+    rstd: mem.slice(rb >> 2, (rb >> 2) + L.rows),
+  };
+}
+
+function normGradWasm(gy: Float32Array, x: Float32Array, gamma: FloatArray | null, mean: FloatArray, rstd: FloatArray, L: NormLayout) {
+  const p = kernelPool()!;
+  const n = L.rows * L.size, C = L.channels;
+  // The per-thread f64 partials of dgamma and dbeta come last (2 * C f64 = 4 * C f32 slots each).
+  const { at: [xb, gyb, dxb, mb, rb, gb, pb], end } = regions(p.threads, [n, n, n, L.rows, L.rows, gamma ? C : 0, gamma ? 4 * C * p.threads : 0]);
+  const mem = new Float32Array(p.reserve(end));
+  mem.set(x.subarray(0, n), xb >> 2);
+  mem.set(gy.subarray(0, n), gyb >> 2);
+  mem.set(mean.subarray(0, L.rows), mb >> 2);
+  mem.set(rstd.subarray(0, L.rows), rb >> 2);
+  if (gamma) { mem.set(gamma.subarray(0, C), gb >> 2); mem.fill(0, pb >> 2, (pb >> 2) + 4 * C * p.threads); }
+  p.runNormGrad(xb, gyb, dxb, mb, rb, gamma ? gb : 0, gamma ? pb : 0, L.rows, L.size, L.inner, C, p.threads);
+  const dx = mem.slice(dxb >> 2, (dxb >> 2) + n);
+  let dgamma: Float32Array | null = null, dbeta: Float32Array | null = null;
+  if (gamma) {
+    const part = new Float64Array(mem.buffer, pb, 2 * C * p.threads);
+    dgamma = new Float32Array(C); dbeta = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      let dg = 0, db = 0;
+      for (let t = 0; t < p.threads; t++) { dg += part[t * 2 * C + c]; db += part[t * 2 * C + C + c]; }
+      dgamma[c] = dg; dbeta[c] = db;
+    }
+  }
+  return { dx, dgamma, dbeta };
+}
 
 /** Calls fn(c, i0, i1) for each run [i0, i1) of a row that shares one affine channel c. */
 function forEachChannelRun(row: number, L: NormLayout, fn: (c: number, i0: number, i1: number) => void): void {
@@ -15,6 +68,11 @@ function forEachChannelRun(row: number, L: NormLayout, fn: (c: number, i0: numbe
 }
 
 export function norm(x: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, L: NormLayout, eps: number, dtype: FloatDType, act: NormAct = 'none') {
+  if (x instanceof Float32Array && kernelPool() && L.rows * L.size >= NORM_WASM_MIN) {
+    const r = normWasm(x, gamma, beta, L, eps);
+    if (act === 'silu' && !mapWasm('silu', r.y, null, r.y, r.y.length)) for (let i = 0; i < r.y.length; i++) { const v = r.y[i]; r.y[i] = v / (1 + Math.exp(-v)); }
+    return r;
+  }
   const y = allocArray(dtype, x.length) as FloatArray;
   const mean = allocArray(dtype, L.rows) as FloatArray;
   const rstd = allocArray(dtype, L.rows) as FloatArray;
@@ -32,7 +90,9 @@ export function norm(x: FloatArray, gamma: FloatArray | null, beta: FloatArray |
       for (let i = i0; i < i1; i++) y[o + i] = (x[o + i] - m) * rs * g + b;
     });
   }
-  if (act === 'silu') for (let i = 0; i < y.length; i++) { const v = y[i]; y[i] = v / (1 + Math.exp(-v)); }
+  if (act === 'silu' && !(y instanceof Float32Array && mapWasm('silu', y, null, y, y.length))) {
+    for (let i = 0; i < y.length; i++) { const v = y[i]; y[i] = v / (1 + Math.exp(-v)); }
+  }
   return { y, mean, rstd };
 }
 
@@ -54,6 +114,7 @@ function siluGrad(gy: FloatArray, x: FloatArray, gamma: FloatArray | null, beta:
 
 export function normGrad(gyIn: FloatArray, x: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, mean: FloatArray, rstd: FloatArray, L: NormLayout, dtype: FloatDType, act: NormAct = 'none') {
   const gy = act === 'silu' ? siluGrad(gyIn, x, gamma, beta, mean, rstd, L, dtype) : gyIn;
+  if (x instanceof Float32Array && gy instanceof Float32Array && kernelPool() && L.rows * L.size >= NORM_WASM_MIN) return normGradWasm(gy, x, gamma, mean, rstd, L);
   const dx = allocArray(dtype, x.length) as FloatArray;
   const dgamma = gamma ? (allocArray(dtype, L.channels) as FloatArray) : null;
   const dbeta = gamma ? (allocArray(dtype, L.channels) as FloatArray) : null;

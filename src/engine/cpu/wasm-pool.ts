@@ -19,7 +19,7 @@ const ARGS_PER_WORKER = 16;
  */
 const CHUNKS_PER_THREAD = 4;
 /** Kernel ids of the job protocol, in the order of the worker loop's table. */
-const GEMM = 0, PACK = 1, SOFTMAX = 2;
+const GEMM = 0, PACK = 1, SOFTMAX = 2, MAP = 3, COL2IM = 4, NORM = 5, NORM_GRAD = 6;
 type KernelFn = (...a: number[]) => void;
 
 // The body every kernel thread runs, as source: each platform starts it in its own kind of thread.
@@ -36,7 +36,7 @@ for (;;) {
   const args = [];
   for (let i = 1; i < n; i++) args.push(c[base + 1 + i]);
   const e = instance.exports;
-  const fn = [e.gemm, e.pack, e.softmax][c[base + 1]];
+  const fn = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad][c[base + 1]];
   const end = c[3], chunk = c[4], at = c[5];
   for (;;) {
     const lo = Atomics.add(c, 2, chunk);
@@ -62,8 +62,8 @@ export class WasmPool {
     this.memory = memory;
     this.threads = threads;
     const inst = new WebAssembly.Instance(module, { env: { memory } });
-    const e = inst.exports as unknown as Record<'gemm' | 'pack' | 'softmax', KernelFn>;
-    this.fns = [e.gemm, e.pack, e.softmax];
+    const e = inst.exports as unknown as Record<'gemm' | 'pack' | 'softmax' | 'map' | 'col2im' | 'norm' | 'normGrad', KernelFn>;
+    this.fns = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad];
     this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (HEADER + threads * ARGS_PER_WORKER)));
     for (let i = 0; i < threads - 1; i++) {
       this.workers.push(startKernelThread(workerLoop, { module, memory, ctrl: this.ctrl.buffer as SharedArrayBuffer, index: i }));
@@ -116,7 +116,37 @@ export class WasmPool {
   }
 
   /**
-   * Kernel `id` (GEMM, PACK, SOFTMAX) over [0, panels): on the calling thread alone when maxThreads
+   * Activation `op` (map-wat.ts) of the n4 elements at byte x (and the gradient at byte g) into
+   * byte y, in blocks of `block` elements taken by all threads.
+   */
+  runMap(op: number, x: number, g: number, y: number, n4: number, block: number): void {
+    this.run(MAP, Math.ceil(n4 / block), (lo, hi) => [op, x, g, y, n4, lo, hi], this.threads, 5);
+  }
+
+  /**
+   * Folds the column matrix at byte col (rows of ld) into `planes` image planes at byte dst
+   * (col2im-wat.ts; each pair argument is (a << 16) | b), planes split across the threads.
+   */
+  runCol2im(col: number, ld: number, dst: number, cg: number, hw: number, k: number, o: number, s: number, pad: number, planes: number, maxThreads = this.threads): void {
+    this.run(COL2IM, planes, (lo, hi) => [col, ld, dst, cg, hw, k, o, s, pad, lo, hi], maxThreads, 9);
+  }
+
+  /** Group/layer norm of `rows` rows (norm-wat.ts "norm"; byte addresses, gamma/beta 0 for none). */
+  runNorm(x: number, y: number, mean: number, rstd: number, gamma: number, beta: number, rows: number, size: number, inner: number, channels: number, eps: number, maxThreads: number): void {
+    const e = new Int32Array(new Float64Array([eps]).buffer);
+    this.run(NORM, rows, (lo, hi) => [x, y, mean, rstd, gamma, beta, size, inner, channels, e[0], e[1], lo, hi], maxThreads, 11);
+  }
+
+  /**
+   * Norm backward of `rows` rows (norm-wat.ts "normGrad"); with part != 0 thread t adds its
+   * per-channel sums into the 2 * channels f64 at byte part + t * 16 * channels.
+   */
+  runNormGrad(x: number, gy: number, dx: number, mean: number, rstd: number, gamma: number, part: number, rows: number, size: number, inner: number, channels: number, maxThreads: number): void {
+    this.run(NORM_GRAD, rows, (lo, hi, t) => [x, gy, dx, mean, rstd, gamma, part ? part + t * 16 * channels : 0, size, inner, channels, lo, hi], maxThreads, 10);
+  }
+
+  /**
+   * Kernel `id` (GEMM, PACK, SOFTMAX, MAP, COL2IM, NORM, NORM_GRAD) over [0, panels): on the calling thread alone when maxThreads
    * is 1, else on every thread in chunks (the (lo, hi) at positions `loAt`, `loAt + 1` of the
    * arguments); the calling thread works too and then waits for the rest.
    */
