@@ -60,7 +60,7 @@ async function bench(op: string, shape: string, flops: number, make: (be: E.Back
 const rng = new Rng(0);
 const rand = (shape: number[], be: E.Backend) => E.randn(shape, rng, 'f32', be);
 const fewOnGpu = (be: E.Backend) => (be === gpu ? 1 : 3);
-/** The same op on the webgpu backend with its f16 GEMM (mixed precision fp16; needs shader-f16), in a row of its own. */
+/** The same op on the webgpu backend with its f16 kernels (mixed precision fp16; needs shader-f16), in a row of its own. */
 async function benchF16(op: string, shape: string, flops: number, make: (be: E.Backend) => () => unknown, runs = 1): Promise<void> {
   if (!gpu?.halfGemm) return;
   const prev = gpu.setHalfCompute(true);
@@ -99,6 +99,8 @@ for (const n of [512, 1024]) {
   const qkv = (be: E.Backend) => [rand([8, 4096, 40], be), rand([8, 4096, 40], be), rand([8, 4096, 40], be)];
   await bench('attention fwd', '8x4096x40', flops, (be) => { const [q, k, v] = qkv(be); return () => E.attention(q, k, v); }, fewOnGpu);
   await bench('attention bwd', '8x4096x40', 2 * flops, (be) => { const [q, k, v] = qkv(be); return () => be.attentionGrad(q.storage, k.storage, v.storage, q.storage, spec, 'f32'); }, fewOnGpu);
+  await benchF16('attention fwd', '8x4096x40', flops, (be) => { const [q, k, v] = qkv(be); return () => E.attention(q, k, v); });
+  await benchF16('attention bwd', '8x4096x40', 2 * flops, (be) => { const [q, k, v] = qkv(be); return () => be.attentionGrad(q.storage, k.storage, v.storage, q.storage, spec, 'f32'); });
 }
 
 await bench('group norm fwd', '2x320x64x64 g32', 0, (be) => { const x = rand([2, 320, 64, 64], be), g = rand([320], be), b = rand([320], be); return () => E.groupNorm(x, 32, g, b); });

@@ -10,6 +10,7 @@
 // positive-data case makes partial sums grow to thousands, where f16's spacing is 2 or more), and
 // a mishandled tile edge breaks both (the sizes are odd, not multiples of the 64x64x32 tile).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
@@ -297,6 +298,22 @@ describe('webgpu f16 GEMM and attention (mixed precision fp16)', () => {
     } finally {
       be.setHalfCompute(true);
     }
+  });
+});
+
+describe('doctor names the GEMM arithmetic', () => {
+  it('f16 with shader-f16, f32 with SDLORA_WEBGPU_F16=0', async (t) => {
+    const be = await webgpuOrSkip(t);
+    if (!be) return;
+    const doctor = (env: Record<string, string>) => {
+      const r = spawnSync(process.execPath, [path.resolve('bin/sdlora.js'), 'doctor'], { encoding: 'utf8', env: { ...process.env, ...env } });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.split('\n').find((l) => l.includes('GEMM arithmetic')) ?? '';
+    };
+    const on = doctor({});
+    if (be.ctx.features.has('shader-f16')) assert.match(on, /GEMM arithmetic \(matmul, conv2d, attention\): f16 operands with f32 accumulation under mixed_precision fp16/);
+    else assert.match(on, /GEMM arithmetic \(matmul, conv2d, attention\): f32 \(no shader-f16\)/);
+    assert.match(doctor({ SDLORA_WEBGPU_F16: '0' }), /GEMM arithmetic \(matmul, conv2d, attention\): f32 \(SDLORA_WEBGPU_F16=0\)/);
   });
 });
 
