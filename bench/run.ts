@@ -66,8 +66,8 @@ async function benchF16(op: string, shape: string, flops: number, make: (be: E.B
   const prev = gpu.setHalfCompute(true);
   try {
     const ms = await time(gpu, make(gpu), runs);
-    rows.push({ op: `${op}, f16 GEMM`, shape, flops, ms: new Map([[gpu.name, ms]]) });
-    console.error(`  ${gpu.name} ${op} (f16 GEMM) ${shape}: ${ms.toFixed(1)} ms`);
+    rows.push({ op: `${op}, f16`, shape, flops, ms: new Map([[gpu.name, ms]]) });
+    console.error(`  ${gpu.name} ${op} (f16) ${shape}: ${ms.toFixed(1)} ms`);
   } finally {
     gpu.setHalfCompute(prev);
   }
