@@ -9,6 +9,7 @@ import { familyComponents } from '../../src/lora/components.js';
 import { loadLoRA } from '../../src/lora/lora-file.js';
 import { TINY_MODEL_DIR } from '../../src/models/hub.js';
 import { loadSDModel, moveModel, type SDModel } from '../../src/models/sd-model.js';
+import { imageSize, prepareImageRgb } from '../../src/data/images.js';
 import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { probeAdapter } from '../../src/engine/webgpu/device.js';
@@ -105,6 +106,12 @@ async function handle(req: Request): Promise<unknown> {
     case 'read': {
       const b = readFileSync(req.path) as Uint8Array;
       return new Uint8Array(b);
+    }
+    case 'image': {
+      const original = await imageSize(req.path);
+      const size = req.size ?? original;
+      const rgb = await prepareImageRgb(req.path, { resized: size, bucket: size, offset: [0, 0], flip: false }, original);
+      return { width: size[0], height: size[1], original, rgb };
     }
     case 'train': {
       const out = req.out ?? `/out/run-${Date.now()}`;

@@ -6,6 +6,8 @@ export type Request =
   | { op: 'put'; files: { path: string; data: Blob | Uint8Array }[] }
   | { op: 'list'; dir: string }
   | { op: 'read'; path: string }
+  /** An image file's RGB bytes as the data pipeline prepares them (src/data/images.ts: the page's decoder, then lanczos3 to `size` when given). */
+  | { op: 'image'; path: string; size?: [number, number] }
   | { op: 'io-stats' }
   | { op: 'train'; steps: number; seed: number; dataset?: string; model?: string; out?: string; values?: Record<string, unknown> }
   | { op: 'generate'; model?: string; /** Configs for a single-file checkpoint of a non-standard size (the CLI's --config-dir). */ configDir?: string; prompt: string; negativePrompt?: string; loras: { path: string; weight: number }[]; width: number; height: number; steps: number; cfgScale: number; seed: number; sampler: string }
