@@ -2,12 +2,7 @@
 // matrix W^T dY in the shared memory and the threads fold it back into image planes there, so
 // neither the (kh*kw times larger) column matrix nor the fold touches the JS heap.
 
-const loop = (label: string, v: string, from: string, end: string, body: string): string => `(local.set ${v} ${from})
-      (block $${label}_end (loop $${label}
-        (br_if $${label}_end (i32.ge_s (local.get ${v}) ${end}))
-        ${body}
-        (local.set ${v} (i32.add (local.get ${v}) (i32.const 1)))
-        (br $${label})))`;
+import { loop } from './wat-loop.js';
 
 const hi16 = (p: string) => `(i32.shr_u (local.get ${p}) (i32.const 16))`;
 const lo16 = (p: string) => `(i32.and (local.get ${p}) (i32.const 65535))`;

@@ -3,12 +3,7 @@
 // order, in f64, so results match it to the last f32 rounding; only dgamma/dbeta are summed per
 // thread first (partials the host adds up).
 
-const loop = (label: string, v: string, from: string, end: string, body: string): string => `(local.set ${v} ${from})
-      (block $${label}_end (loop $${label}
-        (br_if $${label}_end (i32.ge_s (local.get ${v}) ${end}))
-        ${body}
-        (local.set ${v} (i32.add (local.get ${v}) (i32.const 1)))
-        (br $${label})))`;
+import { loop } from './wat-loop.js';
 
 /** f32 element $idx of the array at byte $base, as f64. */
 const ld = (base: string, idx: string) => `(f64.promote_f32 (f32.load (i32.add (local.get ${base}) (i32.shl ${idx} (i32.const 2)))))`;

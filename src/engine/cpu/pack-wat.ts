@@ -2,13 +2,7 @@
 // memory by every thread, from a raw copy of the operand (one memcpy on the host instead of a JS
 // loop per element). Same layout as packPanels in gemm.ts: [kb][panel][kc][W], zero padded.
 
-/** `for (v = from; v < end; v++) body` over i32 locals. */
-const loop = (label: string, v: string, from: string, end: string, body: string): string => `(local.set ${v} ${from})
-      (block $${label}_end (loop $${label}
-        (br_if $${label}_end (i32.ge_s (local.get ${v}) ${end}))
-        ${body}
-        (local.set ${v} (i32.add (local.get ${v}) (i32.const 1)))
-        (br $${label})))`;
+import { loop } from './wat-loop.js';
 
 /** i8x16.shuffle picking f32 lanes (0-3 of the first operand, 4-7 of the second). */
 const lanes = (l: number[], a: string, b: string): string =>
