@@ -26,7 +26,7 @@ export async function doctor(o: { json?: boolean }): Promise<void> {
   console.log('cpu backend');
   console.log(`  ${cpu.platform}, Node ${cpu.node}, ${cpu.cores} cores, ${cpu.memoryGB} GiB RAM`);
   const env = process.env.SDLORA_THREADS;
-  const why = !k.wasm ? '' : env === undefined ? ' (all cores; SDLORA_THREADS sets it)' : String(k.threads) === env ? ' (SDLORA_THREADS)' : ` (SDLORA_THREADS=${env} is not a positive integer: all cores)`;
+  const why = !k.wasm ? '' : env === undefined || env.trim() === '' ? ' (all cores; SDLORA_THREADS sets it)' : ' (SDLORA_THREADS)';
   console.log(`  kernels: ${cpu.kernels} on ${cpu.threads} thread${cpu.threads === 1 ? '' : 's'}${why}`);
   console.log('webgpu backend');
   if (!gpu.found) {

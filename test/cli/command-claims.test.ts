@@ -268,6 +268,15 @@ describe('command claims', () => {
     assert.match(js.kernels, /^plain JS \(SDLORA_WASM=0\)$/);
     const text = run(['doctor'], { SDLORA_THREADS: '1', SDLORA_WASM: undefined });
     assert.match(text.stdout, /kernels: WebAssembly SIMD GEMM \((relaxed-simd|simd128)\) \+ softmax on 1 thread \(SDLORA_THREADS\)/);
+    // A value that is not a thread count is named, not replaced by every core: doctor reports it,
+    // a command that computes stops on it.
+    for (const bad of ['abc', '0', '1.5']) {
+      const msg = new RegExp(`SDLORA_THREADS=${bad.replace('.', '\\.')}: expected a positive whole number`);
+      assert.match(run(['doctor'], { SDLORA_THREADS: bad, SDLORA_WASM: undefined }).stdout, msg);
+      const smoke = run(['smoke'], { SDLORA_THREADS: bad, SDLORA_WASM: undefined });
+      assert.notEqual(smoke.status, 0, `smoke ran with SDLORA_THREADS=${bad}`);
+      assert.match(smoke.stderr, msg);
+    }
   });
 
   it('web listens on 127.0.0.1:8788 unless told otherwise', async () => {

@@ -66,8 +66,12 @@ parentPort.postMessage('ready');
   return { ready: new Promise((res) => w.once('message', () => res())) };
 }
 
+/** SDLORA_THREADS, else every core; a value that is not a positive whole number is an error, not ignored. */
 export function availableThreads(): number {
-  const env = Number(process.env.SDLORA_THREADS);
+  const cores = Math.max(1, os.availableParallelism());
+  const raw = process.env.SDLORA_THREADS;
+  if (raw === undefined || raw.trim() === '') return cores;
+  const env = Number(raw);
   if (Number.isInteger(env) && env > 0) return env;
-  return Math.max(1, os.availableParallelism());
+  throw new Error(`SDLORA_THREADS=${raw}: expected a positive whole number of kernel threads (unset, it is every core: ${cores})`);
 }
