@@ -20,7 +20,7 @@ const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 const ENGINE = README.slice(README.indexOf('## Engine'), README.indexOf('## Benchmarks'));
 
 it('the cpu kernels use SDLORA_THREADS threads, else every core', async () => {
-  assert.match(README, /`SDLORA_THREADS` \(threads, default all cores\)/);
+  assert.match(README, /`SDLORA_THREADS` \(kernel threads, a positive whole number; default all cores\)/);
   const saved = process.env.SDLORA_THREADS;
   try {
     delete process.env.SDLORA_THREADS;
