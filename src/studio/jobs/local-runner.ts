@@ -104,7 +104,7 @@ export class LocalRunner {
   /** Stop-and-save: the run saves its state and a LoRA at the next step, then ends as "stopped". */
   stop(id: number): boolean {
     if (this.running?.id !== id) return false;
-    this.running.child.send({ type: 'stop' });
+    tell(this.running.child, { type: 'stop' });
     this.store.update(id, { status: 'stopping' });
     return true;
   }
@@ -120,11 +120,21 @@ export class LocalRunner {
   async close(timeoutMs = 30000): Promise<void> {
     this.closed = true;
     const r = this.running;
-    if (!r) return;
-    r.child.send({ type: 'stop' });
+    if (!r || exited(r.child)) return;
+    tell(r.child, { type: 'stop' });
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => { r.child.kill('SIGKILL'); resolve(); }, timeoutMs);
       r.child.once('exit', () => { clearTimeout(t); resolve(); });
     });
   }
+}
+
+const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
+
+/**
+ * A message to the train process unless its channel is already closed: a child just killed (a
+ * cancel) closes the channel before its 'exit' event, and it is going away in any case.
+ */
+export function tell(c: ChildProcess, msg: unknown): void {
+  if (c.connected) c.send(msg as object, (err) => { if (err && c.connected) console.error(`train process: ${err.message}`); });
 }
