@@ -15,7 +15,7 @@ import { type SDModel, loadSDModel } from '../../src/models/sd-model.js';
 import type { Weights } from '../../src/models/weights.js';
 import { resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
-import { goldenCase } from '../helpers/golden.js';
+import { goldenCase, requireFile } from '../helpers/golden.js';
 import { tinyModelFolder } from '../helpers/tiny-model.js';
 import { tinySdxlFolder } from '../helpers/tiny-sdxl.js';
 
@@ -35,7 +35,7 @@ describe('load and precision claims', () => {
 
   it('widens a BF16 single-file checkpoint to f32 on load, each value the bfloat16 of the original', async () => {
     const all: [string, E.Tensor][] = [];
-    for (const f of [path.join(goldenCase('sd1-unet', 'unet_ldm.safetensors'), 'unet_ldm.safetensors'), path.join(goldenCase('vae'), 'vae_ldm.safetensors'), path.join(goldenCase('sd1-text'), 'text_encoder_ldm.safetensors')]) {
+    for (const f of [requireFile(goldenCase('sd1-unet', 'unet_ldm.safetensors'), 'unet_ldm.safetensors'), requireFile(goldenCase('vae'), 'vae_ldm.safetensors'), requireFile(goldenCase('sd1-text'), 'text_encoder_ldm.safetensors')]) {
       all.push(...(await loadStateDict(f)).entries());
     }
     const f32 = path.join(tmp, 'tiny-f32.safetensors'), bf16 = path.join(tmp, 'tiny-bf16.safetensors');

@@ -203,29 +203,42 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
     assert.ok(Math.abs(page - node) <= 1e-5 * Math.abs(node), `page ${page} vs node ${node}`);
   });
 
+  // Generation in the page without LoRAs: the page's form filled with the settings pageVsCli uses.
+  const fillGeneration = async () => {
+    for (const l of await s.page.locator('#loras input[type=checkbox]').all()) await l.uncheck();
+    await s.page.fill('#prompt', 'a blue square');
+    await s.page.fill('#gen-seed', '5');
+    await s.page.fill('#gen-steps', '3');
+  };
+  const generateWithoutLoRAs = async () => {
+    const before = await s.page.evaluate(() => (window as any).sdlora.state().images);
+    await s.page.click('#generate');
+    await s.page.waitForFunction((n) => (window as any).sdlora.state().images > n || (window as any).sdlora.state().error, before, { timeout: 180_000, polling: 250 });
+    assert.equal((await s.page.evaluate(() => (window as any).sdlora.state())).error, undefined);
+    assert.equal(await s.page.textContent('#gen-status'), '0 LoRAs applied');
+  };
+  /** The page engine's and the CLI's image for the same model and settings: their largest pixel difference. */
+  const pageVsCli = async (model: { model: string; configDir?: string }, cliModel: string[], pngName: string): Promise<number> => {
+    const page = await engineCall(s, { op: 'generate', ...model, prompt: 'a blue square', loras: [], width: 32, height: 32, steps: 3, cfgScale: 5, seed: 5, sampler: 'dpmpp_2m' }) as { rgb: Record<string, number> };
+    const png = path.join(tmp, pngName);
+    const gen = spawnCli(['txt2img', ...cliModel, '-p', 'a blue square', '--width', '32', '--height', '32', '--steps', '3', '--cfg', '5', '--seed', '5', '--sampler', 'dpmpp_2m', '-o', png]);
+    assert.equal(await gen.exit(180_000), 0, gen.stderr());
+    const cli = decodePng(readFileSync(png)).rgb!;
+    const rgb = Object.values(page.rgb);
+    assert.equal(rgb.length, cli.length);
+    let worst = 0;
+    for (let i = 0; i < cli.length; i++) worst = Math.max(worst, Math.abs(rgb[i] - cli[i]));
+    return worst;
+  };
+
   it('generates from a diffusers folder picked in the page, as the CLI does from the same folder', async () => {
     const dir = await tinyModelFolder();
     try {
       await s.page.setInputFiles('#model-dir', dir);
       assert.equal(await s.page.isChecked('input[name=model][value=dir]'), true);
-      for (const l of await s.page.locator('#loras input[type=checkbox]').all()) await l.uncheck();
-      await s.page.fill('#prompt', 'a blue square');
-      await s.page.fill('#gen-seed', '5');
-      await s.page.fill('#gen-steps', '3');
-      const before = await s.page.evaluate(() => (window as any).sdlora.state().images);
-      await s.page.click('#generate');
-      await s.page.waitForFunction((n) => (window as any).sdlora.state().images > n || (window as any).sdlora.state().error, before, { timeout: 180_000, polling: 250 });
-      assert.equal((await s.page.evaluate(() => (window as any).sdlora.state())).error, undefined);
-      assert.equal(await s.page.textContent('#gen-status'), '0 LoRAs applied');
-      const page = await engineCall(s, { op: 'generate', model: `/user/models/${path.basename(dir)}`, prompt: 'a blue square', loras: [], width: 32, height: 32, steps: 3, cfgScale: 5, seed: 5, sampler: 'dpmpp_2m' }) as { rgb: Record<string, number> };
-      const png = path.join(tmp, 'folder.png');
-      const gen = spawnCli(['txt2img', '--model', dir, '-p', 'a blue square', '--width', '32', '--height', '32', '--steps', '3', '--cfg', '5', '--seed', '5', '--sampler', 'dpmpp_2m', '-o', png]);
-      assert.equal(await gen.exit(180_000), 0, gen.stderr());
-      const cli = decodePng(readFileSync(png)).rgb!;
-      const rgb = Object.values(page.rgb);
-      let worst = 0;
-      for (let i = 0; i < cli.length; i++) worst = Math.max(worst, Math.abs(rgb[i] - cli[i]));
-      assert.equal(rgb.length, cli.length);
+      await fillGeneration();
+      await generateWithoutLoRAs();
+      const worst = await pageVsCli({ model: `/user/models/${path.basename(dir)}` }, ['--model', dir], 'folder.png');
       assert.ok(worst <= 1, `page and CLI images differ by up to ${worst}`);
     } finally {
       await s.page.check('input[name=model][value=tiny]');
@@ -245,32 +258,17 @@ describe('the page on the wasm cpu backend', { skip, timeout: 900_000 }, () => {
       // Not a standard SD size, so its configs come from a folder, as with the CLI's --config-dir.
       await s.page.setInputFiles('#model-config', dir);
       assert.equal(await s.page.isChecked('input[name=model][value=file]'), true);
-      for (const l of await s.page.locator('#loras input[type=checkbox]').all()) await l.uncheck();
-      await s.page.fill('#prompt', 'a blue square');
-      await s.page.fill('#gen-seed', '5');
-      await s.page.fill('#gen-steps', '3');
+      await fillGeneration();
       type Reads = { ranges: number; rangeBytes: number; largestRange: number; whole: number; wholeBytes: number };
       const reads0 = await engineCall(s, { op: 'io-stats' }) as Reads;
-      const before = await s.page.evaluate(() => (window as any).sdlora.state().images);
-      await s.page.click('#generate');
-      await s.page.waitForFunction((n) => (window as any).sdlora.state().images > n || (window as any).sdlora.state().error, before, { timeout: 180_000, polling: 250 });
-      assert.equal((await s.page.evaluate(() => (window as any).sdlora.state())).error, undefined);
-      assert.equal(await s.page.textContent('#gen-status'), '0 LoRAs applied');
+      await generateWithoutLoRAs();
       const reads1 = await engineCall(s, { op: 'io-stats' }) as Reads;
       t.diagnostic(`checkpoint ${size} bytes; picked files read in ${reads1.ranges - reads0.ranges} ranges (${reads1.rangeBytes - reads0.rangeBytes} bytes, largest ${reads1.largestRange}), whole: ${reads1.whole - reads0.whole} files (${reads1.wholeBytes - reads0.wholeBytes} bytes: configs, tokenizer)`);
       // Every tensor of the checkpoint came through Blob.slice; the whole reads (configs, vocabulary) are far smaller than it.
       assert.ok(reads1.rangeBytes - reads0.rangeBytes >= size - 64 * 1024, 'the checkpoint was read in ranges');
       assert.ok(reads1.largestRange < size, 'no range is the whole checkpoint');
       assert.ok(reads1.wholeBytes - reads0.wholeBytes < size, 'the checkpoint was not read whole');
-      const page = await engineCall(s, { op: 'generate', model: `/user/models/${path.basename(ckpt)}`, configDir: `/user/models/${path.basename(dir)}`, prompt: 'a blue square', loras: [], width: 32, height: 32, steps: 3, cfgScale: 5, seed: 5, sampler: 'dpmpp_2m' }) as { rgb: Record<string, number> };
-      const png = path.join(tmp, 'single.png');
-      const gen = spawnCli(['txt2img', '--model', ckpt, '--config-dir', dir, '-p', 'a blue square', '--width', '32', '--height', '32', '--steps', '3', '--cfg', '5', '--seed', '5', '--sampler', 'dpmpp_2m', '-o', png]);
-      assert.equal(await gen.exit(180_000), 0, gen.stderr());
-      const cli = decodePng(readFileSync(png)).rgb!;
-      const rgb = Object.values(page.rgb);
-      let worst = 0;
-      for (let i = 0; i < cli.length; i++) worst = Math.max(worst, Math.abs(rgb[i] - cli[i]));
-      assert.equal(rgb.length, cli.length);
+      const worst = await pageVsCli({ model: `/user/models/${path.basename(ckpt)}`, configDir: `/user/models/${path.basename(dir)}` }, ['--model', ckpt, '--config-dir', dir], 'single.png');
       t.diagnostic(`page vs CLI: max |diff| ${worst} of 255`);
       assert.ok(worst <= 1, `page and CLI images differ by up to ${worst}`);
     } finally {
