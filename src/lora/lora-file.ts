@@ -144,12 +144,20 @@ export async function loadLoRA(path: string): Promise<LoRAFile> {
   }
 }
 
+/**
+ * The adapter modules of a file that are not plain LoRA / LoCon / PEFT factors, and the kinds they
+ * are, for a refusal message. A LoCon with a Tucker core is "locon" in `lora list`; here the core is
+ * what makes it not plain.
+ */
+export function nonPlainModules(lora: LoRAFile): { other: AdapterModule[]; kinds: string[] } {
+  const other = [...lora.adapters.values()].filter((m) => !lora.modules.has(m.name));
+  return { other, kinds: [...new Set(other.map((m) => (m.kind === 'lora' && m.mid && !m.doraScale ? 'LoCon Tucker (lora_mid)' : algorithmOf(m, false))))] };
+}
+
 /** Throws for files the SVD tools cannot take: anything but plain LoRA / LoCon / PEFT LoRA modules. */
 export function assertPlainLoRA(lora: LoRAFile, tool: string): void {
-  const other = [...lora.adapters.values()].filter((m) => !lora.modules.has(m.name));
+  const { other, kinds } = nonPlainModules(lora);
   if (!other.length && !lora.unsupported.length && lora.modules.size) return;
-  // A LoCon with a Tucker core is "locon" in `lora list`; here the core is what the tools cannot take.
-  const kinds = [...new Set(other.map((m) => (m.kind === 'lora' && m.mid && !m.doraScale ? 'LoCon Tucker (lora_mid)' : algorithmOf(m, false))))];
   const what = lora.unsupported.length ? `${lora.unsupported[0].format} (${lora.unsupported[0].name})`
     : kinds.length ? `${kinds.join('+')} (e.g. ${other[0].name})` : 'no LoRA';
   throw new Error(`${lora.path}: ${tool} works on LoRA/LoCon factors (lora_down/lora_up) only, and this file holds ${what} modules, not plain LoRA; `

@@ -4,7 +4,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { checkBLoRAModel } from '../lora/b-lora.js';
 import { type LoRAComponent, familyComponents } from '../lora/components.js';
-import { type LoRAFile, algorithmOf, loadLoRA } from '../lora/lora-file.js';
+import { type LoRAFile, loadLoRA, nonPlainModules } from '../lora/lora-file.js';
 import type { SDModel } from '../models/sd-model.js';
 import { type TrainConfig, parseArgList } from './config.js';
 import { LycorisNetwork, lycorisOptions } from './lycoris-network.js';
@@ -24,9 +24,8 @@ export interface TrainingNetwork {
 function networkWeights(file: LoRAFile, lycoris: boolean): LoRAFile {
   const u = file.unsupported[0];
   if (u) throw new Error(`network_weights ${file.path}: it holds ${u.format} modules (e.g. ${u.name}), which sdlora does not train`);
-  const other = lycoris ? [] : [...file.adapters.values()].filter((m) => !file.modules.has(m.name));
+  const { other, kinds } = lycoris ? { other: [], kinds: [] } : nonPlainModules(file);
   if (other.length) {
-    const kinds = [...new Set(other.map((m) => (m.kind === 'lora' && m.mid && !m.doraScale ? 'LoCon Tucker (lora_mid)' : algorithmOf(m, false))))];
     throw new Error(`network_weights ${file.path}: networks.lora continues plain LoRA / LoCon / PEFT files, and this one holds ${kinds.join('+')} modules (e.g. ${other[0].name}); `
       + 'continue it with network_module = "lycoris.kohya" and the network_args of its algorithm');
   }
