@@ -110,6 +110,28 @@ describe('forward kernels against naive references', () => {
     }
   });
 
+  it('the fused wasm attention (forward and backward, slices on all threads) matches the f64 path', () => {
+    // Odd head sizes, several query blocks (lq past the kernel's block of 128), K blocks of the P V
+    // product (lk past 256), causal masks, lk < lq, more slices than threads and a single slice.
+    for (const [b, lq, lk, d, dv, causal, scale] of [
+      [3, 37, 37, 8, 5, true, 0.3], [2, 50, 77, 8, 5, false, 1], [1, 300, 290, 13, 7, false, 0.25],
+      [5, 260, 260, 40, 40, true, 0.158], [2, 9, 3, 8, 5, false, 2], [1, 129, 513, 3, 9, false, 0.5],
+    ] as const) {
+      const q = randT([b, lq, d], rng), k = randT([b, lk, d], rng), v = randT([b, lk, dv], rng), gy = randT([b, lq, dv], rng);
+      const run = (dt: 'f32' | 'f64') => {
+        const [qq, kk, vv] = [q, k, v].map((t) => t.to(dt).requireGrad());
+        const y = E.attention(qq, kk, vv, { causal, scale });
+        E.sum(E.mul(y, gy.to(dt))).backward();
+        return [y, qq.grad!, kk.grad!, vv.grad!].map((t) => t.dataSync());
+      };
+      const ref = run('f64'), got = run('f32');
+      ['y', 'dq', 'dk', 'dv'].forEach((name, i) => {
+        const scaleOf = Math.max(...Array.from(ref[i], Math.abs));
+        assert.ok(maxAbsDiff(got[i], ref[i]) < 1e-5 * scaleOf, `${name} of b ${b} lq ${lq} lk ${lk} d ${d} dv ${dv} causal ${causal}: ${maxAbsDiff(got[i], ref[i])}`);
+      });
+    }
+  });
+
   it('wasm gemm matches the JS reference for odd sizes and every transpose', () => {
     for (const [M, N, K] of [[1, 1, 1], [6, 8, 1], [7, 9, 300], [33, 65, 17], [130, 70, 513]]) {
       for (const ta of [false, true]) for (const tb of [false, true]) {

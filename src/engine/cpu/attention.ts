@@ -2,11 +2,66 @@
 // time (never [batch, Lq, Lk]), and the backward pass recomputes it instead of storing it.
 import type { AttentionSpec } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import { type FloatArray, gemm, mat, softmaxRowsWasm } from './gemm.js';
+import { ATTN_FIELDS, packedBytes } from './attention-wat.js';
+import { type FloatArray, gemm, kernelPool, mat, softmaxRowsWasm } from './gemm.js';
+import { MR, NR } from './gemm-wat.js';
 import { scratch } from './scratch.js';
 import { softmaxGradInto, softmaxRowsInPlace } from './softmax.js';
+import type { WasmPool } from './wasm-pool.js';
 
 const QUERY_BLOCK = 512;
+/** Query rows per block in the wasm kernel: a block's scores (WASM_QUERY_BLOCK x lk) stay in cache. */
+const WASM_QUERY_BLOCK = 128;
+
+const align = (n: number) => (n + 63) & ~63;
+
+/**
+ * Attention forward (gy null) or backward in the wasm kernel on all threads (attention-wat.ts):
+ * the operands are copied into the kernels' memory once, each thread works on whole (batch x
+ * head) slices in scratch of its own, and the results are copied out. Returns [y] or [dq, dk, dv].
+ */
+function attentionWasm(p: WasmPool, q: Float32Array, k: Float32Array, v: Float32Array, gy: Float32Array | null, a: AttentionSpec): Float32Array[] {
+  const { batch, lq, lk, d, dv } = a;
+  const qb = Math.min(lq, WASM_QUERY_BLOCK);
+  const bwd = gy !== null;
+  // Per-thread scratch: scores P (and dP), packed A, packed B of K^T, of V or V^T, of K, of a dY/Q block.
+  const sizes = [
+    qb * lk * 4,
+    bwd ? qb * lk * 4 : 0,
+    Math.max(packedBytes(qb, d, MR), packedBytes(qb, lk, MR), packedBytes(qb, dv, MR), bwd ? packedBytes(lk, qb, MR) : 0),
+    packedBytes(lk, d, NR),
+    bwd ? packedBytes(lk, dv, NR) : packedBytes(dv, lk, NR),
+    bwd ? packedBytes(d, lk, NR) : 0,
+    bwd ? Math.max(packedBytes(dv, qb, NR), packedBytes(d, qb, NR)) : 0,
+  ];
+  const offs: number[] = [];
+  let stride = 0;
+  for (const n of sizes) { offs.push(stride); stride += align(n); }
+  let at = align(p.threads * MR * NR * 4);
+  const place = (bytes: number) => { const o = at; at = align(at + bytes); return o; };
+  const desc = place(ATTN_FIELDS.length * 4);
+  const qA = place(batch * lq * d * 4), kA = place(batch * lk * d * 4), vA = place(batch * lk * dv * 4);
+  const gyA = bwd ? place(batch * lq * dv * 4) : 0;
+  const outs = bwd ? [place(batch * lq * d * 4), place(batch * lk * d * 4), place(batch * lk * dv * 4)] : [place(batch * lq * dv * 4)];
+  const scr = place(p.threads * stride);
+  const buf = p.reserve(at);
+  const mem = new Float32Array(buf);
+  mem.set(q.subarray(0, batch * lq * d), qA >> 2);
+  mem.set(k.subarray(0, batch * lk * d), kA >> 2);
+  mem.set(v.subarray(0, batch * lk * dv), vA >> 2);
+  if (gy) mem.set(gy.subarray(0, batch * lq * dv), gyA >> 2);
+  const fields: Record<(typeof ATTN_FIELDS)[number], number> = {
+    q: qA, k: kA, v: vA, y: bwd ? 0 : outs[0], gy: gyA, dq: bwd ? outs[0] : 0, dk: bwd ? outs[1] : 0, dv: bwd ? outs[2] : 0,
+    lq, lk, d, dvDim: dv, scale: 0, causal: a.causal ? 1 : 0, qb, scratch: scr, stride,
+    offP: offs[0], offDP: offs[1], offPA: offs[2], offPB1: offs[3], offPB2: offs[4], offPB3: offs[5], offPB4: offs[6],
+  };
+  const di = new Int32Array(buf, desc, ATTN_FIELDS.length);
+  ATTN_FIELDS.forEach((f, i) => { di[i] = fields[f]; });
+  new Float32Array(buf, desc, ATTN_FIELDS.length)[ATTN_FIELDS.indexOf('scale')] = a.scale;
+  p.runAttention(bwd, desc, batch);
+  const lens = bwd ? [batch * lq * d, batch * lk * d, batch * lk * dv] : [batch * lq * dv];
+  return outs.map((o, i) => mem.slice(o >> 2, (o >> 2) + lens[i]));
+}
 
 /** Probabilities for queries [q0, q0+qn) of batch b into p ([qn, lk]). */
 function probs(q: FloatArray, k: FloatArray, a: AttentionSpec, b: number, q0: number, qn: number, p: FloatArray): void {
@@ -18,6 +73,8 @@ function probs(q: FloatArray, k: FloatArray, a: AttentionSpec, b: number, q0: nu
 }
 
 export function attention(q: FloatArray, k: FloatArray, v: FloatArray, a: AttentionSpec, dtype: FloatDType): FloatArray {
+  const pool = kernelPool();
+  if (pool && q instanceof Float32Array && k instanceof Float32Array && v instanceof Float32Array) return attentionWasm(pool, q, k, v, null, a)[0];
   const y = allocArray(dtype, a.batch * a.lq * a.dv) as FloatArray;
   const p = scratch('attn.p', dtype, Math.min(QUERY_BLOCK, a.lq) * a.lk);
   for (let b = 0; b < a.batch; b++) {
@@ -31,6 +88,11 @@ export function attention(q: FloatArray, k: FloatArray, v: FloatArray, a: Attent
 }
 
 export function attentionGrad(q: FloatArray, k: FloatArray, v: FloatArray, gy: FloatArray, a: AttentionSpec, dtype: FloatDType) {
+  const pool = kernelPool();
+  if (pool && q instanceof Float32Array && k instanceof Float32Array && v instanceof Float32Array && gy instanceof Float32Array) {
+    const [dq, dk, dv] = attentionWasm(pool, q, k, v, gy, a);
+    return { dq, dk, dv };
+  }
   const dq = allocArray(dtype, q.length) as FloatArray;
   const dk = allocArray(dtype, k.length) as FloatArray;
   const dv = allocArray(dtype, v.length) as FloatArray;

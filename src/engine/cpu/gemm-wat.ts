@@ -3,6 +3,7 @@
 // generation (MR rows x NR columns of accumulators kept in v128 locals), which is why it is
 // written here instead of by hand.
 
+import { attentionWat } from './attention-wat.js';
 import { col2imWat } from './col2im-wat.js';
 import { mapWat } from './map-wat.js';
 import { normWat } from './norm-wat.js';
@@ -17,6 +18,8 @@ import { softmaxWat } from './softmax-wat.js';
 export const MR = 4;
 /** Columns of B per packed panel (two f32x4 vectors). */
 export const NR = 8;
+/** Depth of one K block of packed operands (at most; gemm.ts kBlocks splits K evenly). */
+export const KC_MAX = 256;
 
 /**
  * The module text. `relaxed` uses f32x4.relaxed_madd (one fused multiply-add where the hardware has
@@ -31,7 +34,8 @@ export function gemmWat(relaxed = false): string {
   ${softmaxWat()}
   ${mapWat()}
   ${col2imWat()}
-  ${normWat()})
+  ${normWat()}
+  ${attentionWat()})
 `;
 }
 
@@ -71,7 +75,7 @@ function gemmFunc(relaxed: boolean): string {
   for (let r = 0; r < MR; r++)
     for (let h = 0; h < 2; h++) spill.push(`(v128.store offset=${(r * NR + h * 4) * 4} (local.get $tile) (local.get $c${r}_${h}))`);
   const bStart = `(i32.add (local.get $bp) (i32.shl (i32.mul (i32.add (i32.mul (local.get $kb) (local.get $npb)) (local.get $jp)) (i32.mul (local.get $kc) (i32.const ${NR}))) (i32.const 2)))`;
-  return `(func (export "gemm") (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32)
+  return `(func $gemm (export "gemm") (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32)
       (param $m i32) (param $n i32) (param $kc i32) (param $nkb i32) (param $ip0 i32) (param $ip1 i32) (param $tile i32)
     (local $npa i32) (local $npb i32) (local $kb i32) (local $jp i32) (local $ip i32) (local $k i32)
     (local $aptr i32) (local $bptr i32) (local $crow i32) (local $ldcb i32) (local $p i32)

@@ -1,7 +1,7 @@
 // General matrix multiply C = A·B (or C += A·B) on strided views. f32 work of useful size goes to
 // the packed WebAssembly SIMD kernel on all threads; f64 (gradient checks) and tiny products use
 // the plain JS loop, which is also the reference the kernel is tested against.
-import { MR, NR } from './gemm-wat.js';
+import { KC_MAX, MR, NR } from './gemm-wat.js';
 import { MAP_BLOCK, MAP_OPS } from './map-wat.js';
 import { scratch } from './scratch.js';
 import type { WasmPool } from './wasm-pool.js';
@@ -18,7 +18,6 @@ export interface MatView {
 
 export const mat = (data: FloatArray, offset: number, rs: number, cs: number): MatView => ({ data, offset, rs, cs });
 
-const KC_MAX = 256;
 /** Below this many multiply-adds the copy into wasm memory costs more than it saves. */
 const WASM_MIN_MACS = 16 * 16 * 16;
 /** Below this many multiply-adds one thread beats waking the others (about 50 us of work). */

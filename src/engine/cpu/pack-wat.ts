@@ -30,7 +30,7 @@ export function packWat(): string {
   return `
   ;; Element (r, k) of the source is the f32 at $src + 4*(r*$sr + k*$sk). Packs panels [$p0, $p1)
   ;; of every k block into $dst. W is 4 or 8.
-  (func (export "pack") (param $src i32) (param $sr i32) (param $sk i32) (param $rows i32) (param $K i32)
+  (func $pack (export "pack") (param $src i32) (param $sr i32) (param $sk i32) (param $rows i32) (param $K i32)
       (param $W i32) (param $nkb i32) (param $kc i32) (param $dst i32) (param $p0 i32) (param $p1 i32)
     (local $np i32) (local $kb i32) (local $pi i32) (local $k0 i32) (local $kn i32) (local $r0 i32) (local $rn i32)
     (local $o i32) (local $s i32) (local $k i32) (local $r i32) (local $srb i32) (local $skb i32) (local $wb i32)

@@ -35,7 +35,7 @@ export function softmaxWat(): string {
       (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (i32x4.splat (i32.const 127))) (i32.const 23))))
 
   ;; Rows [r0, r1) of a [rows, cols] matrix at $ptr, in place.
-  (func (export "softmax") (param $ptr i32) (param $cols i32) (param $scaleBits i32) (param $causalFrom i32) (param $r0 i32) (param $r1 i32)
+  (func $softmax (export "softmax") (param $ptr i32) (param $cols i32) (param $scaleBits i32) (param $causalFrom i32) (param $r0 i32) (param $r1 i32)
     (local $scale f32) (local $r i32) (local $row i32) (local $lim i32) (local $j i32) (local $mx f32) (local $sum f32) (local $v f32)
     (local $vm v128) (local $vs v128) (local $e v128) (local $n4 i32)
     (local.set $scale (f32.reinterpret_i32 (local.get $scaleBits)))

@@ -19,7 +19,7 @@ const ARGS_PER_WORKER = 16;
  */
 const CHUNKS_PER_THREAD = 4;
 /** Kernel ids of the job protocol, in the order of the worker loop's table. */
-const GEMM = 0, PACK = 1, SOFTMAX = 2, MAP = 3, COL2IM = 4, NORM = 5, NORM_GRAD = 6;
+const GEMM = 0, PACK = 1, SOFTMAX = 2, MAP = 3, COL2IM = 4, NORM = 5, NORM_GRAD = 6, ATTN_FWD = 7, ATTN_BWD = 8;
 type KernelFn = (...a: number[]) => void;
 
 // The body every kernel thread runs, as source: each platform starts it in its own kind of thread.
@@ -36,7 +36,7 @@ for (;;) {
   const args = [];
   for (let i = 1; i < n; i++) args.push(c[base + 1 + i]);
   const e = instance.exports;
-  const fn = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad][c[base + 1]];
+  const fn = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad, e.attnFwd, e.attnBwd][c[base + 1]];
   const end = c[3], chunk = c[4], at = c[5];
   for (;;) {
     const lo = Atomics.add(c, 2, chunk);
@@ -62,8 +62,8 @@ export class WasmPool {
     this.memory = memory;
     this.threads = threads;
     const inst = new WebAssembly.Instance(module, { env: { memory } });
-    const e = inst.exports as unknown as Record<'gemm' | 'pack' | 'softmax' | 'map' | 'col2im' | 'norm' | 'normGrad', KernelFn>;
-    this.fns = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad];
+    const e = inst.exports as unknown as Record<'gemm' | 'pack' | 'softmax' | 'map' | 'col2im' | 'norm' | 'normGrad' | 'attnFwd' | 'attnBwd', KernelFn>;
+    this.fns = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad, e.attnFwd, e.attnBwd];
     this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (HEADER + threads * ARGS_PER_WORKER)));
     for (let i = 0; i < threads - 1; i++) {
       this.workers.push(startKernelThread(workerLoop, { module, memory, ctrl: this.ctrl.buffer as SharedArrayBuffer, index: i }));
@@ -146,7 +146,15 @@ export class WasmPool {
   }
 
   /**
-   * Kernel `id` (GEMM, PACK, SOFTMAX, MAP, COL2IM, NORM, NORM_GRAD) over [0, panels): on the calling thread alone when maxThreads
+   * Fused attention (attention-wat.ts) forward or backward over `slices` (batch x head) slices,
+   * described by the fields at byte `desc`; each thread works in its own scratch.
+   */
+  runAttention(backward: boolean, desc: number, slices: number): void {
+    this.run(backward ? ATTN_BWD : ATTN_FWD, slices, (lo, hi, t) => [desc, t, lo, hi], this.threads, 2);
+  }
+
+  /**
+   * Kernel `id` (GEMM ... ATTN_BWD above) over [0, panels): on the calling thread alone when maxThreads
    * is 1, else on every thread in chunks (the (lo, hi) at positions `loAt`, `loAt + 1` of the
    * arguments); the calling thread works too and then waits for the rest.
    */
