@@ -27,6 +27,24 @@ export function withGrad<T>(fn: () => T): T {
   try { return fn(); } finally { gradEnabled = prev; }
 }
 
+/**
+ * Gradients a leaf's .grad holds that this module made by summing (nothing else has their
+ * storage, so later gradients can be added into them in place, as torch accumulates .grad).
+ */
+const ownGrads = new WeakSet<Tensor>();
+
+function accumulateLeafGrad(t: Tensor, g: Tensor): void {
+  const prev = t.grad;
+  if (!prev) { t.grad = g; return; }
+  const be = prev.backend;
+  if (ownGrads.has(prev) && be.addInPlace && g.backend === be && g.dtype === prev.dtype && g.size === prev.size) {
+    be.addInPlace(prev.storage, g.storage, prev.size);
+    return;
+  }
+  t.grad = addFn!(prev, g);
+  ownGrads.add(t.grad);
+}
+
 /** Attaches a node to `out` when any input needs a gradient. Returns `out`. */
 export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward']): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
@@ -108,7 +126,7 @@ function* backwardSteps(root: Tensor, grad: Tensor | undefined, release: boolean
     const heavy = t.node?.op === 'checkpoint';
     noGrad(() => {
       if (!t.node) {
-        t.grad = t.grad ? add(t.grad, g) : g;
+        accumulateLeafGrad(t, g);
         return;
       }
       const node = t.node;

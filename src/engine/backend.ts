@@ -61,6 +61,8 @@ export interface Backend {
   cast(s: Storage, to: DType): Storage;
   /** Overwrites the values in place (trainable leaves only; see Tensor.assign). */
   assign(s: Storage, data: TypedArray): void;
+  /** dst += src over n elements, in place (a leaf's own accumulated gradient; optional). */
+  addInPlace?(dst: Storage, src: Storage, n: number): void;
   /**
    * Allocation scopes (backends whose memory the garbage collector cannot see): storage allocated
    * between beginScope and endScope, except `keep`, is reclaimed at endScope.
@@ -85,6 +87,8 @@ export interface Backend {
   concat(xs: Storage[], shapes: Shape[], axis: number, dtype: DType): Storage;
 
   matmul(a: Storage, b: Storage, spec: MatmulSpec, dtype: FloatDType): Storage;
+  /** a @ b + bias ([N], on every row) in one pass over the output (optional; linear uses matmul + add without it). */
+  matmulBias?(a: Storage, b: Storage, bias: Storage, spec: MatmulSpec, dtype: FloatDType): Storage;
   conv2d(x: Storage, w: Storage, bias: Storage | null, s: ConvShapes, dtype: FloatDType): Storage;
   conv2dGradInput(gy: Storage, w: Storage, s: ConvShapes, dtype: FloatDType): Storage;
   conv2dGradWeight(gy: Storage, x: Storage, s: ConvShapes, dtype: FloatDType): Storage;

@@ -14,9 +14,14 @@ export function loraDown(x: Tensor, down: Tensor, convOpts?: E.Conv2dOptions): T
   return down.rank === 4 ? E.conv2d(x, down, null, convOpts) : E.linear(x, down);
 }
 
-/** lora_up (linear, or a 1x1 conv) on the rank activations, times the scale. */
+/**
+ * lora_up (linear, or a 1x1 conv) on the rank activations, times the scale. The scale multiplies
+ * the rank activations (rank channels) instead of the output (all of the layer's channels): the
+ * same product, a pass over a far smaller tensor, forward and backward.
+ */
 export function loraUp(h: Tensor, up: Tensor, scale: number): Tensor {
-  return E.mulScalar(up.rank === 4 ? E.conv2d(h, up) : E.linear(h, up), scale);
+  const hs = scale === 1 ? h : E.mulScalar(h, scale);
+  return up.rank === 4 ? E.conv2d(hs, up) : E.linear(hs, up);
 }
 
 export class LoRAAdapter implements LayerAdapter {

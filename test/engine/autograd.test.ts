@@ -16,6 +16,25 @@ describe('autograd', () => {
     assert.deepEqual([...x.grad!.dataSync()], [3, 5, 7]);
   });
 
+  it('adds later gradients into a leaf\'s summed .grad in place without touching gradients that shared its storage', () => {
+    // a + b hands both leaves the same gradient storage; the first sum makes each a .grad of its
+    // own, which later backward calls may then add into (on cpu, in place).
+    const a = tensor([1, 2], [2], 'f32').requireGrad(), b = tensor([3, 4], [2], 'f32').requireGrad();
+    const w = tensor([1, 10], [2], 'f32');
+    const run = () => E.sum(E.mul(E.add(a, b), w)).backward();
+    run();
+    const first = a.grad!;
+    assert.equal(first.storage, b.grad!.storage);
+    run();
+    const summed = a.grad!;
+    assert.notEqual(summed.storage, b.grad!.storage);
+    run(); run();
+    assert.deepEqual([...a.grad!.dataSync()], [4, 40]);
+    assert.deepEqual([...b.grad!.dataSync()], [4, 40]);
+    assert.deepEqual([...first.dataSync()], [1, 10]);
+    assert.equal(a.grad, summed);
+  });
+
   it('records nothing under noGrad and cuts the graph at detach', () => {
     const x = tensor([1, 2], [2], 'f64').requireGrad();
     const y = E.noGrad(() => E.mul(x, x));

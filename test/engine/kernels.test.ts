@@ -132,6 +132,25 @@ describe('forward kernels against naive references', () => {
     }
   });
 
+  it('linear with a bias (the bias as the product\'s starting values, wasm f32) equals x W^T + b', () => {
+    for (const [lead, inF, out] of [[[2, 37], 19, 23], [[5], 3, 2], [[1, 64], 96, 130]] as [number[], number, number][]) {
+      const x = randT([...lead, inF], rng), w = randT([out, inF], rng), b = randT([out], rng);
+      const X = x.dataSync(), W = w.dataSync(), B = b.dataSync();
+      const rows = X.length / inF;
+      const ref = Array.from({ length: rows * out }, (_, i) => {
+        const r = Math.floor(i / out), o = i % out;
+        let s = B[o];
+        for (let k = 0; k < inF; k++) s += X[r * inF + k] * W[o * inF + k];
+        return s;
+      });
+      for (const dt of ['f32', 'f64'] as const) {
+        const y = E.linear(x.to(dt), w.to(dt), b.to(dt));
+        assert.deepEqual(y.shape, [...lead, out]);
+        assert.ok(maxAbsDiff(y.dataSync(), ref) < (dt === 'f32' ? 2e-5 * Math.sqrt(inF) : 1e-12), `${dt} [${lead}, ${inF}] -> ${out}`);
+      }
+    }
+  });
+
   it('wasm gemm matches the JS reference for odd sizes and every transpose', () => {
     for (const [M, N, K] of [[1, 1, 1], [6, 8, 1], [7, 9, 300], [33, 65, 17], [130, 70, 513]]) {
       for (const ta of [false, true]) for (const tb of [false, true]) {

@@ -13,7 +13,7 @@ const QUERY_BLOCK = 512;
 /** Query rows per block in the wasm kernel: a block's scores (WASM_QUERY_BLOCK x lk) stay in cache. */
 const WASM_QUERY_BLOCK = 128;
 
-const align = (n: number) => (n + 63) & ~63;
+const align = (n: number) => Math.ceil(n / 64) * 64;
 
 /**
  * Attention forward (gy null) or backward in the wasm kernel on all threads (attention-wat.ts):
@@ -46,10 +46,10 @@ function attentionWasm(p: WasmPool, q: Float32Array, k: Float32Array, v: Float32
   const scr = place(p.threads * stride);
   const buf = p.reserve(at);
   const mem = new Float32Array(buf);
-  mem.set(q.subarray(0, batch * lq * d), qA >> 2);
-  mem.set(k.subarray(0, batch * lk * d), kA >> 2);
-  mem.set(v.subarray(0, batch * lk * dv), vA >> 2);
-  if (gy) mem.set(gy.subarray(0, batch * lq * dv), gyA >> 2);
+  mem.set(q.subarray(0, batch * lq * d), qA >>> 2);
+  mem.set(k.subarray(0, batch * lk * d), kA >>> 2);
+  mem.set(v.subarray(0, batch * lk * dv), vA >>> 2);
+  if (gy) mem.set(gy.subarray(0, batch * lq * dv), gyA >>> 2);
   const fields: Record<(typeof ATTN_FIELDS)[number], number> = {
     q: qA, k: kA, v: vA, y: bwd ? 0 : outs[0], gy: gyA, dq: bwd ? outs[0] : 0, dk: bwd ? outs[1] : 0, dv: bwd ? outs[2] : 0,
     lq, lk, d, dvDim: dv, scale: 0, causal: a.causal ? 1 : 0, qb, scratch: scr, stride,
@@ -60,7 +60,7 @@ function attentionWasm(p: WasmPool, q: Float32Array, k: Float32Array, v: Float32
   new Float32Array(buf, desc, ATTN_FIELDS.length)[ATTN_FIELDS.indexOf('scale')] = a.scale;
   p.runAttention(bwd, desc, batch);
   const lens = bwd ? [batch * lq * d, batch * lk * d, batch * lk * dv] : [batch * lq * dv];
-  return outs.map((o, i) => mem.slice(o >> 2, (o >> 2) + lens[i]));
+  return outs.map((o, i) => mem.slice(o >>> 2, (o >>> 2) + lens[i]));
 }
 
 /** Probabilities for queries [q0, q0+qn) of batch b into p ([qn, lk]). */

@@ -2,7 +2,7 @@
 // (so the column buffer is bounded by a single image). 1x1 stride-1 convolutions skip im2col.
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import { type FloatArray, gemm, gemmFillB, gemmInWasm, mat } from './gemm.js';
+import { type FloatArray, colBias, gemm, gemmFillB, gemmInWasm, mat } from './gemm.js';
 import { scratch } from './scratch.js';
 
 interface Geometry {
@@ -136,27 +136,23 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
     const nb = Math.min(chunk, G.n - b0), ld = nb * G.ohw;
     for (let g = 0; g < G.g; g++) {
       const A = mat(w, g * G.cog * G.kk, G.kk, 1);
+      // The product starts from the bias of each output channel (no pass of its own afterwards).
+      const init = bias ? colBias(bias, G.cog, ld, g * G.cog) : undefined;
       if (nb === 1 && G.pointwise) {
-        gemm(G.cog, G.ohw, G.kk, A, mat(x, (b0 * G.cin + g * G.cg) * G.h * G.w, G.ohw, 1), y, (b0 * G.cout + g * G.cog) * G.ohw, false);
+        gemm(G.cog, G.ohw, G.kk, A, mat(x, (b0 * G.cin + g * G.cg) * G.h * G.w, G.ohw, 1), y, (b0 * G.cout + g * G.cog) * G.ohw, false, init);
         continue;
       }
       // im2col rows of every image in the chunk, side by side, written straight into the GEMM's B.
       const fill = (col: FloatArray, off: number) => columns(x, G, b0, nb, g, col, off);
       const out = nb === 1 ? y : scratch('conv.out', dtype, G.cog * ld);
       const outOff = nb === 1 ? (b0 * G.cout + g * G.cog) * G.ohw : 0;
-      if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill as (m: Float32Array, o: number) => void, out as Float32Array, outOff, false);
+      if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill as (m: Float32Array, o: number) => void, out as Float32Array, outOff, false, init);
       else {
         const col = scratch('im2col', dtype, G.kk * ld);
         fill(col, 0);
-        gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), out, outOff, false);
+        gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), out, outOff, false, init);
       }
       if (nb > 1) scatterChannels(out, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, y);
-    }
-  }
-  if (bias) {
-    for (let b = 0; b < G.n; b++) for (let c = 0; c < G.cout; c++) {
-      const o = (b * G.cout + c) * G.ohw, bv = bias[c];
-      for (let i = 0; i < G.ohw; i++) y[o + i] += bv;
     }
   }
   return y;
@@ -185,7 +181,7 @@ export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dt
         p.runCol2im(colByte, ld, free, G.cg, G.h << 16 | G.w, G.kh << 16 | G.kw, G.oh << 16 | G.ow, G.sh << 16 | G.sw, G.ph << 16 | G.pw, planes,
           G.kk * ld >= 1 << 16 ? p.threads : 1);
         for (let b = 0; b < nb; b++) {
-          const s = (free >> 2) + b * G.cg * hw;
+          const s = (free >>> 2) + b * G.cg * hw;
           dx.set(mem.subarray(s, s + G.cg * hw), ((b0 + b) * G.cin + g * G.cg) * hw);
         }
       })) continue;

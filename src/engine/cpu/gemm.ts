@@ -32,17 +32,36 @@ export function setGemmPool(p: WasmPool | undefined): void {
   pool = p;
 }
 
-/** C[cOff + i*N + j] (=|+=) sum_k A(i,k) B(k,j). */
+/**
+ * Starting values of C instead of zeros (a bias): writes the [M, N] row-major start of C into
+ * `mem` from element `off`, so the bias costs no pass of its own over the output.
+ */
+export type CInit = (mem: FloatArray, off: number) => void;
+
+/** C[cOff + i*N + j] (=|+=) sum_k A(i,k) B(k,j); with `init` (and not accumulate) C starts from it. */
 export function gemm(
-  M: number, N: number, K: number, A: MatView, B: MatView, C: FloatArray, cOff: number, accumulate: boolean,
+  M: number, N: number, K: number, A: MatView, B: MatView, C: FloatArray, cOff: number, accumulate: boolean, init?: CInit,
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && C instanceof Float32Array && A.data instanceof Float32Array && B.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    runWasmGemm(pool, M, N, K, A, B, C, cOff, accumulate);
+    runWasmGemm(pool, M, N, K, A, B, C, cOff, accumulate, undefined, init);
+  } else if (init && !accumulate) {
+    init(C, cOff);
+    gemmJs(M, N, K, A, B, C, cOff, true);
   } else {
     gemmJs(M, N, K, A, B, C, cOff, accumulate);
   }
 }
+
+/** C starting from a per-column bias (each of the M rows of N gets bias[b0..b0+N)). */
+export const rowBias = (bias: FloatArray, M: number, N: number, b0 = 0): CInit => (mem, off) => {
+  const b = bias.subarray(b0, b0 + N);
+  for (let i = 0; i < M; i++) mem.set(b, off + i * N);
+};
+/** C starting from a per-row bias (row i of N is bias[b0 + i] throughout; a conv's output channels). */
+export const colBias = (bias: FloatArray, M: number, N: number, b0 = 0): CInit => (mem, off) => {
+  for (let i = 0; i < M; i++) mem.fill(bias[b0 + i], off + i * N, off + (i + 1) * N);
+};
 
 /**
  * C (=|+=) A @ B where `fillB(mem, off)` writes B row-major ([K, N], row stride N) into `mem`
@@ -52,15 +71,16 @@ export function gemm(
  */
 export function gemmFillB(
   M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
+  init?: CInit,
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    runWasmGemm(pool, M, N, K, A, fillB, C, cOff, accumulate);
+    runWasmGemm(pool, M, N, K, A, fillB, C, cOff, accumulate, undefined, init);
     return;
   }
   const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
   fillB(b, 0);
-  gemm(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate);
+  gemm(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate, init);
 }
 
 export function gemmJs(
@@ -113,7 +133,7 @@ function rawSpan(v: MatView, rows: number, rowStride: number, cols: number, colS
  */
 function runWasmGemm(
   p: WasmPool, M: number, N: number, K: number, A: MatView, B: BSource, C: Float32Array | null, cOff: number, accumulate: boolean,
-  consume?: (p: WasmPool, cByte: number, freeByte: number) => void,
+  consume?: (p: WasmPool, cByte: number, freeByte: number) => void, init?: CInit,
 ): void {
   const { nkb, kc } = kBlocks(K);
   const npa = Math.ceil(M / MR), npb = Math.ceil(N / NR);
@@ -128,21 +148,22 @@ function runWasmGemm(
   const mem = new Float32Array(p.reserve(rawB + Math.max(0, spanB) * 4));
   const threadsFor = (n: number) => (n >= PACK_THREADED_MIN ? p.threads : 1);
   if (spanA >= 0) {
-    mem.set(A.data.subarray(A.offset, A.offset + spanA), rawA >> 2);
+    mem.set(A.data.subarray(A.offset, A.offset + spanA), rawA >>> 2);
     p.runPack(rawA, A.rs, A.cs, M, K, MR, nkb, kc, apOff, threadsFor(M * K));
-  } else packPanels(A, M, K, MR, nkb, kc, mem, apOff >> 2, false);
+  } else packPanels(A, M, K, MR, nkb, kc, mem, apOff >>> 2, false);
   if (typeof B === 'function') {
-    B(mem, rawB >> 2);
+    B(mem, rawB >>> 2);
     p.runPack(rawB, 1, N, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
   } else if (spanB >= 0) {
-    mem.set(B.data.subarray(B.offset, B.offset + spanB), rawB >> 2);
+    mem.set(B.data.subarray(B.offset, B.offset + spanB), rawB >>> 2);
     p.runPack(rawB, B.cs, B.rs, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
-  } else packPanels(B, N, K, NR, nkb, kc, mem, bpOff >> 2, true);
-  const cw = cOffB >> 2;
+  } else packPanels(B, N, K, NR, nkb, kc, mem, bpOff >>> 2, true);
+  const cw = cOffB >>> 2;
   if (accumulate && C) mem.set(C.subarray(cOff, cOff + M * N), cw);
+  else if (init) init(mem, cw);
   else mem.fill(0, cw, cw + M * N);
   p.runGemm(npa, (lo, hi, t) => [apOff, bpOff, cOffB, N, M, N, kc, nkb, lo, hi, t * MR * NR * 4], M * N * K >= THREADED_MIN_MACS ? p.threads : 1);
-  if (consume) consume(p, cOffB, (rawA + 15) & ~15);
+  if (consume) consume(p, cOffB, Math.ceil(rawA / 16) * 16);
   else if (C) C.set(mem.subarray(cw, cw + M * N), cOff);
 }
 
@@ -225,9 +246,9 @@ export function softmaxRowsWasm(x: Float32Array, rows: number, cols: number, sca
   if (!pool) return false;
   const off = pool.threads * MR * NR * 4;
   const mem = new Float32Array(pool.reserve(off + rows * cols * 4));
-  mem.set(x.subarray(0, rows * cols), off >> 2);
+  mem.set(x.subarray(0, rows * cols), off >>> 2);
   pool.runSoftmax(off, rows, cols, scale, causalFrom);
-  x.set(mem.subarray(off >> 2, (off >> 2) + rows * cols));
+  x.set(mem.subarray(off >>> 2, (off >>> 2) + rows * cols));
   return true;
 }
 
@@ -244,10 +265,10 @@ export function mapWasm(op: keyof typeof MAP_OPS, x: Float32Array, g: Float32Arr
   const n4 = (n + 3) & ~3;
   const xb = pool.threads * MR * NR * 4, gb = xb + n4 * 4;
   const mem = new Float32Array(pool.reserve(gb + (g ? n4 * 4 : 0)));
-  mem.set(x.subarray(0, n), xb >> 2);
-  if (g) mem.set(g.subarray(0, n), gb >> 2);
+  mem.set(x.subarray(0, n), xb >>> 2);
+  if (g) mem.set(g.subarray(0, n), gb >>> 2);
   const yb = g ? gb : xb;
   pool.runMap(MAP_OPS[op], xb, gb, yb, n4, MAP_BLOCK);
-  out.set(mem.subarray(yb >> 2, (yb >> 2) + n));
+  out.set(mem.subarray(yb >>> 2, (yb >>> 2) + n));
   return true;
 }

@@ -19,14 +19,14 @@ function normWasm(x: Float32Array, gamma: FloatArray | null, beta: FloatArray | 
   const n = L.rows * L.size;
   const { at: [xb, yb, mb, rb, gb, bb], end } = regions(p.threads, [n, n, L.rows, L.rows, gamma ? L.channels : 0, beta ? L.channels : 0]);
   const mem = new Float32Array(p.reserve(end));
-  mem.set(x.subarray(0, n), xb >> 2);
-  if (gamma) mem.set(gamma.subarray(0, L.channels), gb >> 2);
-  if (beta) mem.set(beta.subarray(0, L.channels), bb >> 2);
+  mem.set(x.subarray(0, n), xb >>> 2);
+  if (gamma) mem.set(gamma.subarray(0, L.channels), gb >>> 2);
+  if (beta) mem.set(beta.subarray(0, L.channels), bb >>> 2);
   p.runNorm(xb, yb, mb, rb, gamma ? gb : 0, beta ? bb : 0, L.rows, L.size, L.inner, L.channels, eps, p.threads);
   return {
-    y: mem.slice(yb >> 2, (yb >> 2) + n),
-    mean: mem.slice(mb >> 2, (mb >> 2) + L.rows),
-    rstd: mem.slice(rb >> 2, (rb >> 2) + L.rows),
+    y: mem.slice(yb >>> 2, (yb >>> 2) + n),
+    mean: mem.slice(mb >>> 2, (mb >>> 2) + L.rows),
+    rstd: mem.slice(rb >>> 2, (rb >>> 2) + L.rows),
   };
 }
 
@@ -36,13 +36,13 @@ function normGradWasm(gy: Float32Array, x: Float32Array, gamma: FloatArray | nul
   // The per-thread f64 partials of dgamma and dbeta come last (2 * C f64 = 4 * C f32 slots each).
   const { at: [xb, gyb, dxb, mb, rb, gb, pb], end } = regions(p.threads, [n, n, n, L.rows, L.rows, gamma ? C : 0, gamma ? 4 * C * p.threads : 0]);
   const mem = new Float32Array(p.reserve(end));
-  mem.set(x.subarray(0, n), xb >> 2);
-  mem.set(gy.subarray(0, n), gyb >> 2);
-  mem.set(mean.subarray(0, L.rows), mb >> 2);
-  mem.set(rstd.subarray(0, L.rows), rb >> 2);
-  if (gamma) { mem.set(gamma.subarray(0, C), gb >> 2); mem.fill(0, pb >> 2, (pb >> 2) + 4 * C * p.threads); }
+  mem.set(x.subarray(0, n), xb >>> 2);
+  mem.set(gy.subarray(0, n), gyb >>> 2);
+  mem.set(mean.subarray(0, L.rows), mb >>> 2);
+  mem.set(rstd.subarray(0, L.rows), rb >>> 2);
+  if (gamma) { mem.set(gamma.subarray(0, C), gb >>> 2); mem.fill(0, pb >>> 2, (pb >>> 2) + 4 * C * p.threads); }
   p.runNormGrad(xb, gyb, dxb, mb, rb, gamma ? gb : 0, gamma ? pb : 0, L.rows, L.size, L.inner, C, p.threads);
-  const dx = mem.slice(dxb >> 2, (dxb >> 2) + n);
+  const dx = mem.slice(dxb >>> 2, (dxb >>> 2) + n);
   let dgamma: Float32Array | null = null, dbeta: Float32Array | null = null;
   if (gamma) {
     const part = new Float64Array(mem.buffer, pb, 2 * C * p.threads);

@@ -1,5 +1,5 @@
 // Matrix products: batched matmul and the fused linear layer (x W^T + b).
-import type { MatmulSpec } from '../backend.js';
+import type { MatmulSpec, Storage } from '../backend.js';
 import { record } from '../autograd.js';
 import { numel } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -44,8 +44,13 @@ export function linear(x: Tensor, wIn: Tensor, b?: Tensor | null): Tensor {
   const rows = x.size / inF;
   const dt = computeType('linear', x, ...(half ? [] : [w]), ...(b ? [b] : []));
   const be = x.backend;
-  let ys = be.matmul(x.storage, w.storage, { batch: 1, aBatch: 1, bBatch: 1, M: rows, N: out, K: inF, transA: false, transB: true, bHalf: half }, dt);
-  if (b) ys = be.binary('add', ys, [rows, out], b.storage, [out], [rows, out], dt);
+  const spec = { batch: 1, aBatch: 1, bBatch: 1, M: rows, N: out, K: inF, transA: false, transB: true, bHalf: half };
+  let ys: Storage;
+  if (b && be.matmulBias) ys = be.matmulBias(x.storage, w.storage, b.storage, spec, dt);
+  else {
+    ys = be.matmul(x.storage, w.storage, spec, dt);
+    if (b) ys = be.binary('add', ys, [rows, out], b.storage, [out], [rows, out], dt);
+  }
   const shape = [...x.shape.slice(0, -1), out];
   const y = like(x, ys, shape);
   const inputs = b ? [x, w, b] : [x, w];
