@@ -146,7 +146,11 @@ if (!args.includes('--no-cases')) {
     weights.requireGrad();
     const unet = new UNet2DConditionModel(tinyCfg, weights);
     const x = rand([2, 4, 32, 32], be), ctx = rand([2, 77, 32], be), t = E.tensor([10, 500], [2], 'f32', be);
-    return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
+    // Gradients start from none each step, as PyTorch's zero_grad(set_to_none=True) in bench/pytorch_cases.py.
+    return () => {
+      for (const w of weights.tensors.values()) w.grad = null;
+      E.mseLoss(unet.forward(x, t, ctx), x).backward();
+    };
   }, 5, 'tiny');
   await benchCase('SD1.5 UNet fwd, random weights, 1x4x32x32, ctx 77x768', (be) => {
     const unet = new UNet2DConditionModel(sd15, randomUNetWeights(sd15, 2).toBackend(be));
@@ -162,7 +166,10 @@ if (!args.includes('--no-cases')) {
     E.setDefaultBackend(E.cpuBackend);
     net.attach({ unet: weights, textEncoder: none });
     const x = rand([1, 4, 32, 32], be), ctx = rand([1, 77, 768], be), t = E.tensor([500], [1], 'f32', be);
-    return () => E.mseLoss(unet.forward(x, t, ctx), x).backward();
+    return () => {
+      for (const p of net.parameters()) p.param().grad = null;
+      E.mseLoss(unet.forward(x, t, ctx), x).backward();
+    };
   }, 3, 'lora');
 }
 

@@ -65,6 +65,23 @@ describe('forward kernels against naive references', () => {
     for (let i = 0; i < plain.length; i++) assert.ok(Math.abs(fused[i] - plain[i]) < 1e-6);
   });
 
+  it('fused group norm + SiLU backward in f32 (silu\' in the wasm kernel) matches the f64 path', () => {
+    // Sizes below and above the norm kernel's threshold, both above the activation kernel's.
+    for (const shape of [[2, 8, 24, 24], [2, 32, 33, 33]]) {
+      const x = randT(shape, rng), g = randT([shape[1]], rng), b = randT([shape[1]], rng), gy = randT(shape, rng);
+      const grads = (dt: 'f32' | 'f64') => {
+        const [xx, gg, bb] = [x, g, b].map((t) => t.to(dt).requireGrad());
+        E.sum(E.mul(E.groupNormSilu(xx, 4, gg, bb, 1e-5), gy.to(dt))).backward();
+        return [xx, gg, bb].map((t) => t.grad!.dataSync());
+      };
+      const ref = grads('f64'), got = grads('f32');
+      ['dx', 'dgamma', 'dbeta'].forEach((name, i) => {
+        const scaleOf = Math.max(...Array.from(ref[i], Math.abs));
+        assert.ok(maxAbsDiff(got[i], ref[i]) < 2e-5 * scaleOf, `${name} ${shape}: ${maxAbsDiff(got[i], ref[i])} of ${scaleOf}`);
+      });
+    }
+  });
+
   it('group norm equals the textbook formula', () => {
     const x = randT([2, 6, 3, 3], rng), g = randT([6], rng), b = randT([6], rng);
     const y = E.groupNorm(x, 3, g, b, 1e-5).dataSync();

@@ -2,7 +2,7 @@
 // (so the column buffer is bounded by a single image). 1x1 stride-1 convolutions skip im2col.
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import { type FloatArray, colBias, gemm, gemmFillB, gemmInWasm, mat } from './gemm.js';
+import { type FloatArray, colBias, gemm, gemmFillB, gemmFillBT, gemmInWasm, mat } from './gemm.js';
 import { scratch } from './scratch.js';
 
 interface Geometry {
@@ -46,29 +46,6 @@ function im2col(x: FloatArray, xOff: number, G: Geometry, col: FloatArray, ld: n
           if (sw === 1) for (let ox = ox0; ox < ox1; ox++) col[o + ox] = x[src + ox];
           else for (let ox = ox0; ox < ox1; ox++) col[o + ox] = x[src + ox * sw];
           for (let ox = ox1; ox < ow; ox++) col[o + ox] = 0;
-        }
-      }
-    }
-  }
-}
-
-/** im2col transposed: row (c0 + output pixel) of `dst` (rows `kk` long, from `off`) holds that pixel's patch. */
-function im2colT(x: FloatArray, xOff: number, G: Geometry, dst: FloatArray, off: number, c0: number): void {
-  const { h, w, kh, kw, oh, ow, sh, sw, ph, pw, cg, kk } = G;
-  let row = 0;
-  for (let c = 0; c < cg; c++) {
-    const xc = xOff + c * h * w;
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++, row++) {
-        let o = off + c0 * kk + row;
-        for (let oy = 0; oy < oh; oy++) {
-          const iy = oy * sh - ph + i;
-          const inside = iy >= 0 && iy < h;
-          const src = xc + iy * w - pw + j;
-          for (let ox = 0; ox < ow; ox++, o += kk) {
-            const ix = ox * sw - pw + j;
-            dst[o] = inside && ix >= 0 && ix < w ? x[src + ox * sw] : 0;
-          }
         }
       }
     }
@@ -208,10 +185,9 @@ export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, d
         A = mat(gyc, 0, ld, 1);
       }
       if (dtype === 'f32' && !G.pointwise) {
-        // gy [cog, nb*ohw] @ col^T, with col^T ([nb*ohw, kk], row-major) written straight into B.
-        gemmFillB(G.cog, G.kk, ld, A, (mem, off) => {
-          for (let b = 0; b < nb; b++) im2colT(x, ((b0 + b) * G.cin + g * G.cg) * G.h * G.w, G, mem, off, b * G.ohw);
-        }, dw as Float32Array, g * G.cog * G.kk, true);
+        // gy [cog, nb*ohw] @ col^T: the columns ([kk, nb*ohw], contiguous rows) are written into
+        // the GEMM's memory as they are and transposed by the packing.
+        gemmFillBT(G.cog, G.kk, ld, A, (mem, off) => columns(x, G, b0, nb, g, mem, off), dw as Float32Array, g * G.cog * G.kk, true);
         continue;
       }
       let Bsrc = x, off = (b0 * G.cin + g * G.cg) * G.h * G.w;

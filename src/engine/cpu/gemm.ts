@@ -83,6 +83,23 @@ export function gemmFillB(
   gemm(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate, init);
 }
 
+/**
+ * C (=|+=) A @ B where `fillBT(mem, off)` writes B transposed ([N, K] row-major: the im2col
+ * matrix of a weight gradient, whose rows are written contiguously) and the packing transposes it.
+ */
+export function gemmFillBT(
+  M: number, N: number, K: number, A: MatView, fillBT: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
+): void {
+  if (M === 0 || N === 0) return;
+  if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
+    runWasmGemm(pool, M, N, K, A, fillBT, C, cOff, accumulate, undefined, undefined, true);
+    return;
+  }
+  const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
+  fillBT(b, 0);
+  gemm(M, N, K, A, mat(b, 0, 1, K), C, cOff, accumulate);
+}
+
 export function gemmJs(
   M: number, N: number, K: number, A: MatView, B: MatView, C: FloatArray, cOff: number, accumulate: boolean,
 ): void {
@@ -133,7 +150,7 @@ function rawSpan(v: MatView, rows: number, rowStride: number, cols: number, colS
  */
 function runWasmGemm(
   p: WasmPool, M: number, N: number, K: number, A: MatView, B: BSource, C: Float32Array | null, cOff: number, accumulate: boolean,
-  consume?: (p: WasmPool, cByte: number, freeByte: number) => void, init?: CInit,
+  consume?: (p: WasmPool, cByte: number, freeByte: number) => void, init?: CInit, fillsTransposed = false,
 ): void {
   const { nkb, kc } = kBlocks(K);
   const npa = Math.ceil(M / MR), npb = Math.ceil(N / NR);
@@ -153,7 +170,9 @@ function runWasmGemm(
   } else packPanels(A, M, K, MR, nkb, kc, mem, apOff >>> 2, false);
   if (typeof B === 'function') {
     B(mem, rawB >>> 2);
-    p.runPack(rawB, 1, N, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
+    // Row-major B: column j of B (a panel row) has stride 1, k stride N; written transposed, K and 1.
+    if (fillsTransposed) p.runPack(rawB, K, 1, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
+    else p.runPack(rawB, 1, N, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
   } else if (spanB >= 0) {
     mem.set(B.data.subarray(B.offset, B.offset + spanB), rawB >>> 2);
     p.runPack(rawB, B.cs, B.rs, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
@@ -252,8 +271,11 @@ export function softmaxRowsWasm(x: Float32Array, rows: number, cols: number, sca
   return true;
 }
 
-/** Below this many elements an activation stays in JS: the copies and the wake-up cost more. */
-const MAP_MIN = 1 << 16;
+/**
+ * Below this many elements an activation stays in JS. Every activation here calls exp or tanh,
+ * which cost JS about 15 ns an element, far more than the copies in and out of the kernel.
+ */
+const MAP_MIN = 1 << 12;
 
 /**
  * out = op(x) (silu, gelu) or out = gy * op'(x) (siluGrad, geluGrad, g = gy) for n elements, in the

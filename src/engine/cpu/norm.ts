@@ -99,6 +99,17 @@ export function norm(x: FloatArray, gamma: FloatArray | null, beta: FloatArray |
 /** gy * silu'(pre) with the pre-activation recomputed from x and the saved statistics. */
 function siluGrad(gy: FloatArray, x: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, mean: FloatArray, rstd: FloatArray, L: NormLayout, dtype: FloatDType): FloatArray {
   const out = allocArray(dtype, gy.length) as FloatArray;
+  if (out instanceof Float32Array && gy instanceof Float32Array) {
+    // The affine pre-activation here (no exp), the exp-heavy silu' in the wasm kernel on all threads.
+    for (let r = 0; r < L.rows; r++) {
+      const o = r * L.size, m = mean[r], rs = rstd[r];
+      forEachChannelRun(r, L, (c, i0, i1) => {
+        const g = gamma ? gamma[c] : 1, b = beta ? beta[c] : 0;
+        for (let i = i0; i < i1; i++) out[o + i] = (x[o + i] - m) * rs * g + b;
+      });
+    }
+    if (mapWasm('siluGrad', out, gy, out, out.length)) return out;
+  }
   for (let r = 0; r < L.rows; r++) {
     const o = r * L.size, m = mean[r], rs = rstd[r];
     forEachChannelRun(r, L, (c, i0, i1) => {
