@@ -36,6 +36,8 @@ describe('forward kernels against naive references', () => {
     for (const [shape, wshape, stride, pad, groups] of [
       [[2, 3, 9, 7], [5, 3, 3, 3], 1, 1, 1], [[1, 4, 8, 8], [6, 2, 3, 3], 2, 1, 2], [[1, 8, 6, 6], [16, 8, 1, 1], 1, 0, 1],
       [[1, 32, 12, 12], [32, 32, 3, 3], 1, 1, 1],
+      // Big enough for the wasm GEMM and its im2col kernel: stride 2 with groups, a 5x5 kernel.
+      [[2, 6, 11, 9], [8, 3, 3, 3], 2, 1, 2], [[1, 4, 7, 13], [6, 4, 5, 5], 1, 2, 1],
     ] as [number[], number[], number, number, number][]) {
       const x = randT(shape, rng, 1, 'f32'), w = randT(wshape, rng, 0.2, 'f32'), b = randT([wshape[0]], rng, 1, 'f32');
       const y = E.conv2d(x, w, b, { stride, padding: pad, groups });
@@ -46,6 +48,7 @@ describe('forward kernels against naive references', () => {
   it('conv2d gradients in f32 (wasm, batched im2col) match the f64 path', () => {
     for (const [shape, wshape, stride, pad, groups] of [
       [[3, 8, 9, 7], [6, 8, 3, 3], 1, 1, 1], [[2, 4, 8, 8], [6, 2, 3, 3], 2, 1, 2], [[3, 16, 6, 6], [8, 16, 1, 1], 1, 0, 1],
+      [[3, 8, 13, 11], [6, 4, 3, 3], 2, 1, 2], [[2, 5, 9, 10], [7, 5, 5, 5], 1, 2, 1],
     ] as [number[], number[], number, number, number][]) {
       const x = randT(shape, rng), w = randT(wshape, rng, 0.2), gyShape = E.conv2d(x, w, null, { stride, padding: pad, groups }).shape;
       const gy = randT([...gyShape], rng);

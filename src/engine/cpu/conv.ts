@@ -2,7 +2,7 @@
 // (so the column buffer is bounded by a single image). 1x1 stride-1 convolutions skip im2col.
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import { type FloatArray, colBias, gemm, gemmFillB, gemmFillBT, gemmInWasm, mat } from './gemm.js';
+import { type FloatArray, colBias, gemm, gemmFillB, gemmFillBT, gemmInWasm, kernelPool, mat } from './gemm.js';
 import { scratch } from './scratch.js';
 
 interface Geometry {
@@ -85,6 +85,32 @@ function columns(x: FloatArray, G: Geometry, b0: number, nb: number, g: number, 
   }
 }
 
+/**
+ * The column matrix of `columns` built by the wasm threads: the nb images' group channels are
+ * copied to byte `free` of the kernels' memory and expanded from there into `mem` at element `off`.
+ */
+function columnsWasm(x: FloatArray, G: Geometry, b0: number, nb: number, g: number, mem: Float32Array, off: number, free: number): void {
+  const plane = G.cg * G.h * G.w;
+  for (let b = 0; b < nb; b++) {
+    const xOff = ((b0 + b) * G.cin + g * G.cg) * G.h * G.w;
+    mem.set(x.subarray(xOff, xOff + plane), (free >>> 2) + b * plane);
+  }
+  kernelPool()!.runIm2col(free, nb, G.cg, G.h << 16 | G.w, G.kh << 16 | G.kw, G.oh << 16 | G.ow, G.sh << 16 | G.sw, G.ph << 16 | G.pw,
+    off * 4, nb * G.ohw, G.kk, G.kk * nb * G.ohw >= 1 << 15 ? kernelPool()!.threads : 1);
+}
+
+/**
+ * B of a convolution's GEMM: its column matrix, by the wasm threads when written into the kernels'
+ * memory (`free` given, im2colBytes reserved there), else in JS. 1x1 convolutions copy rows in JS.
+ */
+function columnsFill(x: FloatArray, G: Geometry, b0: number, nb: number, g: number) {
+  return (mem: Float32Array, off: number, free?: number) => {
+    if (free !== undefined && !G.pointwise) columnsWasm(x, G, b0, nb, g, mem, off, free);
+    else columns(x, G, b0, nb, g, mem, off);
+  };
+}
+const im2colBytes = (G: Geometry, nb: number) => (G.pointwise ? 0 : nb * G.cg * G.h * G.w * 4);
+
 /** Below this many column values the input gradient folds the columns in JS. */
 const COL2IM_WASM_MIN = 1 << 14;
 
@@ -120,13 +146,13 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
         continue;
       }
       // im2col rows of every image in the chunk, side by side, written straight into the GEMM's B.
-      const fill = (col: FloatArray, off: number) => columns(x, G, b0, nb, g, col, off);
+      const fill = columnsFill(x, G, b0, nb, g);
       const out = nb === 1 ? y : scratch('conv.out', dtype, G.cog * ld);
       const outOff = nb === 1 ? (b0 * G.cout + g * G.cog) * G.ohw : 0;
-      if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill as (m: Float32Array, o: number) => void, out as Float32Array, outOff, false, init);
+      if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill, out as Float32Array, outOff, false, init, im2colBytes(G, nb));
       else {
         const col = scratch('im2col', dtype, G.kk * ld);
-        fill(col, 0);
+        columns(x, G, b0, nb, g, col, 0);
         gemm(G.cog, ld, G.kk, A, mat(col, 0, ld, 1), out, outOff, false, init);
       }
       if (nb > 1) scatterChannels(out, b0, nb, G.cout, g * G.cog, G.cog, G.ohw, y);
@@ -187,7 +213,7 @@ export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, d
       if (dtype === 'f32' && !G.pointwise) {
         // gy [cog, nb*ohw] @ col^T: the columns ([kk, nb*ohw], contiguous rows) are written into
         // the GEMM's memory as they are and transposed by the packing.
-        gemmFillBT(G.cog, G.kk, ld, A, (mem, off) => columns(x, G, b0, nb, g, mem, off), dw as Float32Array, g * G.cog * G.kk, true);
+        gemmFillBT(G.cog, G.kk, ld, A, columnsFill(x, G, b0, nb, g), dw as Float32Array, g * G.cog * G.kk, true, im2colBytes(G, nb));
         continue;
       }
       let Bsrc = x, off = (b0 * G.cin + g * G.cg) * G.h * G.w;

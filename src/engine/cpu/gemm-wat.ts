@@ -5,6 +5,7 @@
 
 import { attentionWat } from './attention-wat.js';
 import { col2imWat } from './col2im-wat.js';
+import { im2colWat } from './im2col-wat.js';
 import { mapWat } from './map-wat.js';
 import { normWat } from './norm-wat.js';
 import { packWat } from './pack-wat.js';
@@ -34,6 +35,7 @@ export function gemmWat(relaxed = false): string {
   ${softmaxWat()}
   ${mapWat()}
   ${col2imWat()}
+  ${im2colWat()}
   ${normWat()}
   ${attentionWat()})
 `;

@@ -70,12 +70,12 @@ export const colBias = (bias: FloatArray, M: number, N: number, b0 = 0): CInit =
  * reused JS buffer.
  */
 export function gemmFillB(
-  M: number, N: number, K: number, A: MatView, fillB: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
-  init?: CInit,
+  M: number, N: number, K: number, A: MatView, fillB: FillB, C: Float32Array, cOff: number, accumulate: boolean,
+  init?: CInit, fillScratch = 0,
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    runWasmGemm(pool, M, N, K, A, fillB, C, cOff, accumulate, undefined, init);
+    runWasmGemm(pool, M, N, K, A, fillB, C, cOff, accumulate, undefined, init, false, fillScratch);
     return;
   }
   const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
@@ -88,11 +88,11 @@ export function gemmFillB(
  * matrix of a weight gradient, whose rows are written contiguously) and the packing transposes it.
  */
 export function gemmFillBT(
-  M: number, N: number, K: number, A: MatView, fillBT: (mem: Float32Array, off: number) => void, C: Float32Array, cOff: number, accumulate: boolean,
+  M: number, N: number, K: number, A: MatView, fillBT: FillB, C: Float32Array, cOff: number, accumulate: boolean, fillScratch = 0,
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    runWasmGemm(pool, M, N, K, A, fillBT, C, cOff, accumulate, undefined, undefined, true);
+    runWasmGemm(pool, M, N, K, A, fillBT, C, cOff, accumulate, undefined, undefined, true, fillScratch);
     return;
   }
   const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
@@ -126,8 +126,14 @@ function kBlocks(K: number): { nkb: number; kc: number } {
   return { nkb, kc: Math.ceil(K / nkb) };
 }
 
+/**
+ * Writes a GEMM's B at element `off` of `mem`. In the kernels' memory (`mem` is all of it) it also
+ * gets `free`, the byte address of the `fillScratch` bytes reserved after B for its own use (the
+ * images im2col expands there); in a JS scratch array `free` is undefined.
+ */
+export type FillB = (mem: Float32Array, off: number, free?: number) => void;
 /** B of a product: a strided view, or a function that writes B row-major ([K, N]) at an element offset. */
-type BSource = MatView | ((mem: Float32Array, off: number) => void);
+type BSource = MatView | FillB;
 
 /** Operands of at least this many elements are packed by all threads, smaller ones by the caller. */
 const PACK_THREADED_MIN = 1 << 16;
@@ -150,7 +156,7 @@ function rawSpan(v: MatView, rows: number, rowStride: number, cols: number, colS
  */
 function runWasmGemm(
   p: WasmPool, M: number, N: number, K: number, A: MatView, B: BSource, C: Float32Array | null, cOff: number, accumulate: boolean,
-  consume?: (p: WasmPool, cByte: number, freeByte: number) => void, init?: CInit, fillsTransposed = false,
+  consume?: (p: WasmPool, cByte: number, freeByte: number) => void, init?: CInit, fillsTransposed = false, fillScratch = 0,
 ): void {
   const { nkb, kc } = kBlocks(K);
   const npa = Math.ceil(M / MR), npb = Math.ceil(N / NR);
@@ -162,14 +168,15 @@ function runWasmGemm(
   const rawB = rawA + Math.max(0, spanA) * 4;
   // B's "panel row" index is its column j (stride cs), its k the row (stride rs).
   const spanB = typeof B === 'function' ? K * N : rawSpan(B, N, B.cs, K, B.rs);
-  const mem = new Float32Array(p.reserve(rawB + Math.max(0, spanB) * 4));
+  const fillFree = Math.ceil((rawB + Math.max(0, spanB) * 4) / 16) * 16;
+  const mem = new Float32Array(p.reserve(fillFree + fillScratch));
   const threadsFor = (n: number) => (n >= PACK_THREADED_MIN ? p.threads : 1);
   if (spanA >= 0) {
     mem.set(A.data.subarray(A.offset, A.offset + spanA), rawA >>> 2);
     p.runPack(rawA, A.rs, A.cs, M, K, MR, nkb, kc, apOff, threadsFor(M * K));
   } else packPanels(A, M, K, MR, nkb, kc, mem, apOff >>> 2, false);
   if (typeof B === 'function') {
-    B(mem, rawB >>> 2);
+    B(mem, rawB >>> 2, fillFree);
     // Row-major B: column j of B (a panel row) has stride 1, k stride N; written transposed, K and 1.
     if (fillsTransposed) p.runPack(rawB, K, 1, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));
     else p.runPack(rawB, 1, N, N, K, NR, nkb, kc, bpOff, threadsFor(K * N));

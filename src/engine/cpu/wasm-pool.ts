@@ -19,7 +19,7 @@ const ARGS_PER_WORKER = 16;
  */
 const CHUNKS_PER_THREAD = 4;
 /** Kernel ids of the job protocol, in the order of the worker loop's table. */
-const GEMM = 0, PACK = 1, SOFTMAX = 2, MAP = 3, COL2IM = 4, NORM = 5, NORM_GRAD = 6, ATTN_FWD = 7, ATTN_BWD = 8;
+const GEMM = 0, PACK = 1, SOFTMAX = 2, MAP = 3, COL2IM = 4, NORM = 5, NORM_GRAD = 6, ATTN_FWD = 7, ATTN_BWD = 8, IM2COL = 9;
 type KernelFn = (...a: number[]) => void;
 
 // The body every kernel thread runs, as source: each platform starts it in its own kind of thread.
@@ -36,7 +36,7 @@ for (;;) {
   const args = [];
   for (let i = 1; i < n; i++) args.push(c[base + 1 + i]);
   const e = instance.exports;
-  const fn = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad, e.attnFwd, e.attnBwd][c[base + 1]];
+  const fn = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad, e.attnFwd, e.attnBwd, e.im2col][c[base + 1]];
   const end = c[3], chunk = c[4], at = c[5];
   for (;;) {
     const lo = Atomics.add(c, 2, chunk);
@@ -62,8 +62,8 @@ export class WasmPool {
     this.memory = memory;
     this.threads = threads;
     const inst = new WebAssembly.Instance(module, { env: { memory } });
-    const e = inst.exports as unknown as Record<'gemm' | 'pack' | 'softmax' | 'map' | 'col2im' | 'norm' | 'normGrad' | 'attnFwd' | 'attnBwd', KernelFn>;
-    this.fns = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad, e.attnFwd, e.attnBwd];
+    const e = inst.exports as unknown as Record<'gemm' | 'pack' | 'softmax' | 'map' | 'col2im' | 'norm' | 'normGrad' | 'attnFwd' | 'attnBwd' | 'im2col', KernelFn>;
+    this.fns = [e.gemm, e.pack, e.softmax, e.map, e.col2im, e.norm, e.normGrad, e.attnFwd, e.attnBwd, e.im2col];
     this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (HEADER + threads * ARGS_PER_WORKER)));
     for (let i = 0; i < threads - 1; i++) {
       this.workers.push(startKernelThread(workerLoop, { module, memory, ctrl: this.ctrl.buffer as SharedArrayBuffer, index: i }));
@@ -129,6 +129,14 @@ export class WasmPool {
    */
   runCol2im(col: number, ld: number, dst: number, cg: number, hw: number, k: number, o: number, s: number, pad: number, planes: number, maxThreads = this.threads): void {
     this.run(COL2IM, planes, (lo, hi) => [col, ld, dst, cg, hw, k, o, s, pad, lo, hi], maxThreads, 9);
+  }
+
+  /**
+   * Expands nb images at byte x ([nb][cg][h][w]) into the column matrix at byte dst (rows of ld;
+   * im2col-wat.ts; each pair argument is (a << 16) | b), its `rows` rows split across the threads.
+   */
+  runIm2col(x: number, nb: number, cg: number, hw: number, k: number, o: number, s: number, pad: number, dst: number, ld: number, rows: number, maxThreads = this.threads): void {
+    this.run(IM2COL, rows, (lo, hi) => [x, nb, cg, hw, k, o, s, pad, dst, ld, lo, hi], maxThreads, 10);
   }
 
   /** Group/layer norm of `rows` rows (norm-wat.ts "norm"; byte addresses, gamma/beta 0 for none). */
