@@ -51,6 +51,8 @@ export interface Backend {
   readonly name: string;
   /** linear/conv2d read frozen f16 weights directly (no f32 copy per use). */
   readonly halfWeights?: boolean;
+  /** attention/attentionGrad accept AttentionSpec.heads (the heads side by side in each token). */
+  readonly attentionHeads?: boolean;
   /** `shape` lets a backend lay out a weight too large for one buffer (webgpu splits it in row blocks). */
   fromArray(data: TypedArray, shape?: Shape): Storage;
   /** Zero-filled storage. */
@@ -139,4 +141,9 @@ export interface AttentionSpec {
   dv: number;
   scale: number;
   causal: boolean;
+  /**
+   * With heads > 1 (backends with attentionHeads only), `batch` counts batch x heads slices and the
+   * tensors keep the projections' layout, [batch / heads, L, heads, D]: no transposes around the op.
+   */
+  heads?: number;
 }

@@ -119,9 +119,8 @@ export class CLIPTextModel {
     for (let i = 0; i < c.num_hidden_layers; i++) {
       const l = `${p}.encoder.layers.${i}`;
       const x = lnorm(w, `${l}.layer_norm1`, h, c.layer_norm_eps);
-      const split = (t: Tensor) => E.transpose(E.reshape(t, [batch, len, heads, -1]), 1, 2);
-      const q = split(lin(w, `${l}.self_attn.q_proj`, x)), k = split(lin(w, `${l}.self_attn.k_proj`, x)), v = split(lin(w, `${l}.self_attn.v_proj`, x));
-      const o = E.reshape(E.transpose(E.attention(q, k, v, { causal: true }), 1, 2), [batch, len, -1]);
+      const q = lin(w, `${l}.self_attn.q_proj`, x), k = lin(w, `${l}.self_attn.k_proj`, x), v = lin(w, `${l}.self_attn.v_proj`, x);
+      const o = E.multiHeadAttention(q, k, v, heads, { causal: true });
       h = E.add(h, lin(w, `${l}.self_attn.out_proj`, o));
       const y = lnorm(w, `${l}.layer_norm2`, h, c.layer_norm_eps);
       h = E.add(h, lin(w, `${l}.mlp.fc2`, this.act(lin(w, `${l}.mlp.fc1`, y))));

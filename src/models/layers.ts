@@ -52,10 +52,7 @@ export const toImage = (t: Tensor, h: number, wd: number): Tensor => E.reshape(E
 export function attention(w: Weights, p: string, x: Tensor, context: Tensor | null, heads: number): Tensor {
   const ctx = context ?? x;
   const q = lin(w, `${p}.to_q`, x), k = lin(w, `${p}.to_k`, ctx), v = lin(w, `${p}.to_v`, ctx);
-  const split = (t: Tensor) => E.transpose(E.reshape(t, [t.shape[0], t.shape[1], heads, -1]), 1, 2);
-  const o = E.attention(split(q), split(k), split(v));
-  const merged = E.reshape(E.transpose(o, 1, 2), [x.shape[0], x.shape[1], -1]);
-  return lin(w, `${p}.to_out.0`, merged);
+  return lin(w, `${p}.to_out.0`, E.multiHeadAttention(q, k, v, heads));
 }
 
 /** Pads the right and bottom edge of [N, C, H, W] with one row/column of zeros (VAE Downsample2D). */

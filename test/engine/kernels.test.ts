@@ -152,6 +152,28 @@ describe('forward kernels against naive references', () => {
     }
   });
 
+  it('multi-head attention on the projections\' layout equals splitting the heads out, attending and merging (f32 wasm and f64, gradients too)', () => {
+    for (const [b, lq, lk, heads, d, dv, causal] of [[2, 37, 20, 3, 5, 7, false], [1, 140, 140, 8, 8, 8, true], [3, 9, 77, 2, 13, 4, false]] as const) {
+      const q = randT([b, lq, heads * d], rng), k = randT([b, lk, heads * d], rng), v = randT([b, lk, heads * dv], rng), gy = randT([b, lq, heads * dv], rng);
+      const split = (t: E.Tensor) => E.transpose(E.reshape(t, [t.shape[0], t.shape[1], heads, -1]), 1, 2);
+      const viaSplit = (qq: E.Tensor, kk: E.Tensor, vv: E.Tensor) => E.reshape(E.transpose(E.attention(split(qq), split(kk), split(vv), { causal }), 1, 2), [b, lq, heads * dv]);
+      const fused = (qq: E.Tensor, kk: E.Tensor, vv: E.Tensor) => E.multiHeadAttention(qq, kk, vv, heads, { causal });
+      const run = (f: typeof fused, dt: 'f32' | 'f64') => {
+        const [qq, kk, vv] = [q, k, v].map((t) => t.to(dt).detach().requireGrad());
+        const y = f(qq, kk, vv);
+        E.sum(E.mul(y, gy.to(dt))).backward();
+        return [y, qq.grad!, kk.grad!, vv.grad!].map((t) => t.dataSync());
+      };
+      const ref = run(viaSplit, 'f64');
+      for (const [got, tol, what] of [[run(fused, 'f64'), 1e-12, 'f64'], [run(fused, 'f32'), 2e-5, 'f32']] as const) {
+        ['y', 'dq', 'dk', 'dv'].forEach((name, i) => {
+          const scaleOf = Math.max(...Array.from(ref[i], Math.abs));
+          assert.ok(maxAbsDiff(got[i], ref[i]) < tol * scaleOf, `${what} ${name} of b ${b} lq ${lq} lk ${lk} heads ${heads}: ${maxAbsDiff(got[i], ref[i])}`);
+        });
+      }
+    }
+  });
+
   it('linear with a bias (the bias as the product\'s starting values, wasm f32) equals x W^T + b', () => {
     for (const [lead, inF, out] of [[[2, 37], 19, 23], [[5], 3, 2], [[1, 64], 96, 130]] as [number[], number, number][]) {
       const x = randT([...lead, inF], rng), w = randT([out, inF], rng), b = randT([out], rng);

@@ -5,6 +5,7 @@ import { type FloatDType, allocArray } from '../dtype.js';
 import { ATTN_FIELDS, packedBytes } from './attention-wat.js';
 import { type FloatArray, gemm, kernelPool, mat, softmaxRowsWasm } from './gemm.js';
 import { MR, NR } from './gemm-wat.js';
+import { permute } from './layout.js';
 import { scratch } from './scratch.js';
 import { softmaxGradInto, softmaxRowsInPlace } from './softmax.js';
 import type { WasmPool } from './wasm-pool.js';
@@ -52,14 +53,16 @@ function attentionWasm(p: WasmPool, q: Float32Array, k: Float32Array, v: Float32
   if (gy) mem.set(gy.subarray(0, batch * lq * dv), gyA >>> 2);
   const fields: Record<(typeof ATTN_FIELDS)[number], number> = {
     q: qA, k: kA, v: vA, y: bwd ? 0 : outs[0], gy: gyA, dq: bwd ? outs[0] : 0, dk: bwd ? outs[1] : 0, dv: bwd ? outs[2] : 0,
-    lq, lk, d, dvDim: dv, scale: 0, causal: a.causal ? 1 : 0, qb, scratch: scr, stride,
+    lq, lk, d, dvDim: dv, scale: 0, causal: a.causal ? 1 : 0, qb, heads: a.heads ?? 1, scratch: scr, stride,
     offP: offs[0], offDP: offs[1], offPA: offs[2], offPB1: offs[3], offPB2: offs[4], offPB3: offs[5], offPB4: offs[6],
   };
   const di = new Int32Array(buf, desc, ATTN_FIELDS.length);
   ATTN_FIELDS.forEach((f, i) => { di[i] = fields[f]; });
   new Float32Array(buf, desc, ATTN_FIELDS.length)[ATTN_FIELDS.indexOf('scale')] = a.scale;
-  p.runAttention(bwd, desc, batch);
   const lens = bwd ? [batch * lq * d, batch * lk * d, batch * lk * dv] : [batch * lq * dv];
+  // The kernel's products add into the outputs.
+  outs.forEach((o, i) => mem.fill(0, o >>> 2, (o >>> 2) + lens[i]));
+  p.runAttention(bwd, desc, batch);
   return outs.map((o, i) => mem.slice(o >>> 2, (o >>> 2) + lens[i]));
 }
 
@@ -72,9 +75,27 @@ function probs(q: FloatArray, k: FloatArray, a: AttentionSpec, b: number, q0: nu
   softmaxRowsInPlace(p, 0, qn, a.lk, a.causal ? q0 : Infinity);
 }
 
+/**
+ * [batch / heads, L, heads, D] <-> [batch, L, D] (heads first) for the JS path, which takes one
+ * slice per leading index.
+ */
+function headsFirst(x: FloatArray, a: AttentionSpec, L: number, D: number, dtype: FloatDType): FloatArray {
+  const H = a.heads ?? 1;
+  return permute(x, [a.batch / H, L, H, D], [0, 2, 1, 3], dtype) as FloatArray;
+}
+function headsInside(x: FloatArray, a: AttentionSpec, L: number, D: number, dtype: FloatDType): FloatArray {
+  const H = a.heads ?? 1;
+  return permute(x, [a.batch / H, H, L, D], [0, 2, 1, 3], dtype) as FloatArray;
+}
+
 export function attention(q: FloatArray, k: FloatArray, v: FloatArray, a: AttentionSpec, dtype: FloatDType): FloatArray {
   const pool = kernelPool();
   if (pool && q instanceof Float32Array && k instanceof Float32Array && v instanceof Float32Array) return attentionWasm(pool, q, k, v, null, a)[0];
+  if ((a.heads ?? 1) > 1) {
+    const one = { ...a, heads: 1 };
+    const y = attention(headsFirst(q, a, a.lq, a.d, dtype), headsFirst(k, a, a.lk, a.d, dtype), headsFirst(v, a, a.lk, a.dv, dtype), one, dtype);
+    return headsInside(y, a, a.lq, a.dv, dtype);
+  }
   const y = allocArray(dtype, a.batch * a.lq * a.dv) as FloatArray;
   const p = scratch('attn.p', dtype, Math.min(QUERY_BLOCK, a.lq) * a.lk);
   for (let b = 0; b < a.batch; b++) {
@@ -87,11 +108,17 @@ export function attention(q: FloatArray, k: FloatArray, v: FloatArray, a: Attent
   return y;
 }
 
-export function attentionGrad(q: FloatArray, k: FloatArray, v: FloatArray, gy: FloatArray, a: AttentionSpec, dtype: FloatDType) {
+export function attentionGrad(q: FloatArray, k: FloatArray, v: FloatArray, gy: FloatArray, a: AttentionSpec, dtype: FloatDType): { dq: FloatArray; dk: FloatArray; dv: FloatArray } {
   const pool = kernelPool();
   if (pool && q instanceof Float32Array && k instanceof Float32Array && v instanceof Float32Array && gy instanceof Float32Array) {
     const [dq, dk, dv] = attentionWasm(pool, q, k, v, gy, a);
     return { dq, dk, dv };
+  }
+  if ((a.heads ?? 1) > 1) {
+    const one = { ...a, heads: 1 };
+    const g = attentionGrad(headsFirst(q, a, a.lq, a.d, dtype), headsFirst(k, a, a.lk, a.d, dtype), headsFirst(v, a, a.lk, a.dv, dtype),
+      headsFirst(gy, a, a.lq, a.dv, dtype), one, dtype);
+    return { dq: headsInside(g.dq, a, a.lq, a.d, dtype), dk: headsInside(g.dk, a, a.lk, a.d, dtype), dv: headsInside(g.dv, a, a.lk, a.dv, dtype) };
   }
   const dq = allocArray(dtype, q.length) as FloatArray;
   const dk = allocArray(dtype, k.length) as FloatArray;

@@ -15,6 +15,7 @@ const F = (s: Storage) => s as FloatArray;
 
 export const cpuBackend: Backend = {
   name: 'cpu',
+  attentionHeads: true,
   fromArray: (data) => data,
   zeros: (dtype: DType, n: number) => allocArray(dtype, n),
   read: async (s) => s as TypedArray,
