@@ -7,7 +7,7 @@
 // small single-threaded products, each with its operands copied in and out of the memory).
 // The host writes a descriptor of i32/f32 fields (ATTN_FIELDS) and passes its address.
 
-import { KC_MAX, MR, NR } from './gemm-wat.js';
+import { KC_MAX, MR, NR } from './panels.js';
 import { loop } from './wat-loop.js';
 
 /** Field order of the descriptor (i32 slots; `scale` is an f32, offsets are bytes from a thread's scratch). */

@@ -105,7 +105,12 @@ export function sumTo(x: FloatArray, shape: Shape, to: Shape, dtype: FloatDType)
   const idx = new Array<number>(rank).fill(0);
   let io = 0;
   for (let i = 0; i < n; i += last) {
-    for (let j = 0; j < last; j++) y[io + j * ls] += x[i + j];
+    if (ls === 0) {
+      // The last axis is summed away (a conv bias's W): one running sum, one store.
+      let s = 0;
+      for (let j = 0; j < last; j++) s += x[i + j];
+      y[io] += s;
+    } else for (let j = 0; j < last; j++) y[io + j * ls] += x[i + j];
     for (let d = rank - 2; d >= 0; d--) {
       idx[d]++; io += st[d];
       if (idx[d] < shape[d]) break;

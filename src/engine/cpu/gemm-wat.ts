@@ -11,16 +11,8 @@ import { normWat } from './norm-wat.js';
 import { packWat } from './pack-wat.js';
 import { softmaxWat } from './softmax-wat.js';
 
-/**
- * Rows of A per packed panel. 4 x 8 (8 accumulators) measured 25 GFLOP/s on one core where 6 x 8
- * reached 19: V8 keeps one xmm register as scratch, so 12 accumulators + B + splat + the product
- * spill. With relaxed_madd (no product temporary) 4 x 8 reaches 36.
- */
-export const MR = 4;
-/** Columns of B per packed panel (two f32x4 vectors). */
-export const NR = 8;
-/** Depth of one K block of packed operands (at most; gemm.ts kBlocks splits K evenly). */
-export const KC_MAX = 256;
+export { KC_MAX, MR, NR } from './panels.js';
+import { MR, NR } from './panels.js';
 
 /**
  * The module text. `relaxed` uses f32x4.relaxed_madd (one fused multiply-add where the hardware has
