@@ -234,6 +234,7 @@ if (args.includes('--sdxl-train')) {
 const names = backends.map((b) => b.name);
 const adapter = gpu ? `${gpu.ctx.report.description ?? gpu.ctx.report.device}` : 'none';
 console.log(`\nsdlora: cpu backend ${threads} thread(s), node ${process.version}; webgpu adapter: ${adapter}\n`);
+if (gpu) console.log(`webgpu subgroup-matrix GEMM: ${gpu.matrixGemm.on ? 'on' : 'off'} (${gpu.matrixGemm.why})\n`);
 if (rows.length) console.log(`| op | shape |${names.map((n) => ` ${n} ms | ${n} GFLOP/s |`).join('')}`);
 if (rows.length) console.log(`|---|---|${names.map(() => '---:|---:|').join('')}`);
 for (const r of rows) {

@@ -37,7 +37,7 @@ SOFTWARE=0; grep -q 'software' <<<"$ADAPTER" && SOFTWARE=1
 [ -n "$ADAPTER" ] || { echo "no WebGPU adapter: nothing to check on webgpu"; ADAPTER="none"; }
 
 step "webgpu parity tests"
-node --import tsx --test --test-reporter=tap test/engine/webgpu-parity.test.ts > "$LOG/parity.tap" 2>&1
+node --import tsx --test --test-reporter=tap test/engine/webgpu-parity.test.ts test/engine/webgpu-f16.test.ts test/engine/webgpu-matrix.test.ts > "$LOG/parity.tap" 2>&1
 # tap nests subtests: count the leaf results at any depth
 PASS=$(grep -cE '^\s*ok ' "$LOG/parity.tap" || true); FAIL=$(grep -cE '^\s*not ok ' "$LOG/parity.tap" || true)
 echo "parity: $PASS ok, $FAIL not ok (details: $LOG/parity.tap)"
@@ -50,6 +50,7 @@ SD_MS="-"
 if [ "$ADAPTER" != none ]; then
   node --import tsx bench/run.ts --webgpu --no-ops --no-cases --sd15-train --px=$PX --batch=$BATCH > "$LOG/bench.md" 2> "$LOG/bench.err"
   grep -E 'LoRA train step|peak' "$LOG/bench.err"
+  MATRIX=$(grep -m1 '^webgpu subgroup-matrix GEMM' "$LOG/bench.md" | sed 's/^webgpu subgroup-matrix GEMM: //')
   SD_MS=$(grep 'SD1.5 LoRA train step' "$LOG/bench.md" | awk -F'|' '{gsub(/ /,"",$4); print $4}')
 fi
 
@@ -72,7 +73,8 @@ echo "| item | value |"
 echo "|---|---|"
 echo "| adapter | $ADAPTER |"
 echo "| device auto | $AUTO |"
-echo "| webgpu parity tests | $PASS ok, $FAIL failed |"
+echo "| webgpu parity, f16 and subgroup-matrix tests | $PASS ok, $FAIL failed |"
+echo "| subgroup-matrix GEMM (tensor cores) | ${MATRIX:--} |"
 echo "| SD1.5 LoRA step, ${BATCH}x${PX}px, sdlora webgpu | $SD_MS ms |"
 echo "| same step, PyTorch | $PT_MS ms ($PT_NOTE) |"
 echo "| sdlora / PyTorch | $RATIO |"

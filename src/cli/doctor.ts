@@ -38,6 +38,8 @@ export async function doctor(o: { json?: boolean }): Promise<void> {
     const half = halfGemmSupport(gpu.features);
     console.log(`  GEMM arithmetic (matmul, conv2d, attention): ${half.ok ? 'f16 operands with f32 accumulation under mixed_precision fp16 (shader-f16), f32 otherwise; SDLORA_WEBGPU_F16=0 forces f32' : `f32 (${half.why})`}`);
     if (gpu.subgroupMatrixConfigs !== undefined) console.log(`  subgroup matrix configs: ${gpu.subgroupMatrixConfigs}`);
+    const mx = gpu.matrixGemm;
+    if (mx) console.log(`  subgroup-matrix GEMM (tensor cores, f16 GEMMs): ${mx.candidate ? `${mx.candidate}, used once it matches the host's product on the device` : `not used (${mx.why})`}`);
     for (const [k, v] of Object.entries(gpu.limits)) console.log(`  ${k}: ${v}`);
     console.log(`  all features: ${gpu.features.join(', ')}`);
   }

@@ -12,7 +12,7 @@ import * as E from '../../src/engine/index.js';
 import { MR, NR } from '../../src/engine/cpu/gemm-wat.js';
 import { availableThreads } from '../../src/engine/cpu/kernel-threads.js';
 import { WasmPool, getPool } from '../../src/engine/cpu/wasm-pool.js';
-import { scratch } from '../../src/engine/cpu/scratch.js';
+import { attentionScratch } from '../../src/engine/cpu/attention.js';
 import { webgpuOrSkip } from '../helpers/webgpu.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -69,8 +69,9 @@ it('the GEMM micro-kernel has the README\'s shape', () => {
   assert.deepEqual([Number(m[1]), Number(m[2])], [MR, NR]);
 });
 
-it('cpu attention holds scores for one block of the README\'s number of queries at a time', () => {
-  const m = /in WebAssembly, one block of\s+(\d+) queries at a time/.exec(README);
+it('cpu attention holds scores for one block of the README\'s number of queries at a time, per thread', async () => {
+  await E.initCpuBackend(); // the wasm kernel, not the JS fallback
+  const m = /works through blocks of\s+(\d+) queries/.exec(README);
   assert.ok(m, 'the README gives the query block');
   const block = Number(m[1]);
   const lq = 2 * block + 37, lk = 53, d = 8;
@@ -78,9 +79,14 @@ it('cpu attention holds scores for one block of the README\'s number of queries 
   const q = E.randn([1, lq, d], rng), k = E.randn([1, lk, d], rng), v = E.randn([1, lk, d], rng);
   const y = E.attention(q, k, v);
   assert.deepEqual(y.shape, [1, lq, d]);
-  // The score scratch was sized for one block of queries, not for all lq of them.
-  const p = scratch('attn.p', 'f32', 1);
-  assert.equal(p.buffer.byteLength, block * lk * 4);
+  // A thread's score scratch (P, and dP backward) is sized for one block of queries, not for all lq.
+  const spec = { batch: 1, lq, lk, d, dv: d, scale: 1, causal: false };
+  for (const backward of [false, true]) {
+    const { qb, sizes } = attentionScratch(spec, backward);
+    assert.equal(qb, block);
+    assert.equal(sizes[0], block * lk * 4);
+    assert.equal(sizes[1], backward ? block * lk * 4 : 0);
+  }
   // And the blocks together give the unblocked result (last query, checked on the host).
   const [qd, kd, vd, yd] = [q, k, v, y].map((t) => t.dataSync() as Float32Array);
   const i = lq - 1, s = new Float64Array(lk);
@@ -155,10 +161,14 @@ it('webgpu dispatches are submitted in batches, not one submit per op', { timeou
   }
 });
 
-it('WGSL subgroup operations appear only in the row reductions (kernels/norm.ts)', () => {
-  assert.match(README.slice(README.indexOf('## Not yet')), /subgroups only in row reductions/);
+it('WGSL subgroup operations appear only in the row reductions (kernels/norm.ts) and the subgroup-matrix GEMM', () => {
+  assert.match(README.slice(README.indexOf('## Not yet')), /subgroups only in row\s+reductions and in a subgroup-matrix \(tensor core\) form of the f16 GEMM/);
   const dir = path.join(ROOT, 'src/engine/webgpu/kernels');
-  const using = readdirSync(dir).filter((f) => /\bsubgroup(Add|Max|Min|Mul|Broadcast|Shuffle\w*|Ballot|Elect|All|Any|ExclusiveAdd|InclusiveAdd)\s*\(|enable subgroups/.test(readFileSync(path.join(dir, f), 'utf8')));
-  assert.deepEqual(using, ['norm.ts']);
+  const using = readdirSync(dir).filter((f) => /\bsubgroup(Add|Max|Min|Mul|Broadcast|Shuffle\w*|Ballot|Elect|All|Any|ExclusiveAdd|InclusiveAdd|Matrix\w*)\s*[(<]|enable subgroups/.test(readFileSync(path.join(dir, f), 'utf8')));
+  assert.deepEqual(using, ['gemm.ts', 'norm.ts']);
   assert.match(readFileSync(path.join(dir, 'norm.ts'), 'utf8'), /subgroupAdd\(/);
+  // In gemm.ts only the matrix template enables subgroups; the f32 and f16 templates do not.
+  const gemm = readFileSync(path.join(dir, 'gemm.ts'), 'utf8');
+  assert.equal(gemm.match(/enable subgroups/g)?.length, 1);
+  assert.ok(gemm.indexOf('enable subgroups') > gemm.indexOf('export const matrixTemplate'));
 });

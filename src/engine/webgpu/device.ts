@@ -2,6 +2,8 @@
 // Node. Every failure becomes an error that says why and what to install; nothing here crashes
 // the process when no adapter exists.
 
+import { type SubgroupMatrixConfig, pickMatrixGemm } from './kernels/gemm.js';
+
 export interface AdapterReport {
   found: boolean;
   /** Why no adapter was found (only when found is false). */
@@ -14,6 +16,8 @@ export interface AdapterReport {
   features: string[];
   limits: Record<string, number>;
   subgroupMatrixConfigs?: number;
+  /** The subgroup-matrix f16 GEMM this adapter could use (it is used once it passes a check on the device), or why none. */
+  matrixGemm?: { candidate: string | null; why: string };
 }
 
 export interface GpuContext {
@@ -64,7 +68,8 @@ function describe(adapter: GPUAdapter): AdapterReport {
   const limits: Record<string, number> = {};
   const lim = adapter.limits as unknown as Record<string, number | undefined>;
   for (const k of LIMIT_NAMES) if (typeof lim[k] === 'number') limits[k] = lim[k]!;
-  const subgroupMatrix = (info as unknown as { subgroupMatrixConfigs?: unknown[] }).subgroupMatrixConfigs;
+  const subgroupMatrix = (info as unknown as { subgroupMatrixConfigs?: SubgroupMatrixConfig[] }).subgroupMatrixConfigs;
+  const pick = pickMatrixGemm([...adapter.features].map(String), subgroupMatrix, (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? limits.maxSubgroupSize);
   return {
     found: true,
     vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
@@ -72,6 +77,7 @@ function describe(adapter: GPUAdapter): AdapterReport {
     features: [...adapter.features].map(String).sort(),
     limits,
     subgroupMatrixConfigs: subgroupMatrix?.length,
+    matrixGemm: { candidate: pick.cfg?.label ?? null, why: pick.why },
   };
 }
 

@@ -9,7 +9,10 @@ import { type GpuContext, gpuContext } from './device.js';
 import { attentionDeltaKernel, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, ATTN_WG } from './kernels/attention.js';
 import { RANK, WG } from './kernels/common.js';
 import * as EW from './kernels/elementwise.js';
-import { ABSMAX_PER_THREAD, TILE, absMaxKernel, convGradInputKernel, convGradWeightKernelOf, convKernel, halfGemmSupport, matmulKernel } from './kernels/gemm.js';
+import {
+  ABSMAX_PER_THREAD, type HalfTemplate, type SubgroupMatrixConfig, TILE, absMaxKernel, convGradInputKernel, convGradWeightKernelOf, convKernel, halfGemmSupport,
+  matmulKernel, matrixTemplate, pickMatrixGemm, setHalfKernel,
+} from './kernels/gemm.js';
 import * as LK from './kernels/layout.js';
 import { normAffineGradKernel, normGradKernel, normKernel, softmaxGradKernel, softmaxKernel } from './kernels/norm.js';
 
@@ -137,6 +140,57 @@ export class WebGPUBackend implements Backend {
   setHalfCompute(on: boolean): boolean { const prev = this.halfCompute; this.halfCompute = on; return prev; }
   /** The arithmetic matmul and conv2d use now. */
   get gemmArithmetic(): 'f16' | 'f32' { return this.halfCompute && this.halfGemm ? 'f16' : 'f32'; }
+
+  /** The subgroup-matrix (tensor core) f16 GEMM: in use, or why not (doctor, scripts/gpu-check.sh). */
+  matrixGemm: { on: boolean; why: string } = { on: false, why: 'not checked' };
+
+  /**
+   * Runs a matmul (70 x 301 by 301 x 45) under mixed precision fp16 with the f16 GEMM template `t`
+   * and compares it with the host's f64 product: a shader that does not compile (a validation
+   * error) or results off by more than 1% of the largest value fail. Leaves the GEMM as it was.
+   */
+  async checkHalfKernel(t: HalfTemplate): Promise<{ ok: boolean; why: string }> {
+    if (!this.halfGemm) return { ok: false, why: 'no f16 GEMM on this device' };
+    const M = 70, N = 45, K = 301;
+    let seed = 12345;
+    const rnd = () => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed / 2 ** 32) * 2 - 1; };
+    const a = Float32Array.from({ length: M * K }, rnd), b = Float32Array.from({ length: K * N }, rnd);
+    const prevKernel = setHalfKernel(t), prevHalf = this.setHalfCompute(true);
+    this.ctx.device.pushErrorScope('validation');
+    let got: TypedArray;
+    try {
+      got = await this.read(this.matmul(this.fromArray(a), this.fromArray(b), { batch: 1, aBatch: 1, bBatch: 1, M, N, K, transA: false, transB: false }));
+    } finally {
+      setHalfKernel(prevKernel);
+      this.setHalfCompute(prevHalf);
+    }
+    const err = await this.ctx.device.popErrorScope();
+    if (err) return { ok: false, why: `did not compile or run: ${err.message.split('\n')[0]}` };
+    let worst = 0, top = 0;
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[i * K + k] * b[k * N + j];
+      worst = Math.max(worst, Math.abs(got[i * N + j] - s)); top = Math.max(top, Math.abs(s));
+    }
+    const rel = worst / top;
+    return rel <= 0.01 ? { ok: true, why: `max error ${rel.toExponential(1)} of the largest value` } : { ok: false, why: `wrong results: max error ${rel.toExponential(1)} of the largest value` };
+  }
+
+  /**
+   * Uses the subgroup-matrix f16 GEMM where the adapter offers a fitting config and the kernel
+   * passes checkHalfKernel on this device; otherwise the f16 GEMM stays as it is (matrixGemm says why).
+   */
+  async enableMatrixGemm(): Promise<void> {
+    const info = this.ctx.adapter.info as unknown as { subgroupMatrixConfigs?: SubgroupMatrixConfig[]; subgroupMaxSize?: number };
+    const maxSg = info.subgroupMaxSize ?? (this.ctx.adapter.limits as unknown as { maxSubgroupSize?: number }).maxSubgroupSize;
+    const { cfg, why } = pickMatrixGemm(this.ctx.features, info.subgroupMatrixConfigs, maxSg);
+    if (!cfg) { this.matrixGemm = { on: false, why }; return; }
+    const t = matrixTemplate(cfg);
+    const r = await this.checkHalfKernel(t);
+    if (!r.ok) { this.matrixGemm = { on: false, why: `${cfg.label} refused: ${r.why}` }; return; }
+    setHalfKernel(t);
+    this.matrixGemm = { on: true, why: `${cfg.label}, checked against the host's product (${r.why})` };
+  }
 
   /** One GEMM dispatch; in f16, after the f32 operands' largest magnitudes are found (for their scaling). */
   private gemm(kernel: (f16: boolean) => string, params: number[], buffers: (GpuStorage | null)[], a: [Storage, boolean], b: [Storage, boolean], groups: [number, number, number]): void {
@@ -601,7 +655,11 @@ let backendPromise: Promise<WebGPUBackend> | null = null;
 
 /** The process-wide webgpu backend; rejects with a clear message when no adapter exists. */
 export function getWebGPUBackend(): Promise<WebGPUBackend> {
-  backendPromise ??= Promise.all([gpuContext(), findGc()]).then(([ctx, gc]) => new WebGPUBackend(ctx, gc));
+  backendPromise ??= Promise.all([gpuContext(), findGc()]).then(async ([ctx, gc]) => {
+    const be = new WebGPUBackend(ctx, gc);
+    await be.enableMatrixGemm();
+    return be;
+  });
   backendPromise.catch(() => { backendPromise = null; });
   return backendPromise;
 }

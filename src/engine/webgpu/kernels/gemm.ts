@@ -14,7 +14,14 @@ export const TILE = 64;
  */
 interface LoadOrder { aMFast?: boolean; bKFast?: boolean; half?: boolean }
 
-const template = (decls: string, loaders: string, order: LoadOrder = {}) => order.half ? halfTemplate(decls, loaders, order) : `${PARAMS}${decls}
+/** Builds an f16 GEMM kernel from the variant's bindings and loaders (halfTemplate or matrixTemplate). */
+export type HalfTemplate = (decls: string, loaders: string, order: LoadOrder) => string;
+/** The f16 GEMM every half dispatch uses: halfTemplate, or a subgroup-matrix one once it passed its check. */
+let halfKernel: HalfTemplate | null = null;
+/** Installs the f16 GEMM template (null: halfTemplate). Returns the previous one. */
+export function setHalfKernel(t: HalfTemplate | null): HalfTemplate | null { const prev = halfKernel; halfKernel = t; return prev; }
+
+const template = (decls: string, loaders: string, order: LoadOrder = {}) => order.half ? (halfKernel ?? halfTemplate)(decls, loaders, order) : `${PARAMS}${decls}
 const TK = 16u;
 var<workgroup> As: array<f32, 1024>;
 var<workgroup> Bs: array<f32, 1024>;
@@ -63,7 +70,7 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3
  * (an f16 operand, already in range) means no scaling. The result is multiplied back by the exact
  * inverse power of two, so scaling changes nothing but which values survive the rounding.
  */
-const halfTemplate = (decls: string, loaders: string, order: LoadOrder) => `enable f16;
+export const halfTemplate: HalfTemplate = (decls, loaders, order) => `enable f16;
 ${PARAMS}${decls}
 const TK = 32u;
 var<workgroup> As: array<f16, 2048>;
@@ -103,6 +110,113 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3
       let m = m0 + lid.y + 16u * r; let n = n0 + lid.x + 16u * c;
       if (m < M && n < N) { store(z, m, n, acc[r * 4u + c] * unscale); }
     }
+  }
+}`;
+
+/**
+ * A subgroup-matrix (tensor core) configuration the f16 GEMM can use: S x S x S products of f16
+ * operands into f32 results, each subgroup holding `tiles` result matrices of the 64x64 tile.
+ */
+export interface MatrixGemm { S: number; tiles: number; label: string }
+/** One entry of GPUAdapterInfo.subgroupMatrixConfigs. */
+export interface SubgroupMatrixConfig { M: number; N: number; K: number; componentType: string; resultComponentType: string }
+
+/**
+ * The subgroup-matrix configuration for the f16 GEMM on an adapter, or why there is none: the
+ * chromium-experimental-subgroup-matrix and shader-f16 features, a square 16 (preferred) or 8
+ * config with f16 components and f32 results (f16 results would accumulate in f16), a largest
+ * subgroup that divides the 256 invocations, and SDLORA_WEBGPU_SUBGROUP_MATRIX not 0.
+ */
+export function pickMatrixGemm(features: Iterable<string>, configs: SubgroupMatrixConfig[] | undefined, maxSubgroupSize: number | undefined): { cfg: MatrixGemm | null; why: string } {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.SDLORA_WEBGPU_SUBGROUP_MATRIX;
+  const f = [...features];
+  if (env === '0') return { cfg: null, why: 'SDLORA_WEBGPU_SUBGROUP_MATRIX=0' };
+  if (!f.includes('chromium-experimental-subgroup-matrix')) return { cfg: null, why: 'no chromium-experimental-subgroup-matrix' };
+  if (!f.includes('shader-f16')) return { cfg: null, why: 'no shader-f16' };
+  const all = configs ?? [];
+  const ok = all.filter((c) => c.M === c.N && c.N === c.K && (c.M === 8 || c.M === 16) && c.componentType === 'f16' && c.resultComponentType === 'f32');
+  if (!ok.length) {
+    const list = all.map((c) => `${c.M}x${c.N}x${c.K} ${c.componentType}->${c.resultComponentType}`).join(', ') || 'none';
+    return { cfg: null, why: `no square 8 or 16 f16->f32 config (adapter lists ${list})` };
+  }
+  const sg = maxSubgroupSize ?? 0;
+  if (!(sg > 0 && sg <= 256 && 256 % sg === 0)) return { cfg: null, why: `largest subgroup ${maxSubgroupSize ?? 'unknown'} does not divide a 256-invocation workgroup` };
+  const S = Math.max(...ok.map((c) => c.M));
+  // (64 / S)^2 result matrices over at least 256 / sg subgroups.
+  const tiles = Math.ceil(((64 / S) ** 2 * sg) / 256);
+  return { cfg: { S, tiles, label: `${S}x${S}x${S} f16->f32` }, why: 'chromium-experimental-subgroup-matrix' };
+}
+
+/**
+ * The f16 GEMM on subgroup matrices: halfTemplate's 64x64 tile, 32-deep f16 slices of A and B in
+ * workgroup memory and power-of-two operand scaling, with the products formed by subgroup matrix
+ * multiply-accumulates (tensor cores) instead of each invocation's 4x4 block. The workgroup is 256
+ * invocations in x (subgroup matrices need x to be a multiple of the largest subgroup); the f32
+ * result leaves through workgroup memory, 32 rows at a time (8 KiB, keeping the total at 16 KiB).
+ * The adapter this is meant for was not available to the project: the backend enables it only
+ * after it compiled and matched the f16 GEMM on the device (WebGPUBackend.checkMatrixGemm).
+ */
+export const matrixTemplate = (cfg: MatrixGemm): HalfTemplate => (decls, loaders, order) => `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+requires subgroup_id;
+diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
+${PARAMS}${decls}
+const TK = 32u;
+const S = ${cfg.S}u;
+const PER_ROW = ${64 / cfg.S}u;
+const TILES = ${(64 / cfg.S) ** 2}u;
+var<workgroup> As: array<f16, 2048>;
+var<workgroup> Bs: array<f16, 2048>;
+var<workgroup> Cs: array<f32, 2048>;
+${loaders}
+fn scaleExp(bits: u32) -> i32 {
+  if (bits == 0u || bits >= 0x7f800000u) { return 0; }
+  return clamp(14 - (i32(bits >> 23u) - 127), -60, 60);
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32, @builtin(num_subgroups) nsg: u32) {
+  let M = P[0]; let N = P[1]; let K = P[2]; let z = w.z;
+  let m0 = w.y * 64u; let n0 = w.x * 64u;
+  let ea = scaleExp(SC[0]); let eb = scaleExp(SC[1]);
+  let sa = ldexp(1.0, ea); let sb = ldexp(1.0, eb); let unscale = ldexp(1.0, -(ea + eb));
+  var acc: array<subgroup_matrix_result<f32, ${cfg.S}, ${cfg.S}>, ${cfg.tiles}>;
+  for (var k0 = 0u; k0 < K; k0 += TK) {
+    for (var e = li; e < 2048u; e += 256u) {
+      ${order.aMFast ? 'let kk = e / 64u; let mm = e % 64u;' : 'let kk = e % 32u; let mm = e / 32u;'}
+      let m = m0 + mm; let k = k0 + kk;
+      As[kk * 64u + mm] = f16(select(0.0, loadA(z, m, k) * sa, m < M && k < K));
+      ${order.bKFast ? 'let nn = e / 32u; let kb = e % 32u;' : 'let nn = e % 64u; let kb = e / 64u;'}
+      let n = n0 + nn; let k2 = k0 + kb;
+      Bs[kb * 64u + nn] = f16(select(0.0, loadB(z, k2, n) * sb, n < N && k2 < K));
+    }
+    workgroupBarrier();
+    for (var i = 0u; i < ${cfg.tiles}u; i++) {
+      let t = sg + i * nsg;
+      if (t < TILES) {
+        let tm = (t / PER_ROW) * S; let tn = (t % PER_ROW) * S;
+        for (var kk = 0u; kk < TK; kk += S) {
+          // A's slice is k-major (element (m, k) at k * 64 + m: column-major), B's row-major.
+          let a = subgroupMatrixLoad<subgroup_matrix_left<f16, ${cfg.S}, ${cfg.S}>>(&As, kk * 64u + tm, true, 64u);
+          let b = subgroupMatrixLoad<subgroup_matrix_right<f16, ${cfg.S}, ${cfg.S}>>(&Bs, kk * 64u + tn, false, 64u);
+          acc[i] = subgroupMatrixMultiplyAccumulate(a, b, acc[i]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var part = 0u; part < 2u; part++) {
+    for (var i = 0u; i < ${cfg.tiles}u; i++) {
+      let t = sg + i * nsg;
+      let tm = (t / PER_ROW) * S; let tn = (t % PER_ROW) * S;
+      if (t < TILES && tm / 32u == part) { subgroupMatrixStore(&Cs, (tm % 32u) * 64u + tn, acc[i], false, 64u); }
+    }
+    workgroupBarrier();
+    for (var e = li; e < 2048u; e += 256u) {
+      let m = m0 + part * 32u + e / 64u; let n = n0 + e % 64u;
+      if (m < M && n < N) { store(z, m, n, Cs[e] * unscale); }
+    }
+    workgroupBarrier();
   }
 }`;
 
