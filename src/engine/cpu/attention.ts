@@ -12,9 +12,30 @@ import type { WasmPool } from './wasm-pool.js';
 
 const QUERY_BLOCK = 512;
 /** Query rows per block in the wasm kernel: a block's scores (WASM_QUERY_BLOCK x lk) stay in cache. */
-const WASM_QUERY_BLOCK = 128;
+export const WASM_QUERY_BLOCK = 128;
 
 const align = (n: number) => Math.ceil(n / 64) * 64;
+
+/**
+ * The query block and the byte sizes of one thread's scratch regions in the wasm kernel: scores P
+ * (and dP), packed A, and the packed B of K^T, of V (V^T backward), of K and of a dY/Q block.
+ */
+export function attentionScratch(a: AttentionSpec, backward: boolean): { qb: number; sizes: number[] } {
+  const { lq, lk, d, dv } = a;
+  const qb = Math.min(lq, WASM_QUERY_BLOCK);
+  return {
+    qb,
+    sizes: [
+      qb * lk * 4,
+      backward ? qb * lk * 4 : 0,
+      Math.max(packedBytes(qb, d, MR), packedBytes(qb, lk, MR), packedBytes(qb, dv, MR), backward ? packedBytes(lk, qb, MR) : 0),
+      packedBytes(lk, d, NR),
+      backward ? packedBytes(lk, dv, NR) : packedBytes(dv, lk, NR),
+      backward ? packedBytes(d, lk, NR) : 0,
+      backward ? Math.max(packedBytes(dv, qb, NR), packedBytes(d, qb, NR)) : 0,
+    ],
+  };
+}
 
 /**
  * Attention forward (gy null) or backward in the wasm kernel on all threads (attention-wat.ts):
@@ -23,18 +44,8 @@ const align = (n: number) => Math.ceil(n / 64) * 64;
  */
 function attentionWasm(p: WasmPool, q: Float32Array, k: Float32Array, v: Float32Array, gy: Float32Array | null, a: AttentionSpec): Float32Array[] {
   const { batch, lq, lk, d, dv } = a;
-  const qb = Math.min(lq, WASM_QUERY_BLOCK);
   const bwd = gy !== null;
-  // Per-thread scratch: scores P (and dP), packed A, packed B of K^T, of V or V^T, of K, of a dY/Q block.
-  const sizes = [
-    qb * lk * 4,
-    bwd ? qb * lk * 4 : 0,
-    Math.max(packedBytes(qb, d, MR), packedBytes(qb, lk, MR), packedBytes(qb, dv, MR), bwd ? packedBytes(lk, qb, MR) : 0),
-    packedBytes(lk, d, NR),
-    bwd ? packedBytes(lk, dv, NR) : packedBytes(dv, lk, NR),
-    bwd ? packedBytes(d, lk, NR) : 0,
-    bwd ? Math.max(packedBytes(dv, qb, NR), packedBytes(d, qb, NR)) : 0,
-  ];
+  const { qb, sizes } = attentionScratch(a, bwd);
   const offs: number[] = [];
   let stride = 0;
   for (const n of sizes) { offs.push(stride); stride += align(n); }
