@@ -128,9 +128,8 @@ export interface SubgroupMatrixConfig { M: number; N: number; K: number; compone
  * subgroup that divides the 256 invocations, and SDLORA_WEBGPU_SUBGROUP_MATRIX not 0.
  */
 export function pickMatrixGemm(features: Iterable<string>, configs: SubgroupMatrixConfig[] | undefined, maxSubgroupSize: number | undefined): { cfg: MatrixGemm | null; why: string } {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.SDLORA_WEBGPU_SUBGROUP_MATRIX;
   const f = [...features];
-  if (env === '0') return { cfg: null, why: 'SDLORA_WEBGPU_SUBGROUP_MATRIX=0' };
+  if (!switchOn('SDLORA_WEBGPU_SUBGROUP_MATRIX')) return { cfg: null, why: 'SDLORA_WEBGPU_SUBGROUP_MATRIX=0' };
   if (!f.includes('chromium-experimental-subgroup-matrix')) return { cfg: null, why: 'no chromium-experimental-subgroup-matrix' };
   if (!f.includes('shader-f16')) return { cfg: null, why: 'no shader-f16' };
   const all = configs ?? [];
@@ -240,13 +239,23 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u, @bu
 }`;
 
 /**
+ * An on/off environment switch that defaults to on: unset, empty or 1 is on, 0 is off; anything
+ * else (off, false, no) is refused by name rather than read as on.
+ */
+function switchOn(name: string): boolean {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+  if (v === undefined || v.trim() === '' || v.trim() === '1') return true;
+  if (v.trim() === '0') return false;
+  throw new Error(`${name}=${v}: expected 0 (off) or 1 (on)`);
+}
+
+/**
  * Whether the GEMMs may run the f16 variant on a device with these features: shader-f16 present
  * and SDLORA_WEBGPU_F16 not 0. (They then do so only while a run computes under mixed precision
  * fp16; see WebGPUBackend.setHalfCompute.)
  */
 export function halfGemmSupport(features: Iterable<string>): { ok: boolean; why: string } {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.SDLORA_WEBGPU_F16;
-  if (env === '0') return { ok: false, why: 'SDLORA_WEBGPU_F16=0' };
+  if (!switchOn('SDLORA_WEBGPU_F16')) return { ok: false, why: 'SDLORA_WEBGPU_F16=0' };
   if (![...features].includes('shader-f16')) return { ok: false, why: 'no shader-f16' };
   return { ok: true, why: 'shader-f16' };
 }
