@@ -56,6 +56,25 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3
   }
 }`;
 
+// Pieces of the two f16 templates (halfTemplate, matrixTemplate).
+// The power of two that brings a largest magnitude (f32 bits) into [2^14, 2^15); 0 for none.
+const SCALE_EXP = `fn scaleExp(bits: u32) -> i32 {
+  if (bits == 0u || bits >= 0x7f800000u) { return 0; }
+  return clamp(14 - (i32(bits >> 23u) - 127), -60, 60);
+}`;
+/** The operands' scales from their largest magnitudes in SC, and the product's inverse. */
+const SCALES = `let ea = scaleExp(SC[0]); let eb = scaleExp(SC[1]);
+  let sa = ldexp(1.0, ea); let sb = ldexp(1.0, eb); let unscale = ldexp(1.0, -(ea + eb));`;
+/** 256 invocations fill the 32-deep f16 slices of A ([kk][mm]) and B ([kb][nn]) from the scaled operands. */
+const stageHalf = (order: LoadOrder) => `for (var e = li; e < 2048u; e += 256u) {
+      ${order.aMFast ? 'let kk = e / 64u; let mm = e % 64u;' : 'let kk = e % 32u; let mm = e / 32u;'}
+      let m = m0 + mm; let k = k0 + kk;
+      As[kk * 64u + mm] = f16(select(0.0, loadA(z, m, k) * sa, m < M && k < K));
+      ${order.bKFast ? 'let nn = e / 32u; let kb = e % 32u;' : 'let nn = e % 64u; let kb = e / 64u;'}
+      let n = n0 + nn; let k2 = k0 + kb;
+      Bs[kb * 64u + nn] = f16(select(0.0, loadB(z, k2, n) * sb, n < N && k2 < K));
+    }`;
+
 /**
  * The f16 variant (mixed precision fp16 on a device with shader-f16): the same 64x64 tile and 4x4
  * register block, but the A and B slices are held in workgroup memory as f16, which halves their
@@ -76,27 +95,15 @@ const TK = 32u;
 var<workgroup> As: array<f16, 2048>;
 var<workgroup> Bs: array<f16, 2048>;
 ${loaders}
-// The power of two that brings a largest magnitude (f32 bits) into [2^14, 2^15); 0 for none.
-fn scaleExp(bits: u32) -> i32 {
-  if (bits == 0u || bits >= 0x7f800000u) { return 0; }
-  return clamp(14 - (i32(bits >> 23u) - 127), -60, 60);
-}
+${SCALE_EXP}
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let M = P[0]; let N = P[1]; let K = P[2]; let z = w.z;
   let m0 = w.y * 64u; let n0 = w.x * 64u;
-  let ea = scaleExp(SC[0]); let eb = scaleExp(SC[1]);
-  let sa = ldexp(1.0, ea); let sb = ldexp(1.0, eb); let unscale = ldexp(1.0, -(ea + eb));
+  ${SCALES}
   var acc: array<f32, 16>;
   for (var k0 = 0u; k0 < K; k0 += TK) {
-    for (var e = li; e < 2048u; e += 256u) {
-      ${order.aMFast ? 'let kk = e / 64u; let mm = e % 64u;' : 'let kk = e % 32u; let mm = e / 32u;'}
-      let m = m0 + mm; let k = k0 + kk;
-      As[kk * 64u + mm] = f16(select(0.0, loadA(z, m, k) * sa, m < M && k < K));
-      ${order.bKFast ? 'let nn = e / 32u; let kb = e % 32u;' : 'let nn = e % 64u; let kb = e / 64u;'}
-      let n = n0 + nn; let k2 = k0 + kb;
-      Bs[kb * 64u + nn] = f16(select(0.0, loadB(z, k2, n) * sb, n < N && k2 < K));
-    }
+    ${stageHalf(order)}
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {
       var a: array<f32, 4>; var b: array<f32, 4>;
@@ -169,26 +176,15 @@ var<workgroup> As: array<f16, 2048>;
 var<workgroup> Bs: array<f16, 2048>;
 var<workgroup> Cs: array<f32, 2048>;
 ${loaders}
-fn scaleExp(bits: u32) -> i32 {
-  if (bits == 0u || bits >= 0x7f800000u) { return 0; }
-  return clamp(14 - (i32(bits >> 23u) - 127), -60, 60);
-}
+${SCALE_EXP}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32, @builtin(num_subgroups) nsg: u32) {
   let M = P[0]; let N = P[1]; let K = P[2]; let z = w.z;
   let m0 = w.y * 64u; let n0 = w.x * 64u;
-  let ea = scaleExp(SC[0]); let eb = scaleExp(SC[1]);
-  let sa = ldexp(1.0, ea); let sb = ldexp(1.0, eb); let unscale = ldexp(1.0, -(ea + eb));
+  ${SCALES}
   var acc: array<subgroup_matrix_result<f32, ${cfg.S}, ${cfg.S}>, ${cfg.tiles}>;
   for (var k0 = 0u; k0 < K; k0 += TK) {
-    for (var e = li; e < 2048u; e += 256u) {
-      ${order.aMFast ? 'let kk = e / 64u; let mm = e % 64u;' : 'let kk = e % 32u; let mm = e / 32u;'}
-      let m = m0 + mm; let k = k0 + kk;
-      As[kk * 64u + mm] = f16(select(0.0, loadA(z, m, k) * sa, m < M && k < K));
-      ${order.bKFast ? 'let nn = e / 32u; let kb = e % 32u;' : 'let nn = e % 64u; let kb = e / 64u;'}
-      let n = n0 + nn; let k2 = k0 + kb;
-      Bs[kb * 64u + nn] = f16(select(0.0, loadB(z, k2, n) * sb, n < N && k2 < K));
-    }
+    ${stageHalf(order)}
     workgroupBarrier();
     for (var i = 0u; i < ${cfg.tiles}u; i++) {
       let t = sg + i * nsg;
