@@ -2,7 +2,7 @@
 // (so the column buffer is bounded by a single image). 1x1 stride-1 convolutions skip im2col.
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
-import { type FloatArray, colBias, gemm, gemmFillB, gemmFillBT, gemmInWasm, kernelPool, mat } from './gemm.js';
+import { type FloatArray, colBias, gemm, gemmFillB, gemmInWasm, kernelPool, mat } from './gemm.js';
 import { scratch } from './scratch.js';
 
 interface Geometry {
@@ -149,7 +149,7 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
       const fill = columnsFill(x, G, b0, nb, g);
       const out = nb === 1 ? y : scratch('conv.out', dtype, G.cog * ld);
       const outOff = nb === 1 ? (b0 * G.cout + g * G.cog) * G.ohw : 0;
-      if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill, out as Float32Array, outOff, false, init, im2colBytes(G, nb));
+      if (dtype === 'f32') gemmFillB(G.cog, ld, G.kk, A, fill, out as Float32Array, outOff, false, { init, scratch: im2colBytes(G, nb) });
       else {
         const col = scratch('im2col', dtype, G.kk * ld);
         columns(x, G, b0, nb, g, col, 0);
@@ -213,7 +213,7 @@ export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, d
       if (dtype === 'f32' && !G.pointwise) {
         // gy [cog, nb*ohw] @ col^T: the columns ([kk, nb*ohw], contiguous rows) are written into
         // the GEMM's memory as they are and transposed by the packing.
-        gemmFillBT(G.cog, G.kk, ld, A, columnsFill(x, G, b0, nb, g), dw as Float32Array, g * G.cog * G.kk, true, im2colBytes(G, nb));
+        gemmFillB(G.cog, G.kk, ld, A, columnsFill(x, G, b0, nb, g), dw as Float32Array, g * G.cog * G.kk, true, { transposed: true, scratch: im2colBytes(G, nb) });
         continue;
       }
       let Bsrc = x, off = (b0 * G.cin + g * G.cg) * G.h * G.w;

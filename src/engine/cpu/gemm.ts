@@ -63,41 +63,33 @@ export const colBias = (bias: FloatArray, M: number, N: number, b0 = 0): CInit =
   for (let i = 0; i < M; i++) mem.fill(bias[b0 + i], off + i * N, off + (i + 1) * N);
 };
 
+/** How a FillB writes B, and what the product starts from. */
+export interface FillOptions {
+  /** B is written transposed, [N, K] row-major (the im2col rows of a weight gradient), and the packing transposes it. */
+  transposed?: boolean;
+  /** C's starting values instead of zeros (not with accumulate). */
+  init?: CInit;
+  /** Bytes the fill may use after B in the kernels' memory (passed to it as `free`). */
+  scratch?: number;
+}
+
 /**
- * C (=|+=) A @ B where `fillB(mem, off)` writes B row-major ([K, N], row stride N) into `mem`
- * starting at element `off` (im2col writes its columns there). With the wasm pool B is written
- * straight into the shared memory and packed there by the threads; otherwise it is staged in a
- * reused JS buffer.
+ * C (=|+=) A @ B where `fillB(mem, off)` writes B ([K, N] row-major, or [N, K] with `transposed`)
+ * into `mem` starting at element `off` (im2col writes its columns there). With the wasm pool B is
+ * written straight into the shared memory and packed there by the threads; otherwise it is staged
+ * in a reused JS buffer.
  */
 export function gemmFillB(
-  M: number, N: number, K: number, A: MatView, fillB: FillB, C: Float32Array, cOff: number, accumulate: boolean,
-  init?: CInit, fillScratch = 0,
+  M: number, N: number, K: number, A: MatView, fillB: FillB, C: Float32Array, cOff: number, accumulate: boolean, o: FillOptions = {},
 ): void {
   if (M === 0 || N === 0) return;
   if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    runWasmGemm(pool, M, N, K, A, fillB, C, cOff, accumulate, undefined, init, false, fillScratch);
+    runWasmGemm(pool, M, N, K, A, fillB, C, cOff, accumulate, undefined, o.init, o.transposed ?? false, o.scratch ?? 0);
     return;
   }
   const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
   fillB(b, 0);
-  gemm(M, N, K, A, mat(b, 0, N, 1), C, cOff, accumulate, init);
-}
-
-/**
- * C (=|+=) A @ B where `fillBT(mem, off)` writes B transposed ([N, K] row-major: the im2col
- * matrix of a weight gradient, whose rows are written contiguously) and the packing transposes it.
- */
-export function gemmFillBT(
-  M: number, N: number, K: number, A: MatView, fillBT: FillB, C: Float32Array, cOff: number, accumulate: boolean, fillScratch = 0,
-): void {
-  if (M === 0 || N === 0) return;
-  if (pool && A.data instanceof Float32Array && M * N * K >= WASM_MIN_MACS) {
-    runWasmGemm(pool, M, N, K, A, fillBT, C, cOff, accumulate, undefined, undefined, true, fillScratch);
-    return;
-  }
-  const b = scratch('gemm.b', 'f32', K * N) as Float32Array;
-  fillBT(b, 0);
-  gemm(M, N, K, A, mat(b, 0, 1, K), C, cOff, accumulate);
+  gemm(M, N, K, A, o.transposed ? mat(b, 0, 1, K) : mat(b, 0, N, 1), C, cOff, accumulate, o.init);
 }
 
 export function gemmJs(
