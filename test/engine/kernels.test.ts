@@ -174,6 +174,14 @@ describe('forward kernels against naive references', () => {
     }
   });
 
+  it('softmax in f32 (rows in the wasm kernel) matches the f64 path', () => {
+    for (const shape of [[37, 53], [3, 300, 257], [5, 3]]) {
+      const x = randT(shape, rng, 4);
+      const ref = E.softmax(x).dataSync(), got = E.softmax(x.to('f32')).dataSync();
+      assert.ok(maxAbsDiff(got, ref) < 1e-6, `softmax ${shape}: ${maxAbsDiff(got, ref)}`);
+    }
+  });
+
   it('linear with a bias (the bias as the product\'s starting values, wasm f32) equals x W^T + b', () => {
     for (const [lead, inF, out] of [[[2, 37], 19, 23], [[5], 3, 2], [[1, 64], 96, 130]] as [number[], number, number][]) {
       const x = randT([...lead, inF], rng), w = randT([out, inF], rng), b = randT([out], rng);

@@ -3,7 +3,7 @@
 import type { AttentionSpec } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
 import { ATTN_FIELDS, packedBytes } from './attention-wat.js';
-import { type FloatArray, gemm, kernelPool, mat, softmaxRowsWasm } from './gemm.js';
+import { type FloatArray, gemm, kernelPool, mat } from './gemm.js';
 import { MR, NR } from './gemm-wat.js';
 import { permute } from './layout.js';
 import { scratch } from './scratch.js';
@@ -80,7 +80,6 @@ function attentionWasm(p: WasmPool, q: Float32Array, k: Float32Array, v: Float32
 /** Probabilities for queries [q0, q0+qn) of batch b into p ([qn, lk]). */
 function probs(q: FloatArray, k: FloatArray, a: AttentionSpec, b: number, q0: number, qn: number, p: FloatArray): void {
   gemm(qn, a.lk, a.d, mat(q, (b * a.lq + q0) * a.d, a.d, 1), mat(k, b * a.lk * a.d, 1, a.d), p, 0, false);
-  if (p instanceof Float32Array && softmaxRowsWasm(p, qn, a.lk, a.scale, a.causal ? q0 : -1)) return;
   const n = qn * a.lk;
   for (let i = 0; i < n; i++) p[i] *= a.scale;
   softmaxRowsInPlace(p, 0, qn, a.lk, a.causal ? q0 : Infinity);

@@ -1,6 +1,6 @@
 // Row softmax (last axis) and its gradient; also used inside attention.
 import { type FloatDType, allocArray } from '../dtype.js';
-import type { FloatArray } from './gemm.js';
+import { type FloatArray, softmaxRowsWasm } from './gemm.js';
 
 /** In-place softmax of `rows` rows of `cols`; with `causalFrom` row r only sees columns <= r + causalFrom. */
 export function softmaxRowsInPlace(x: FloatArray, off: number, rows: number, cols: number, causalFrom = Infinity): void {
@@ -20,7 +20,8 @@ export function softmaxRowsInPlace(x: FloatArray, off: number, rows: number, col
 export function softmax(x: FloatArray, rows: number, cols: number, dtype: FloatDType): FloatArray {
   const y = allocArray(dtype, rows * cols) as FloatArray;
   y.set(x);
-  softmaxRowsInPlace(y, 0, rows, cols);
+  // f32 rows in the wasm kernel (SIMD exp) where the pool runs, else here.
+  if (!(y instanceof Float32Array && softmaxRowsWasm(y, rows, cols, 1, -1))) softmaxRowsInPlace(y, 0, rows, cols);
   return y;
 }
 
