@@ -17,7 +17,9 @@
 import * as E from '../src/engine/index.js';
 import { Rng, initCpuBackend } from '../src/engine/index.js';
 import { getPool } from '../src/engine/cpu/wasm-pool.js';
-import { SD15_UNET_CONFIG } from '../src/models/sd15-configs.js';
+import { SD15_UNET_CONFIG, SD15_VAE_CONFIG } from '../src/models/sd15-configs.js';
+import { randomWeights, vaeParamShapes } from '../src/models/model-params.js';
+import { AutoencoderKL, parseVAEConfig } from '../src/models/vae.js';
 import { SDXL_UNET_CONFIG, sdxlTimeIds } from '../src/families/sdxl.js';
 import { unetParamShapes } from '../src/models/unet-params.js';
 import { parseUNetConfig } from '../src/models/unet-config.js';
@@ -179,6 +181,17 @@ if (args.includes('--sd15')) {
     const unet = new UNet2DConditionModel(cfg, randomUNetWeights(cfg, 2).toBackend(be));
     const x = rand([1, 4, 64, 64], be), ctx = rand([1, 77, 768], be), t = E.tensor([500], [1], 'f32', be);
     return () => E.noGrad(() => unet.forward(x, t, ctx));
+  }, () => 1);
+}
+
+if (args.includes('--vae')) {
+  // The SD1.5 VAE decode of one image at --px (512 by default): txt2img's last stage and the
+  // samples' during training. Its biggest convolutions run in bands of output rows on the cpu.
+  const cfg = parseVAEConfig(SD15_VAE_CONFIG), px = numArg('px', 512), lat = px / 8;
+  await bench('SD1.5 VAE decode (random weights)', `1x4x${lat}x${lat} -> ${px} px`, 0, (be) => {
+    const vae = new AutoencoderKL(cfg, randomWeights(vaeParamShapes(cfg), 4, 'bench').toBackend(be));
+    const z = rand([1, cfg.latent_channels, lat, lat], be);
+    return () => E.noGrad(() => vae.decode(z));
   }, () => 1);
 }
 

@@ -5,6 +5,7 @@ import { before, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { Rng, initCpuBackend, tensor } from '../../src/engine/index.js';
 import { gemm, gemmFillB, gemmJs, mat } from '../../src/engine/cpu/gemm.js';
+import { setConvBandValues } from '../../src/engine/cpu/conv.js';
 import { unary, unaryGrad } from '../../src/engine/cpu/elementwise.js';
 import { maxAbsDiff, randT } from '../helpers/gradcheck.js';
 
@@ -287,6 +288,45 @@ describe('forward kernels against naive references', () => {
       const ref = E.cpuBackend.conv2dGradInput(Float64Array.from(gy), Float64Array.from(w), s, 'f64') as Float64Array;
       assert.equal(got.length, ref.length);
       assert.ok(maxAbsDiff(got, ref) < 1e-4 * Math.sqrt(ws[0] * ws[2] * ws[3]), `conv input grad ${JSON.stringify(s)}`);
+    }
+  });
+
+  it('convolutions of big images, run in bands of output rows, equal the whole-image result', () => {
+    // A tiny band threshold puts these small images through the banded path (the real one, 64M
+    // column values, keeps a 512 px VAE decode under WebAssembly's 4 GiB). Band edges meet the
+    // top and bottom padding, strides that skip rows, 5x5 and non-square kernels and groups.
+    const cases: [number[], number[], [number, number], [number, number], number][] = [
+      [[2, 3, 17, 13], [5, 3, 3, 3], [1, 1], [1, 1], 1],
+      [[1, 4, 19, 11], [6, 2, 3, 3], [2, 2], [1, 1], 2],
+      [[2, 5, 14, 9], [4, 5, 5, 5], [1, 1], [2, 2], 1],
+      [[1, 6, 21, 12], [8, 6, 3, 2], [2, 1], [0, 1], 1],
+      [[1, 32, 40, 40], [32, 32, 3, 3], [1, 1], [1, 1], 1],
+    ];
+    for (const dtype of ['f32', 'f64'] as const) for (const [xs, ws, stride, padding, groups] of cases) {
+      const oh = Math.floor((xs[2] + 2 * padding[0] - ws[2]) / stride[0]) + 1, ow = Math.floor((xs[3] + 2 * padding[1] - ws[3]) / stride[1]) + 1;
+      const s = { x: xs, w: ws, out: [xs[0], ws[0], oh, ow], stride, padding, groups };
+      const arr = (n: number, scale = 1) => {
+        const a = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
+        for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
+        return a;
+      };
+      const x = arr(xs.reduce((a, b) => a * b)), w = arr(ws.reduce((a, b) => a * b), 0.2), bias = arr(ws[0]);
+      const gy = arr(s.out.reduce((a, b) => a * b));
+      const be = E.cpuBackend;
+      const run = () => [be.conv2d(x, w, bias, s, dtype), be.conv2dGradInput(gy, w, s, dtype), be.conv2dGradWeight(gy, x, s, dtype)] as Float32Array[];
+      const whole = run();
+      // Bands of one to a few output rows.
+      for (const rows of [1, 3]) {
+        const was = setConvBandValues(rows * ws[1] * ws[2] * ws[3] * ow);
+        let banded: Float32Array[];
+        try { banded = run(); } finally { setConvBandValues(was); }
+        const tol = dtype === 'f32' ? 1e-4 : 1e-10;
+        ['y', 'dx', 'dw'].forEach((name, i) => {
+          assert.equal(banded[i].length, whole[i].length);
+          assert.ok(maxAbsDiff(banded[i], whole[i]) < tol * Math.sqrt(ws[1] * ws[2] * ws[3] * Math.max(1, name === 'dw' ? oh * ow : 1)),
+            `${dtype} ${name} in bands of ${rows} rows ${JSON.stringify(s)}: off by ${maxAbsDiff(banded[i], whole[i])}`);
+        });
+      }
     }
   });
 

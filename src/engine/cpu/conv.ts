@@ -1,5 +1,7 @@
-// conv2d and its two gradients as GEMMs over an im2col matrix built one image and group at a time
-// (so the column buffer is bounded by a single image). 1x1 stride-1 convolutions skip im2col.
+// conv2d and its two gradients as GEMMs over an im2col matrix built one image and group at a time,
+// and for big images one band of output rows at a time, so the column buffer stays bounded (a
+// 512 px VAE decode's 256-channel 3x3 convolutions would need 2.4 GB of columns, twice over in the
+// wasm GEMM, past WebAssembly's 4 GiB). 1x1 stride-1 convolutions skip im2col.
 import type { ConvShapes } from '../backend.js';
 import { type FloatDType, allocArray } from '../dtype.js';
 import { type FloatArray, colBias, gemm, gemmFillB, gemmInWasm, kernelPool, mat } from './gemm.js';
@@ -131,8 +133,89 @@ function scatterChannels(src: FloatArray, b0: number, nb: number, C: number, c0:
   }
 }
 
+/** Column values (kernel taps x output positions) above which one image is convolved in bands of output rows. */
+let bandValues = 1 << 26;
+/** Sets the band threshold (tests use small ones to cover banding on small images); returns the old one. */
+export function setConvBandValues(n: number): number {
+  const was = bandValues;
+  bandValues = n;
+  return was;
+}
+
+interface Band { y0: number; y1: number; r0: number; r1: number; s: ConvShapes }
+
+/**
+ * Output rows [y0, y1) of one image with the input rows [r0, r1) they read, as a convolution of its
+ * own: the band's input is those rows, its top padding what lies above row 0 (rows past the bottom
+ * read as zeros by the usual bounds check). Null when the image's columns fit under the threshold.
+ */
+function bands(s: ConvShapes, G: Geometry): Band[] | null {
+  if (G.pointwise || G.kk * G.ohw <= bandValues) return null;
+  const rows = Math.max(1, Math.floor(bandValues / (G.kk * G.ow)));
+  const out: Band[] = [];
+  for (let y0 = 0; y0 < G.oh; y0 += rows) {
+    const y1 = Math.min(G.oh, y0 + rows), top = y0 * G.sh - G.ph;
+    const r0 = Math.max(0, top), r1 = Math.max(r0, Math.min(G.h, (y1 - 1) * G.sh - G.ph + G.kh));
+    out.push({ y0, y1, r0, r1, s: { ...s, x: [1, G.cin, r1 - r0, G.w], out: [1, G.cout, y1 - y0, G.ow], padding: [r0 - top, G.pw] } });
+  }
+  return out;
+}
+
+/** Rows [r0, r1) of every channel of image b of a [N, C, H, W] array, as a [1, C, r1 - r0, W] array. */
+function rowsOf(a: FloatArray, b: number, C: number, H: number, W: number, r0: number, r1: number, dtype: FloatDType): FloatArray {
+  const n = (r1 - r0) * W, out = allocArray(dtype, C * n) as FloatArray;
+  for (let c = 0; c < C; c++) {
+    const s = ((b * C + c) * H + r0) * W;
+    out.set(a.subarray(s, s + n), c * n);
+  }
+  return out;
+}
+
+/** Writes (or adds) a [1, C, r1 - r0, W] band back into rows [r0, r1) of image b of a [N, C, H, W] array. */
+function putRows(band: FloatArray, a: FloatArray, b: number, C: number, H: number, W: number, r0: number, r1: number, add: boolean): void {
+  const n = (r1 - r0) * W;
+  for (let c = 0; c < C; c++) {
+    const d = ((b * C + c) * H + r0) * W;
+    if (!add) a.set(band.subarray(c * n, (c + 1) * n), d);
+    else for (let i = 0; i < n; i++) a[d + i] += band[c * n + i];
+  }
+}
+
 export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s: ConvShapes, dtype: FloatDType): FloatArray {
-  const G = geometry(s);
+  const G = geometry(s), banded = bands(s, G);
+  if (!banded) return conv2dImages(x, w, bias, G, dtype);
+  const y = allocArray(dtype, G.n * G.cout * G.ohw) as FloatArray;
+  for (let b = 0; b < G.n; b++) for (const { y0, y1, r0, r1, s: bs } of banded) {
+    const part = conv2dImages(rowsOf(x, b, G.cin, G.h, G.w, r0, r1, dtype), w, bias, geometry(bs), dtype);
+    putRows(part, y, b, G.cout, G.oh, G.ow, y0, y1, false);
+  }
+  return y;
+}
+
+export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
+  const G = geometry(s), banded = bands(s, G);
+  if (!banded) return gradInputImages(gy, w, G, dtype);
+  // Neighbouring bands read overlapping input rows: their gradients add up there.
+  const dx = allocArray(dtype, G.n * G.cin * G.h * G.w) as FloatArray;
+  for (let b = 0; b < G.n; b++) for (const { y0, y1, r0, r1, s: bs } of banded) {
+    const part = gradInputImages(rowsOf(gy, b, G.cout, G.oh, G.ow, y0, y1, dtype), w, geometry(bs), dtype);
+    putRows(part, dx, b, G.cin, G.h, G.w, r0, r1, true);
+  }
+  return dx;
+}
+
+export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
+  const G = geometry(s), banded = bands(s, G);
+  if (!banded) return gradWeightImages(gy, x, G, dtype);
+  const dw = allocArray(dtype, G.cout * G.kk) as FloatArray;
+  for (let b = 0; b < G.n; b++) for (const { y0, y1, r0, r1, s: bs } of banded) {
+    const part = gradWeightImages(rowsOf(gy, b, G.cout, G.oh, G.ow, y0, y1, dtype), rowsOf(x, b, G.cin, G.h, G.w, r0, r1, dtype), geometry(bs), dtype);
+    for (let i = 0; i < dw.length; i++) dw[i] += part[i];
+  }
+  return dw;
+}
+
+function conv2dImages(x: FloatArray, w: FloatArray, bias: FloatArray | null, G: Geometry, dtype: FloatDType): FloatArray {
   const y = allocArray(dtype, G.n * G.cout * G.ohw) as FloatArray;
   const chunk = chunkOf(G);
   for (let b0 = 0; b0 < G.n; b0 += chunk) {
@@ -161,8 +244,7 @@ export function conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, s:
   return y;
 }
 
-export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
-  const G = geometry(s);
+function gradInputImages(gy: FloatArray, w: FloatArray, G: Geometry, dtype: FloatDType): FloatArray {
   const dx = allocArray(dtype, G.n * G.cin * G.h * G.w) as FloatArray;
   const chunk = chunkOf(G);
   for (let b0 = 0; b0 < G.n; b0 += chunk) {
@@ -197,8 +279,7 @@ export function conv2dGradInput(gy: FloatArray, w: FloatArray, s: ConvShapes, dt
   return dx;
 }
 
-export function conv2dGradWeight(gy: FloatArray, x: FloatArray, s: ConvShapes, dtype: FloatDType): FloatArray {
-  const G = geometry(s);
+function gradWeightImages(gy: FloatArray, x: FloatArray, G: Geometry, dtype: FloatDType): FloatArray {
   const dw = allocArray(dtype, G.cout * G.kk) as FloatArray;
   const chunk = chunkOf(G);
   for (let b0 = 0; b0 < G.n; b0 += chunk) {
