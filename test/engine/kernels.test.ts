@@ -30,6 +30,14 @@ function naiveConv(x: E.Tensor, w: E.Tensor, b: E.Tensor | null, stride: number,
   return out;
 }
 
+/** x shape, w shape, stride, padding, groups. */
+type ConvCase = [number[], number[], [number, number], [number, number], number];
+/** The backend's shapes of a convolution case, its output size computed. */
+function convCase([x, w, stride, padding, groups]: ConvCase) {
+  const oh = Math.floor((x[2] + 2 * padding[0] - w[2]) / stride[0]) + 1, ow = Math.floor((x[3] + 2 * padding[1] - w[3]) / stride[1]) + 1;
+  return { x, w, out: [x[0], w[0], oh, ow], stride, padding, groups };
+}
+
 describe('forward kernels against naive references', () => {
   before(() => initCpuBackend());
 
@@ -273,15 +281,14 @@ describe('forward kernels against naive references', () => {
   it('conv input gradient folded by the wasm col2im (threads split planes) matches the f64 JS fold', () => {
     // Strides, padding, groups, non-square kernels and batches whose plane counts (n * cin / groups)
     // do not divide into the threads' chunks evenly.
-    const cases: [number[], number[], [number, number], [number, number], number][] = [
+    const cases: ConvCase[] = [
       [[2, 3, 40, 37], [5, 3, 3, 3], [1, 1], [1, 1], 1],
       [[3, 6, 40, 41], [4, 3, 3, 2], [2, 1], [1, 0], 2],
       [[2, 7, 65, 19], [8, 7, 1, 3], [1, 2], [0, 1], 1],
       [[2, 16, 64, 64], [16, 16, 3, 3], [2, 2], [1, 1], 1],
     ];
-    for (const [xs, ws, stride, padding, groups] of cases) {
-      const oh = Math.floor((xs[2] + 2 * padding[0] - ws[2]) / stride[0]) + 1, ow = Math.floor((xs[3] + 2 * padding[1] - ws[3]) / stride[1]) + 1;
-      const s = { x: xs, w: ws, out: [xs[0], ws[0], oh, ow], stride, padding, groups };
+    for (const c of cases) {
+      const s = convCase(c), ws = s.w;
       const w = Float32Array.from({ length: ws.reduce((a, b) => a * b) }, () => rng.normal());
       const gy = Float32Array.from({ length: s.out.reduce((a, b) => a * b) }, () => rng.normal());
       const got = E.cpuBackend.conv2dGradInput(gy, w, s, 'f32') as Float32Array;
@@ -295,16 +302,15 @@ describe('forward kernels against naive references', () => {
     // A tiny band threshold puts these small images through the banded path (the real one, 64M
     // column values, keeps a 512 px VAE decode under WebAssembly's 4 GiB). Band edges meet the
     // top and bottom padding, strides that skip rows, 5x5 and non-square kernels and groups.
-    const cases: [number[], number[], [number, number], [number, number], number][] = [
+    const cases: ConvCase[] = [
       [[2, 3, 17, 13], [5, 3, 3, 3], [1, 1], [1, 1], 1],
       [[1, 4, 19, 11], [6, 2, 3, 3], [2, 2], [1, 1], 2],
       [[2, 5, 14, 9], [4, 5, 5, 5], [1, 1], [2, 2], 1],
       [[1, 6, 21, 12], [8, 6, 3, 2], [2, 1], [0, 1], 1],
       [[1, 32, 40, 40], [32, 32, 3, 3], [1, 1], [1, 1], 1],
     ];
-    for (const dtype of ['f32', 'f64'] as const) for (const [xs, ws, stride, padding, groups] of cases) {
-      const oh = Math.floor((xs[2] + 2 * padding[0] - ws[2]) / stride[0]) + 1, ow = Math.floor((xs[3] + 2 * padding[1] - ws[3]) / stride[1]) + 1;
-      const s = { x: xs, w: ws, out: [xs[0], ws[0], oh, ow], stride, padding, groups };
+    for (const dtype of ['f32', 'f64'] as const) for (const c of cases) {
+      const s = convCase(c), { x: xs, w: ws } = s, [, , oh, ow] = s.out;
       const arr = (n: number, scale = 1) => {
         const a = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
         for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
