@@ -336,6 +336,29 @@ describe('forward kernels against naive references', () => {
     }
   });
 
+  it('frozen f16 weights are read in place by linear and conv2d (forward and input gradient, f32 and f64) as their widened values', () => {
+    assert.ok(E.cpuBackend.halfWeights);
+    for (const dtype of ['f32', 'f64'] as const) {
+      for (const [xs, ws, f] of [
+        [[3, 5, 37], [19, 37], (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.linear(x, w, b)],
+        [[4, 96], [80, 96], (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.linear(x, w, b)],
+        [[2, 6, 9, 7], [5, 6, 3, 3], (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.conv2d(x, w, b, { padding: 1 })],
+        [[1, 16, 12, 12], [24, 16, 3, 3], (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.conv2d(x, w, b, { stride: 2, padding: 1 })],
+      ] as [number[], number[], (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.Tensor][]) {
+        const wh = randT(ws, rng, 0.3, 'f32').to('f16'), b = randT([ws[0]], rng, 1, dtype), x0 = randT(xs, rng, 1, dtype);
+        const run = (w: E.Tensor) => {
+          const x = x0.detach().requireGrad();
+          const y = f(x, w, b);
+          E.sum(E.mul(y, y)).backward();
+          return [y.dataSync(), x.grad!.dataSync()];
+        };
+        // Twice in place (the widening buffer is reused), against the weight widened explicitly.
+        const [y1, g1] = run(wh), [y2, g2] = run(wh), [yr, gr] = run(wh.to(dtype));
+        for (const [a, r] of [[y1, yr], [g1, gr], [y2, yr], [g2, gr]]) assert.ok(maxAbsDiff(a, r) < (dtype === 'f32' ? 1e-4 : 1e-10) * (1 + Math.max(...Array.from(r, Math.abs))), `${dtype} ${xs} x ${ws}`);
+      }
+    }
+  });
+
   it('group and layer norm of big f32 tensors (wasm, rows split across threads) match the f64 JS kernel', () => {
     // [N, C, H, W] group norms (rows N*G, channel runs of H*W) and [T, D] layer norms (inner 1);
     // row counts that do not divide into the threads' chunks, with and without affine, with SiLU.

@@ -1,6 +1,6 @@
 // The cpu backend: storage is a plain typed array; hot products run in the wasm pool.
 import type { Backend, Storage } from '../backend.js';
-import { type DType, type TypedArray, allocArray, castArray } from '../dtype.js';
+import { type DType, type FloatDType, type TypedArray, allocArray, castArray, widenHalves } from '../dtype.js';
 import { attention, attentionGrad } from './attention.js';
 import { conv2d, conv2dGradInput, conv2dGradWeight } from './conv.js';
 import { binary, sumTo, unary, unaryGrad } from './elementwise.js';
@@ -8,13 +8,29 @@ import { type FloatArray, setGemmPool } from './gemm.js';
 import { concat, embedding, embeddingGrad, permute, slice, sliceGrad, upsampleNearest2x, upsampleNearest2xGrad } from './layout.js';
 import { matmul } from './matmul.js';
 import { norm, normGrad } from './norm.js';
+import { scratch } from './scratch.js';
 import { softmax, softmaxGrad } from './softmax.js';
 import { getPool } from './wasm-pool.js';
 
 const F = (s: Storage) => s as FloatArray;
 
+/**
+ * A frozen f16 weight (halfWeights) widened for the one call that reads it, into a buffer reused
+ * from call to call: an f32 tensor per use costs a fresh allocation, whose first-touch page faults
+ * cost more than the widening itself. Autograd keeps the f16 storage, not this buffer.
+ */
+function weight(s: Storage, half: boolean | undefined, dtype: FloatDType): FloatArray {
+  if (!half) return F(s);
+  const h = s as Uint16Array;
+  if (dtype === 'f32') return widenHalves(h, scratch('half.weight', 'f32', h.length) as Float32Array);
+  const out = scratch('half.weight', dtype, h.length);
+  out.set(widenHalves(h, new Float32Array(h.length)));
+  return out;
+}
+
 export const cpuBackend: Backend = {
   name: 'cpu',
+  halfWeights: true,
   attentionHeads: true,
   fromArray: (data) => data,
   zeros: (dtype: DType, n: number) => allocArray(dtype, n),
@@ -31,10 +47,10 @@ export const cpuBackend: Backend = {
   slice: (x, shape, starts, out, dtype) => slice(x as TypedArray, shape, starts, out, dtype),
   sliceGrad: (gy, shape, starts, gs, dtype) => sliceGrad(F(gy), shape, starts, gs, dtype),
   concat: (xs, shapes, axis, dtype) => concat(xs as TypedArray[], shapes, axis, dtype),
-  matmul: (a, b, spec, dtype) => matmul(F(a), F(b), spec, dtype),
-  matmulBias: (a, b, bias, spec, dtype) => matmul(F(a), F(b), spec, dtype, F(bias)),
-  conv2d: (x, w, bias, s, dtype) => conv2d(F(x), F(w), bias === null ? null : F(bias), s, dtype),
-  conv2dGradInput: (gy, w, s, dtype) => conv2dGradInput(F(gy), F(w), s, dtype),
+  matmul: (a, b, spec, dtype) => matmul(F(a), weight(b, spec.bHalf, dtype), spec, dtype),
+  matmulBias: (a, b, bias, spec, dtype) => matmul(F(a), weight(b, spec.bHalf, dtype), spec, dtype, F(bias)),
+  conv2d: (x, w, bias, s, dtype) => conv2d(F(x), weight(w, s.wHalf, dtype), bias === null ? null : F(bias), s, dtype),
+  conv2dGradInput: (gy, w, s, dtype) => conv2dGradInput(F(gy), weight(w, s.wHalf, dtype), s, dtype),
   conv2dGradWeight: (gy, x, s, dtype) => conv2dGradWeight(F(gy), F(x), s, dtype),
   norm: (x, g, b, L, eps, dtype, act) => norm(F(x), g === null ? null : F(g), b === null ? null : F(b), L, eps, dtype, act),
   normGrad: (gy, x, g, b, mean, rstd, L, dtype, act) => normGrad(F(gy), F(x), g === null ? null : F(g), b === null ? null : F(b), F(mean), F(rstd), L, dtype, act),
