@@ -20,9 +20,12 @@ export const DEVICES: Device[] = [
   { id: 'rtx-3060', name: 'RTX 3060 12GB', memoryGB: 12, tflops: 25.6, efficiency: 0.35 },
   { id: 'h100', name: 'H100 SXM', memoryGB: 80, tflops: 989, efficiency: 0.3 },
   // sdlora's own cpu backend: ~70 GFLOP/s peak GEMM on 2 cores (relaxed-SIMD 4x8 kernel, 36 per
-  // core). Efficiency: the SD1.5 LoRA step of bench/run.ts (0.54 counted TFLOP at 256 px) took
-  // 19.7 CPU seconds, about 38 GFLOP/s with both cores busy.
-  { id: 'cpu', name: 'sdlora cpu backend (2 cores)', memoryGB: 24, tflops: 0.07, efficiency: 0.55 },
+  // core). Efficiency is per counted FLOP, and the count takes every backward as twice the
+  // forward, while a LoRA step computes only input gradients through the frozen base (about 3/4
+  // of the count with checkpointing, 2/3 without): hence a figure near 1. Measured on 2026-12-01
+  // (bench/run.ts, SD1.5 shapes): LoRA step at 256 px, batch 1, f32, no checkpointing, 0.69 counted
+  // TFLOP in 8.0-8.9 s (1.17); at 512 px, batch 2, f16 weights, checkpointing, 7.54 in 120.5 s (0.89).
+  { id: 'cpu', name: 'sdlora cpu backend (2 cores)', memoryGB: 24, tflops: 0.07, efficiency: 1.0 },
 ];
 
 export function findDevice(id: string): Device {
