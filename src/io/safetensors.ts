@@ -2,7 +2,7 @@
 // Reading opens the file and parses only the header; each tensor is read on demand with a
 // positioned read, so multi-GB checkpoints are streamed tensor by tensor, never loaded whole.
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import { type DType, bf16ToF32, f16ToF32, f32ToF16 } from '../engine/dtype.js';
+import { type DType, bf16ToF32, f32ToF16, widenHalves } from '../engine/dtype.js';
 import { Tensor, tensor } from '../engine/tensor.js';
 import { cpuBackend } from '../engine/cpu/cpu-backend.js';
 import { writeFileAtomic } from './atomic-write.js';
@@ -77,9 +77,11 @@ export function decode(file: string, e: TensorEntry, bytes: Uint8Array, keepF16 
   switch (e.dtype) {
     case 'F32': return { data: f((i) => dv.getFloat32(i * 4, true)), dtype: 'f32' };
     case 'F64': return { data: f((i) => dv.getFloat64(i * 8, true)), dtype: 'f32' };
-    case 'F16':
-      if (keepF16) { const a = new Uint16Array(n); for (let i = 0; i < n; i++) a[i] = dv.getUint16(i * 2, true); return { data: a, dtype: 'f16' }; }
-      return { data: f((i) => f16ToF32(dv.getUint16(i * 2, true))), dtype: 'f32' };
+    case 'F16': {
+      const a = new Uint16Array(n);
+      for (let i = 0; i < n; i++) a[i] = dv.getUint16(i * 2, true);
+      return keepF16 ? { data: a, dtype: 'f16' } : { data: widenHalves(a, new Float32Array(n)), dtype: 'f32' };
+    }
     case 'BF16': return { data: f((i) => bf16ToF32(dv.getUint16(i * 2, true))), dtype: 'f32' };
     case 'I32': return { data: int((i) => dv.getInt32(i * 4, true)), dtype: 'i32' };
     case 'I16': return { data: int((i) => dv.getInt16(i * 2, true)), dtype: 'i32' };
